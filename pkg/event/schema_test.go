@@ -1,0 +1,222 @@
+package event_test
+
+import (
+	"bytes"
+	"fmt"
+	"io/fs"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/segmentio/encoding/json"
+
+	"github.com/adtrack/postback/pkg/event"
+	"github.com/adtrack/postback/pkg/money"
+	"github.com/adtrack/postback/schemas"
+)
+
+const schemaBase = "https://adtrack.example/schemas/events/"
+
+// compile loads every schema from the embedded FS so $refs resolve offline.
+func compile(t *testing.T, topic string) *jsonschema.Schema {
+	t.Helper()
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	files, err := fs.Glob(schemas.Events, "events/*.json")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no schemas embedded: %v", err)
+	}
+	for _, f := range files {
+		b, _ := fs.ReadFile(schemas.Events, f)
+		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if err := c.AddResource(schemaBase+strings.TrimPrefix(f, "events/"), doc); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+	}
+	s, err := c.Compile(schemaBase + topic + ".schema.json")
+	if err != nil {
+		t.Fatalf("compile %s: %v", topic, err)
+	}
+	return s
+}
+
+var (
+	t0  = time.Date(2026, 11, 28, 10, 0, 0, 123_000_000, time.UTC)
+	t1  = t0.Add(-90 * time.Second)
+	ctt = int64(90)
+)
+
+func device() event.Device {
+	return event.Device{IDFA: "6d92078a-8246-4ba4-ae5b-76104861e7dc", GAID: "38400000-8cf0-11bd-b23e-10b96e40000d",
+		IDFV: "IDFV-1", AndroidID: "9774d56d682e549c", IP: "203.0.113.7", UA: "Mozilla/5.0 (iPhone)"}
+}
+
+func placement() event.Placement {
+	return event.Placement{CampaignID: "c1", AdsetID: "as1", CreativeID: "cr1", SiteID: "s1", SubSiteID: "ss1"}
+}
+
+func touch() event.Touch {
+	return event.Touch{Time: t1, AppID: "id123", Platform: event.PlatformIOS, MediaSource: "net_int", Placement: placement(),
+		Country: "DE", Device: device(), Cost: money.Amount(2500), Currency: "USD"}
+}
+
+func postback() event.Postback {
+	return event.Postback{EventID: "e1", MMP: "appsflyer", ReceivedAt: t0, AppID: "id123", Platform: event.PlatformIOS,
+		ClickID: "k1", Device: device(), Country: "DE", MediaSource: "net_int", CampaignName: "Spring", Placement: placement(),
+		IsRetargeting: true, MatchType: "srn", Cost: &event.Cost{Model: "CPI", Amount: 1_500_000, Currency: "USD"},
+		Raw: event.Raw{Method: "GET", Path: "/v1/postbacks/appsflyer/install", Query: "clickid=k1", ContentType: "application/json",
+			Body: "{}", RemoteIP: "45.92.116.1"}}
+}
+
+func attribution() event.Attribution {
+	return event.Attribution{MatchType: event.MatchClickID, TouchID: "k1", TouchTime: &t1, CTITSeconds: &ctt,
+		CampaignID: "c1", MediaSource: "net_int", AdsetID: "as1", CreativeID: "cr1", SiteID: "s1", SubSiteID: "ss1",
+		Cost: 1_500_000, CostCurrency: "USD", FraudFlags: []string{event.FraudClickFlooding}, MMPDisagrees: true,
+		Reinstall: true, AttributedAt: t0}
+}
+
+func install() event.Install {
+	return event.Install{Postback: postback(), InstallTime: t0, ClickTime: &t1, Rejected: true,
+		RejectReason: "click_flood", IsReinstall: true}
+}
+
+func inApp() event.InAppEvent {
+	return event.InAppEvent{Postback: postback(), EventTime: t0, InstallTime: &t1, Name: event.NamePurchase,
+		OriginalName: "af_purchase", Revenue: 4_990_000, Currency: "EUR", Value: `{"sku":"x"}`}
+}
+
+// examples holds one fully populated value per topic. fullyPopulated checks
+// that every field is set, so a new field cannot escape the schema check.
+var examples = map[string]any{
+	"clicks.v1":              event.Click{ClickID: "k1", S2S: true, Touch: touch()},
+	"impressions.v1":         event.Impression{ImpressionID: "i1", Touch: touch()},
+	"installs.raw.v1":        install(),
+	"events.raw.v1":          inApp(),
+	"installs.attributed.v1": event.AttributedInstall{Install: install(), Attribution: attribution()},
+	"events.attributed.v1": event.AttributedEvent{InAppEvent: inApp(), Attribution: attribution(), InstallEventID: "e0",
+		RevenueReporting: 5_400_000, ReportingCurrency: "USD"},
+	"postbacks.rejected.v1": event.Rejected{Source: "adjust", Kind: "install", ReceivedAt: t0, Field: "revenue",
+		Reason: "not a number", EventID: "e9", Raw: postback().Raw},
+	"campaigns.v1": event.Campaign{ID: "c1", AppID: "id123", Platform: event.PlatformIOS, MediaSource: "net_int", MMP: "appsflyer",
+		TrackingLink: "https://app.appsflyer.com/id123?clickid={click_id}", CostModel: "CPI", Bid: 1_500_000, Currency: "USD"},
+}
+
+func TestExamplesValidate(t *testing.T) {
+	files, _ := fs.Glob(schemas.Events, "events/*.v1.schema.json")
+	if len(files) != len(examples) {
+		t.Fatalf("%d topic schemas but %d examples: every topic needs both", len(files), len(examples))
+	}
+	for topic, v := range examples {
+		t.Run(topic, func(t *testing.T) {
+			if err := fullyPopulated(reflect.ValueOf(v), topic); err != nil {
+				t.Fatalf("example is not fully populated: %v", err)
+			}
+			b, err := json.Marshal(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := compile(t, topic).Validate(doc); err != nil {
+				t.Fatalf("%s does not validate:\n%s\n%v", topic, b, err)
+			}
+		})
+	}
+}
+
+// TestSchemasRejectDrift proves the schemas are strict: an unknown field or a
+// wrongly typed known one fails validation.
+func TestSchemasRejectDrift(t *testing.T) {
+	s := compile(t, "installs.raw.v1")
+	b, _ := json.Marshal(install())
+	for name, mutate := range map[string]func(m map[string]any){
+		"unknown field":       func(m map[string]any) { m["surprise"] = 1 },
+		"missing event_id":    func(m map[string]any) { delete(m, "event_id") },
+		"float revenue":       func(m map[string]any) { m["cost"].(map[string]any)["amount"] = 1.5 },
+		"lower-case currency": func(m map[string]any) { m["cost"].(map[string]any)["currency"] = "usd" },
+		"upper-case idfa":     func(m map[string]any) { m["idfa"] = "6D92078A-8246-4BA4-AE5B-76104861E7DC" },
+		"bad time":            func(m map[string]any) { m["install_time"] = "yesterday" },
+	} {
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		mutate(m)
+		if err := s.Validate(m); err == nil {
+			t.Errorf("%s: validated, want an error", name)
+		}
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	in := event.AttributedEvent{InAppEvent: inApp(), Attribution: attribution(), RevenueReporting: 1, ReportingCurrency: "USD"}
+	b, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out event.AttributedEvent
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(in, out) {
+		t.Fatalf("round trip changed the value:\n in=%+v\nout=%+v", in, out)
+	}
+}
+
+func fullyPopulated(v reflect.Value, path string) error {
+	switch v.Kind() {
+	case reflect.Pointer:
+		if v.IsNil() {
+			return fmt.Errorf("%s is nil", path)
+		}
+		return fullyPopulated(v.Elem(), path)
+	case reflect.Struct:
+		if v.Type() == reflect.TypeOf(time.Time{}) {
+			if v.Interface().(time.Time).IsZero() {
+				return fmt.Errorf("%s is zero", path)
+			}
+			return nil
+		}
+		for i := 0; i < v.NumField(); i++ {
+			if err := fullyPopulated(v.Field(i), path+"."+v.Type().Field(i).Name); err != nil {
+				return err
+			}
+		}
+		return nil
+	default:
+		if v.IsZero() {
+			return fmt.Errorf("%s is zero", path)
+		}
+		return nil
+	}
+}
+
+func TestJoinKey(t *testing.T) {
+	p := postback()
+	if p.JoinKey() != "k1" {
+		t.Fatalf("click id should win, got %q", p.JoinKey())
+	}
+	p.ClickID = ""
+	if p.JoinKey() != p.IDFA {
+		t.Fatalf("IDFA should be next, got %q", p.JoinKey())
+	}
+	p.IDFA = ""
+	if p.JoinKey() != p.GAID {
+		t.Fatalf("GAID should be next, got %q", p.JoinKey())
+	}
+	p.GAID = ""
+	if p.JoinKey() != "IDFV-1" {
+		t.Fatalf("IDFV should be next, got %q", p.JoinKey())
+	}
+	p.IDFV = ""
+	if p.JoinKey() != p.AndroidID {
+		t.Fatalf("android id should be last, got %q", p.JoinKey())
+	}
+}
