@@ -1,0 +1,188 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite docs/configuration.md and config.example.yaml")
+
+func writeYAML(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestDefaultsValidate(t *testing.T) {
+	for _, s := range Services() {
+		if err := s.Config.Validate(); err != nil {
+			t.Errorf("%s defaults do not validate: %v", s.Name, err)
+		}
+		if len(Fields(s.Config)) == 0 {
+			t.Errorf("%s has no keys", s.Name)
+		}
+		for _, f := range Fields(s.Config) {
+			if f.Desc == "" {
+				t.Errorf("%s: key %s has no desc tag", s.Name, f.Key)
+			}
+		}
+	}
+}
+
+func TestPrecedence(t *testing.T) {
+	file := writeYAML(t, `
+kafka:
+  brokers: ["file:1", "file:2"]
+  topics:
+    clicks: clicks.file
+http:
+  max_body_bytes: 2048
+  write_timeout: 3s
+`)
+	t.Setenv("POSTBACK_KAFKA_TOPICS_CLICKS", "clicks.env")
+	t.Setenv("POSTBACK_HTTP_ADDR", "127.0.0.1:1")
+	t.Setenv("POSTBACK_TELEMETRY_LOG_LEVEL", "debug")
+	cfg := DefaultIngest()
+	err := Load(&cfg, "ingest", []string{"--config", file, "--http.addr", "127.0.0.1:2", "--kafka.client_id=flag"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := map[string][2]any{
+		"file brokers":            {strings.Join(cfg.Kafka.Brokers, ","), "file:1,file:2"},
+		"env beats file":          {cfg.Kafka.Topics.Clicks, "clicks.env"},
+		"flag beats env":          {cfg.HTTP.Addr, "127.0.0.1:2"},
+		"flag only":               {cfg.Kafka.ClientID, "flag"},
+		"file int":                {cfg.HTTP.MaxBodyBytes, int64(2048)},
+		"file duration":           {cfg.HTTP.WriteTimeout, 3 * time.Second},
+		"env only":                {cfg.Telemetry.LogLevel, "debug"},
+		"default kept":            {cfg.Kafka.Topics.Impressions, "impressions.v1"},
+		"default duration kept":   {cfg.HTTP.ShutdownTimeout, 25 * time.Second},
+		"default partitions kept": {cfg.Kafka.Topics.Partitions, 6},
+	}
+	for name, c := range checks {
+		if c[0] != c[1] {
+			t.Errorf("%s: got %v, want %v", name, c[0], c[1])
+		}
+	}
+}
+
+func TestEnvList(t *testing.T) {
+	t.Setenv("POSTBACK_KAFKA_BROKERS", "a:9092,b:9092")
+	cfg := DefaultSink()
+	if err := Load(&cfg, "sink", nil, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(cfg.Kafka.Brokers, "|"); got != "a:9092|b:9092" {
+		t.Fatalf("brokers = %q", got)
+	}
+}
+
+func TestErrorsNameTheKey(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+		env        map[string]string
+		args       []string
+		want       string
+	}{
+		{name: "unknown yaml key", yaml: "kafka:\n  brokerz: [x]\n", want: "brokerz"},
+		{name: "bad duration", yaml: "http:\n  read_timeout: soon\n", want: "read_timeout"},
+		{name: "bad int", env: map[string]string{"POSTBACK_HTTP_MAX_BODY_BYTES": "lots"}, want: "max_body_bytes"},
+		{name: "empty brokers", args: []string{"--kafka.brokers="}, want: "kafka.brokers"},
+		{name: "broker without port", args: []string{"--kafka.brokers=localhost"}, want: "kafka.brokers"},
+		{name: "log level", args: []string{"--telemetry.log_level=loud"}, want: "telemetry.log_level"},
+		{name: "small body limit", args: []string{"--http.max_body_bytes=10"}, want: "http.max_body_bytes"},
+		{name: "negative timeout", args: []string{"--http.idle_timeout=-1s"}, want: "http.idle_timeout"},
+		{name: "zero partitions", args: []string{"--kafka.topics.partitions=0"}, want: "kafka.topics.partitions"},
+		{name: "unknown flag", args: []string{"--nope=1"}, want: "nope"},
+		{name: "missing file", args: []string{"--config=/does/not/exist.yaml"}, want: "/does/not/exist.yaml"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			args := tt.args
+			if tt.yaml != "" {
+				args = append(args, "--config", writeYAML(t, tt.yaml))
+			}
+			cfg := DefaultIngest()
+			err := Load(&cfg, "ingest", args, &bytes.Buffer{})
+			if err == nil {
+				t.Fatalf("Load succeeded, want an error naming %q", tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %q does not name %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestKeyErrorIsTyped(t *testing.T) {
+	cfg := DefaultSink()
+	err := Load(&cfg, "sink", []string{"--clickhouse.database=bad-name"}, &bytes.Buffer{})
+	var ke *KeyError
+	if !errors.As(err, &ke) || ke.Key != "clickhouse.database" {
+		t.Fatalf("err = %v, want *KeyError for clickhouse.database", err)
+	}
+}
+
+func TestHelp(t *testing.T) {
+	var out bytes.Buffer
+	cfg := DefaultAttribution()
+	if err := Load(&cfg, "attribution", []string{"--help"}, &out); !errors.Is(err, ErrHelp) {
+		t.Fatalf("err = %v, want ErrHelp", err)
+	}
+	for _, want := range []string{"--kafka.brokers", "POSTBACK_KAFKA_BROKERS", "--state_dir"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("usage lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+const (
+	beginMarker = "<!-- BEGIN GENERATED: make docs -->\n"
+	endMarker   = "<!-- END GENERATED -->\n"
+)
+
+// TestDocsCurrent keeps docs/configuration.md and config.example.yaml equal to
+// what the code declares. Run `make docs` (go test -update) after changing keys.
+func TestDocsCurrent(t *testing.T) {
+	root := filepath.Join("..", "..")
+	docPath := filepath.Join(root, "docs", "configuration.md")
+	doc, err := os.ReadFile(docPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, rest, ok1 := strings.Cut(string(doc), beginMarker)
+	_, after, ok2 := strings.Cut(rest, endMarker)
+	if !ok1 || !ok2 {
+		t.Fatalf("%s lacks the generated-section markers", docPath)
+	}
+	want := before + beginMarker + Reference() + endMarker + after
+	examplePath := filepath.Join(root, "config.example.yaml")
+	example, _ := os.ReadFile(examplePath)
+	if *update {
+		if err := os.WriteFile(docPath, []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(examplePath, []byte(Example()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if string(doc) != want {
+		t.Errorf("%s is out of date: run make docs", docPath)
+	}
+	if string(example) != Example() {
+		t.Errorf("%s is out of date: run make docs", examplePath)
+	}
+}
