@@ -1,0 +1,400 @@
+#!/usr/bin/env bash
+# Local single-node Apache Kafka 4.x (KRaft, combined broker+controller) for
+# development and tests. No Docker: the broker jars come from Maven Central
+# (deploy/local/kafka-pom.xml) into a cache dir outside the repository.
+#
+# Usage: deploy/local/kafka.sh {start|stop|restart|status|logs [-f]|version}
+#        deploy/local/kafka.sh tool MAIN_CLASS [ARGS...]   (run a Kafka CLI class)
+#
+# Environment (all optional):
+#   POSTBACK_CACHE_DIR               jar cache        (default ~/.cache/postback)
+#   POSTBACK_STATE_DIR               data/logs/pid    (default ~/.local/state/postback)
+#   POSTBACK_KAFKA_PORT              PLAINTEXT port   (default 9092)
+#   POSTBACK_KAFKA_CONTROLLER_PORT   KRaft port       (default 9093)
+#   POSTBACK_KAFKA_VERSION           pin one version  (default: first of the
+#                                    candidate list that is cached or resolves)
+#   POSTBACK_KAFKA_HEAP              -Xms/-Xmx        (default 512m)
+#   POSTBACK_KAFKA_START_TIMEOUT     seconds          (default 90)
+set -euo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+POM="$SCRIPT_DIR/kafka-pom.xml"
+
+CACHE_DIR=${POSTBACK_CACHE_DIR:-$HOME/.cache/postback}
+STATE_DIR=${POSTBACK_STATE_DIR:-$HOME/.local/state/postback}
+HOST=127.0.0.1
+PORT=${POSTBACK_KAFKA_PORT:-9092}
+CONTROLLER_PORT=${POSTBACK_KAFKA_CONTROLLER_PORT:-9093}
+HEAP=${POSTBACK_KAFKA_HEAP:-512m}
+START_TIMEOUT=${POSTBACK_KAFKA_START_TIMEOUT:-90}
+STOP_TIMEOUT=30
+# Newest first. The first one already in the cache wins (offline start);
+# otherwise the first one Maven can resolve is fetched.
+DEFAULT_VERSIONS="4.4.0 4.3.1 4.2.2 4.1.2 4.1.1 4.1.0 4.0.2 4.0.1 4.0.0"
+VERSIONS=${POSTBACK_KAFKA_VERSION:-$DEFAULT_VERSIONS}
+
+K_STATE="$STATE_DIR/kafka"
+DATA_DIR="$K_STATE/data"
+LOG_DIR="$K_STATE/logs"
+PROPS="$K_STATE/server.properties"
+LOG4J="$K_STATE/log4j2.xml"
+TOOLS_LOG4J="$K_STATE/tools-log4j2.xml"
+PID_FILE="$K_STATE/kafka.pid"
+VERSION_FILE="$K_STATE/kafka.version"
+CLUSTER_ID_FILE="$K_STATE/cluster.id"
+SERVER_LOG="$LOG_DIR/server.log"
+CONSOLE_LOG="$LOG_DIR/kafka.out"
+GC_LOG="$LOG_DIR/kafka-gc.log"
+
+LIBS=""      # set by ensure_libs
+VERSION=""   # set by ensure_libs
+
+log() { printf 'kafka.sh: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+need_java() {
+  command -v java >/dev/null 2>&1 || die "java not found (Kafka 4 needs Java 17+)"
+}
+
+# libs_dir VERSION -> cache path of the jars for that version.
+libs_dir() { printf '%s/kafka-%s/libs' "$CACHE_DIR" "$1"; }
+
+# A libs dir is usable only after a successful copy wrote the marker.
+libs_complete() { [[ -f "$(libs_dir "$1")/.complete" ]]; }
+
+fetch_libs() {
+  local v=$1 dest tmp mvn_log
+  dest=$(libs_dir "$v")
+  tmp="$dest.tmp.$$"
+  mvn_log="$CACHE_DIR/kafka-$v/mvn.log"
+  command -v mvn >/dev/null 2>&1 || die "mvn not found (needed once to fetch Kafka jars)"
+  mkdir -p "$CACHE_DIR/kafka-$v"
+  rm -rf "$tmp"
+  log "fetching org.apache.kafka:kafka_2.13:$v and dependencies with Maven (log: $mvn_log)"
+  if ! mvn -B -q -f "$POM" -Dkafka.version="$v" -Dlibs.dir="$tmp" \
+      dependency:copy-dependencies >"$mvn_log" 2>&1; then
+    rm -rf "$tmp"
+    log "Kafka $v did not resolve (see $mvn_log)"
+    return 1
+  fi
+  [[ -f "$tmp/kafka_2.13-$v.jar" && -f "$tmp/kafka-tools-$v.jar" ]] || {
+    rm -rf "$tmp"; log "Kafka $v: jars missing after copy"; return 1; }
+  ls "$tmp" >"$tmp/.complete"
+  rm -rf "$dest"
+  mv "$tmp" "$dest"
+  log "Kafka $v jars cached in $dest"
+}
+
+# Picks the version and sets LIBS/VERSION. Offline when a cached copy exists.
+ensure_libs() {
+  local v
+  for v in $VERSIONS; do
+    if libs_complete "$v"; then VERSION=$v; LIBS=$(libs_dir "$v"); return 0; fi
+  done
+  for v in $VERSIONS; do
+    if fetch_libs "$v"; then VERSION=$v; LIBS=$(libs_dir "$v"); return 0; fi
+  done
+  die "could not fetch any Kafka version of: $VERSIONS"
+}
+
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+read_pid() {
+  local pid=""
+  [[ -f "$PID_FILE" ]] && pid=$(<"$PID_FILE")
+  [[ "$pid" =~ ^[0-9]+$ ]] && printf '%s' "$pid"
+  return 0
+}
+
+# True when the pid file points at a live Kafka started with our config.
+pid_alive() {
+  local pid
+  pid=$(read_pid)
+  [[ -n "$pid" ]] || return 1
+  kill -0 "$pid" 2>/dev/null || return 1
+  local cmdline
+  cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+  [[ "$cmdline" == *"kafka.Kafka $PROPS"* ]]
+}
+
+# java_tool MAIN_CLASS ARGS...: run a Kafka CLI class from the cached jars
+# (client-sized JVM, logs to stderr at WARN, bounded by TOOL_TIMEOUT seconds;
+# 0 = no limit).
+java_tool() {
+  local t=()
+  [[ "${TOOL_TIMEOUT:-120}" == 0 ]] || t=(timeout "${TOOL_TIMEOUT:-120}")
+  "${t[@]}" java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
+    -Dlog4j2.configurationFile="$TOOLS_LOG4J" -cp "$LIBS/*" "$@"
+}
+
+# Real Kafka round trip: ApiVersions against every broker in the metadata.
+broker_answers() {
+  TOOL_TIMEOUT=30 java_tool org.apache.kafka.tools.BrokerApiVersionsCommand \
+    --bootstrap-server "$HOST:$PORT" >/dev/null 2>&1
+}
+
+write_configs() {
+  mkdir -p "$DATA_DIR" "$LOG_DIR"
+  cat >"$PROPS" <<EOF
+# Generated by deploy/local/kafka.sh; rewritten on every start.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@$HOST:$CONTROLLER_PORT
+listeners=PLAINTEXT://$HOST:$PORT,CONTROLLER://$HOST:$CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://$HOST:$PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$DATA_DIR
+
+# Single node: every replication factor / ISR is 1.
+num.partitions=1
+default.replication.factor=1
+min.insync.replicas=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=false
+delete.topic.enable=true
+
+num.network.threads=2
+num.io.threads=4
+log.retention.hours=168
+log.segment.bytes=1073741824
+EOF
+
+  cat >"$LOG4J" <<EOF
+<?xml version="1.0" encoding="UTF-8"?>
+<!-- Generated by deploy/local/kafka.sh -->
+<Configuration status="warn">
+  <Appenders>
+    <RollingFile name="server" fileName="$SERVER_LOG" filePattern="$SERVER_LOG.%i">
+      <PatternLayout pattern="[%d] %p %m (%c)%n"/>
+      <Policies><SizeBasedTriggeringPolicy size="50 MB"/></Policies>
+      <DefaultRolloverStrategy max="3"/>
+    </RollingFile>
+    <RollingFile name="stateChange" fileName="$LOG_DIR/state-change.log" filePattern="$LOG_DIR/state-change.log.%i">
+      <PatternLayout pattern="[%d] %p %m (%c)%n"/>
+      <Policies><SizeBasedTriggeringPolicy size="50 MB"/></Policies>
+      <DefaultRolloverStrategy max="2"/>
+    </RollingFile>
+  </Appenders>
+  <Loggers>
+    <Root level="info"><AppenderRef ref="server"/></Root>
+    <Logger name="kafka.request.logger" level="warn"/>
+    <Logger name="state.change.logger" level="info" additivity="false">
+      <AppenderRef ref="stateChange"/>
+    </Logger>
+  </Loggers>
+</Configuration>
+EOF
+
+  write_tools_log4j
+}
+
+write_tools_log4j() {
+  mkdir -p "$K_STATE"
+  cat >"$TOOLS_LOG4J" <<'EOF'
+<?xml version="1.0" encoding="UTF-8"?>
+<Configuration status="warn">
+  <Appenders>
+    <Console name="stderr" target="SYSTEM_ERR"><PatternLayout pattern="[%d] %p %m (%c)%n"/></Console>
+  </Appenders>
+  <Loggers><Root level="warn"><AppenderRef ref="stderr"/></Root></Loggers>
+</Configuration>
+EOF
+}
+
+format_storage() {
+  if [[ -f "$DATA_DIR/meta.properties" ]]; then
+    return 0
+  fi
+  local cid
+  if [[ -s "$CLUSTER_ID_FILE" ]]; then
+    cid=$(<"$CLUSTER_ID_FILE")
+  else
+    cid=$(java_tool kafka.tools.StorageTool random-uuid | tail -n1)
+    [[ -n "$cid" ]] || die "StorageTool random-uuid returned nothing"
+    printf '%s\n' "$cid" >"$CLUSTER_ID_FILE"
+  fi
+  log "formatting $DATA_DIR (cluster id $cid)"
+  java_tool kafka.tools.StorageTool format -t "$cid" -c "$PROPS" --ignore-formatted \
+    >>"$LOG_DIR/format.log" 2>&1 || { tail -n 30 "$LOG_DIR/format.log" >&2; die "storage format failed"; }
+}
+
+print_locations() {
+  log "logs: $SERVER_LOG (also $CONSOLE_LOG, $GC_LOG); data: $DATA_DIR"
+}
+
+fail_start() {
+  log "error: $*"
+  log "--- last 40 lines of $SERVER_LOG ---"
+  tail -n 40 "$SERVER_LOG" >&2 2>/dev/null || true
+  log "--- last 20 lines of $CONSOLE_LOG ---"
+  tail -n 20 "$CONSOLE_LOG" >&2 2>/dev/null || true
+  print_locations
+  exit 1
+}
+
+wait_ready() {
+  local pid=$1 deadline=$((SECONDS + START_TIMEOUT))
+  while ((SECONDS < deadline)); do
+    kill -0 "$pid" 2>/dev/null || fail_start "Kafka (pid $pid) exited during startup"
+    if port_open "$HOST" "$PORT" && broker_answers; then
+      return 0
+    fi
+    sleep 0.5
+  done
+  fail_start "Kafka did not answer on $HOST:$PORT within ${START_TIMEOUT}s"
+}
+
+cmd_start() {
+  need_java
+  if pid_alive; then
+    local pid
+    pid=$(read_pid)
+    if port_open "$HOST" "$PORT"; then
+      echo "Kafka already running (pid $pid, $HOST:$PORT, version $(cat "$VERSION_FILE" 2>/dev/null || echo '?'))"
+      print_locations
+      return 0
+    fi
+    ensure_libs
+    log "Kafka pid $pid is alive but $HOST:$PORT is not answering yet; waiting"
+    wait_ready "$pid"
+    echo "Kafka running (pid $pid, $HOST:$PORT)"
+    print_locations
+    return 0
+  fi
+  rm -f "$PID_FILE"
+  if port_open "$HOST" "$PORT"; then
+    die "$HOST:$PORT is already in use by a process this script did not start"
+  fi
+  if port_open "$HOST" "$CONTROLLER_PORT"; then
+    die "$HOST:$CONTROLLER_PORT (controller) is already in use by another process"
+  fi
+
+  ensure_libs
+  write_configs
+  format_storage
+
+  log "starting Kafka $VERSION on $HOST:$PORT (controller $HOST:$CONTROLLER_PORT)"
+  printf '%s\n' "$VERSION" >"$VERSION_FILE"
+  printf '\n===== %s starting Kafka %s =====\n' "$(date -Is)" "$VERSION" >>"$CONSOLE_LOG"
+  # setsid: own session, so the broker survives the calling shell/CI step.
+  # The inner bash writes its pid and then execs java, so the pid is java's.
+  # shellcheck disable=SC2016 # $$/$0/$@ are for the inner bash
+  setsid nohup bash -c 'echo $$ >"$0"; exec "$@"' "$PID_FILE" \
+    java -Xms"$HEAP" -Xmx"$HEAP" -server \
+    -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
+    -XX:+ExplicitGCInvokesConcurrent -XX:+ExitOnOutOfMemoryError \
+    "-Xlog:gc*:file=$GC_LOG:time,tags:filecount=5,filesize=20M" \
+    -Djava.awt.headless=true \
+    -Dkafka.logs.dir="$LOG_DIR" \
+    -Dlog4j2.configurationFile="$LOG4J" \
+    -cp "$LIBS/*" kafka.Kafka "$PROPS" \
+    </dev/null >>"$CONSOLE_LOG" 2>&1 9>&- &
+  local i pid=""
+  for ((i = 0; i < 50; i++)); do
+    pid=$(read_pid)
+    [[ -n "$pid" ]] && break
+    sleep 0.1
+  done
+  [[ -n "$pid" ]] || fail_start "Kafka process did not write $PID_FILE"
+
+  wait_ready "$pid"
+  echo "Kafka $VERSION started (pid $pid), bootstrap server $HOST:$PORT"
+  print_locations
+}
+
+cmd_stop() {
+  if ! pid_alive; then
+    rm -f "$PID_FILE"
+    echo "Kafka not running"
+    print_locations
+    return 0
+  fi
+  local pid deadline
+  pid=$(read_pid)
+  log "stopping Kafka (pid $pid)"
+  kill -TERM "$pid" 2>/dev/null || true
+  deadline=$((SECONDS + STOP_TIMEOUT))
+  while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
+    sleep 0.5
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "Kafka did not stop within ${STOP_TIMEOUT}s; sending SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
+  fi
+  rm -f "$PID_FILE"
+  echo "Kafka stopped"
+  print_locations
+}
+
+cmd_status() {
+  if pid_alive && port_open "$HOST" "$PORT"; then
+    echo "Kafka running (pid $(read_pid), $HOST:$PORT, version $(cat "$VERSION_FILE" 2>/dev/null || echo '?'))"
+    print_locations
+    return 0
+  fi
+  if pid_alive; then
+    echo "Kafka process $(read_pid) alive but $HOST:$PORT not answering"
+  else
+    echo "Kafka not running"
+  fi
+  print_locations
+  return 1
+}
+
+cmd_logs() {
+  print_locations
+  [[ -f "$SERVER_LOG" ]] || die "no log yet at $SERVER_LOG"
+  if [[ "${1:-}" == "-f" ]]; then
+    exec tail -n 100 -F "$SERVER_LOG"
+  fi
+  tail -n "${LINES_TO_SHOW:-100}" "$SERVER_LOG"
+}
+
+cmd_version() {
+  if pid_alive && [[ -s "$VERSION_FILE" ]]; then
+    cat "$VERSION_FILE"
+    return 0
+  fi
+  ensure_libs
+  echo "$VERSION"
+}
+
+# Serialize start/stop of this state dir (e.g. parallel `make` targets).
+# fd 9 is closed for the server process so the lock is not inherited.
+take_lock() {
+  mkdir -p "$K_STATE"
+  command -v flock >/dev/null 2>&1 || return 0
+  exec 9>"$K_STATE/.lock"
+  flock -w 180 9 || die "timed out waiting for $K_STATE/.lock"
+}
+
+case "${1:-}" in
+  start) take_lock; cmd_start ;;
+  stop) take_lock; cmd_stop ;;
+  restart) take_lock; cmd_stop; cmd_start ;;
+  status) cmd_status ;;
+  logs) cmd_logs "${2:-}" ;;
+  version) cmd_version ;;
+  tool)
+    # Run any Kafka CLI class from the cached jars, e.g.
+    #   kafka.sh tool org.apache.kafka.tools.TopicCommand --bootstrap-server 127.0.0.1:9092 --list
+    shift
+    [[ $# -ge 1 ]] || die "usage: $0 tool MAIN_CLASS [ARGS...]"
+    need_java; ensure_libs; write_tools_log4j
+    TOOL_TIMEOUT=${TOOL_TIMEOUT:-0} java_tool "$@"
+    ;;
+  *)
+    echo "usage: $0 {start|stop|restart|status|logs [-f]|version|tool MAIN_CLASS [ARGS...]}" >&2
+    exit 2
+    ;;
+esac
