@@ -1,0 +1,126 @@
+// Package testenv connects integration tests to the real Kafka broker and
+// ClickHouse server that `make test` starts (deploy/local), and gives each
+// test its own topics and database so tests never see each other's data.
+//
+//	brokers := testenv.Kafka(t)                 // fails the test if no broker answers
+//	topic := testenv.Topic(t, brokers, 3)       // fresh topic, deleted at cleanup
+//	ch := testenv.ClickHouse(t)                 // fresh database, dropped at cleanup
+//
+// Addresses come from POSTBACK_TEST_KAFKA_BROKERS and
+// POSTBACK_TEST_CLICKHOUSE_ADDR, defaulting to the local scripts' ports.
+// An unreachable server fails the test loudly: integration tests never skip.
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/adtrack/postback/pkg/chconn"
+	"github.com/adtrack/postback/pkg/config"
+)
+
+// KafkaBrokers returns the configured test brokers without checking them.
+func KafkaBrokers() []string {
+	if v := os.Getenv("POSTBACK_TEST_KAFKA_BROKERS"); v != "" {
+		return strings.Split(v, ",")
+	}
+	return []string{"127.0.0.1:9092"}
+}
+
+// Kafka returns the brokers after checking that one answers metadata.
+func Kafka(t testing.TB) []string {
+	t.Helper()
+	brokers := KafkaBrokers()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatalf("kafka client for %v: %v", brokers, err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := cl.Ping(ctx); err != nil {
+		t.Fatalf("no Kafka broker answers at %v (start it with `deploy/local/kafka.sh start` or `make test`): %v", brokers, err)
+	}
+	return brokers
+}
+
+// Name returns prefix plus a random suffix, for topics, groups and databases.
+func Name(prefix string) string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return prefix + "_" + hex.EncodeToString(b)
+}
+
+// Topic creates a fresh topic with the given partitions and deletes it when
+// the test ends.
+func Topic(t testing.TB, brokers []string, partitions int32) string {
+	t.Helper()
+	name := Name("test_" + strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()))
+	if len(name) > 200 {
+		name = name[len(name)-200:]
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := adm.CreateTopic(ctx, partitions, 1, nil, name)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		cl.Close()
+		t.Fatalf("create topic %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, _ = adm.DeleteTopics(ctx, name)
+		cl.Close()
+	})
+	return name
+}
+
+// ClickHouseConfig returns the configured test server with database db.
+func ClickHouseConfig(db string) config.ClickHouse {
+	cfg := config.DefaultClickHouse()
+	if v := os.Getenv("POSTBACK_TEST_CLICKHOUSE_ADDR"); v != "" {
+		cfg.Addr = strings.Split(v, ",")
+	}
+	cfg.Database = db
+	return cfg
+}
+
+// ClickHouse creates a fresh database on the test server and drops it when
+// the test ends; the returned config points at it.
+func ClickHouse(t testing.TB) config.ClickHouse {
+	t.Helper()
+	cfg := ClickHouseConfig(Name("test"))
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	srv, err := chconn.OpenServer(ctx, cfg)
+	if err != nil {
+		t.Fatalf("no ClickHouse answers at %v (start it with `deploy/local/clickhouse.sh start` or `make test`): %v", cfg.Addr, err)
+	}
+	if err := srv.Exec(ctx, "CREATE DATABASE "+cfg.Database); err != nil {
+		srv.Close()
+		t.Fatalf("create database %s: %v", cfg.Database, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = srv.Exec(ctx, "DROP DATABASE IF EXISTS "+cfg.Database)
+		srv.Close()
+	})
+	return cfg
+}

@@ -1,0 +1,177 @@
+// Package topics declares the pipeline's Kafka topics and creates them.
+//
+//	specs := topics.Specs(cfg.Kafka.Topics)
+//	res, err := topics.Ensure(ctx, kadm.NewClient(cl), specs)
+//
+// Ensure creates what is missing and checks what exists: a topic with the
+// wrong partition count breaks co-partitioned joins, so it is reported as an
+// error rather than silently used.
+package topics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/adtrack/postback/pkg/config"
+)
+
+// Spec is one topic to create.
+type Spec struct {
+	Name              string
+	Partitions        int32
+	ReplicationFactor int16
+	// Configs are topic-level configs (cleanup.policy, retention.ms, ...).
+	Configs map[string]string
+	// CoPartitioned topics must all have the same partition count: they are
+	// joined by key in the attribution service.
+	CoPartitioned bool
+}
+
+// Specs returns the topics of DESIGN.md from the configured names.
+func Specs(t config.Topics) []Spec {
+	retention := strconv.FormatInt(t.Retention.Milliseconds(), 10)
+	stream := func(name string, joined bool) Spec {
+		return Spec{
+			Name: name, Partitions: int32(t.Partitions), ReplicationFactor: int16(t.ReplicationFactor),
+			Configs:       map[string]string{"cleanup.policy": "delete", "retention.ms": retention, "min.insync.replicas": minISR(t.ReplicationFactor)},
+			CoPartitioned: joined,
+		}
+	}
+	campaigns := stream(t.Campaigns, false)
+	campaigns.Configs = map[string]string{"cleanup.policy": "compact", "min.insync.replicas": minISR(t.ReplicationFactor)}
+	return []Spec{
+		stream(t.Clicks, true),
+		stream(t.Impressions, true),
+		stream(t.InstallsRaw, true),
+		stream(t.EventsRaw, true),
+		stream(t.InstallsAttributed, false),
+		stream(t.EventsAttributed, false),
+		campaigns,
+		stream(t.Rejected, false),
+	}
+}
+
+// minISR keeps acks=all meaningful: with three replicas a write needs two.
+func minISR(rf int) string {
+	if rf >= 3 {
+		return "2"
+	}
+	return "1"
+}
+
+// Result lists what Ensure did.
+type Result struct {
+	Created []string
+	Existed []string
+}
+
+// Ensure creates the missing topics of specs and verifies the existing ones.
+// It fails when a co-partitioned topic's partition count differs from its
+// spec, or when a topic meant to be compacted is not.
+func Ensure(ctx context.Context, adm *kadm.Client, specs []Spec) (Result, error) {
+	var res Result
+	names := make([]string, len(specs))
+	for i, s := range specs {
+		names[i] = s.Name
+	}
+	existing, err := adm.ListTopics(ctx, names...)
+	if err != nil {
+		return res, fmt.Errorf("list topics: %w", err)
+	}
+	for _, s := range specs {
+		if d, ok := existing[s.Name]; ok && d.Err == nil {
+			continue
+		}
+		configs := make(map[string]*string, len(s.Configs))
+		for k, v := range s.Configs {
+			configs[k] = kadm.StringPtr(v)
+		}
+		resp, err := adm.CreateTopic(ctx, s.Partitions, s.ReplicationFactor, configs, s.Name)
+		if err == nil {
+			err = resp.Err
+		}
+		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+			return res, fmt.Errorf("create topic %s (%d partitions, rf %d): %w", s.Name, s.Partitions, s.ReplicationFactor, err)
+		}
+		res.Created = append(res.Created, s.Name)
+	}
+	if existing, err = waitVisible(ctx, adm, names); err != nil {
+		return res, err
+	}
+	configs, err := adm.DescribeTopicConfigs(ctx, names...)
+	if err != nil {
+		return res, fmt.Errorf("describe topic configs: %w", err)
+	}
+	for _, s := range specs {
+		d, ok := existing[s.Name]
+		if !ok || d.Err != nil {
+			return res, fmt.Errorf("topic %s missing after create: %v", s.Name, d.Err)
+		}
+		if !contains(res.Created, s.Name) {
+			res.Existed = append(res.Existed, s.Name)
+		}
+		if s.CoPartitioned && int32(len(d.Partitions)) != s.Partitions {
+			return res, fmt.Errorf("topic %s has %d partitions, want %d: joined topics must be co-partitioned (fix the topic or kafka.topics.partitions)",
+				s.Name, len(d.Partitions), s.Partitions)
+		}
+		if s.Configs["cleanup.policy"] == "compact" {
+			rc, err := configs.On(s.Name, nil)
+			if err != nil {
+				return res, fmt.Errorf("describe %s: %w", s.Name, err)
+			}
+			for _, c := range rc.Configs {
+				if c.Key != "cleanup.policy" {
+					continue
+				}
+				if v := c.MaybeValue(); v != "compact" && v != "compact,delete" {
+					return res, fmt.Errorf("topic %s must be compacted, has cleanup.policy=%q", s.Name, v)
+				}
+			}
+		}
+	}
+	sort.Strings(res.Created)
+	sort.Strings(res.Existed)
+	return res, nil
+}
+
+// waitVisible polls metadata until every topic is listed with its
+// partitions: a just-created topic takes a moment to reach every broker.
+func waitVisible(ctx context.Context, adm *kadm.Client, names []string) (kadm.TopicDetails, error) {
+	for {
+		td, err := adm.ListTopics(ctx, names...)
+		if err != nil {
+			return nil, fmt.Errorf("list topics: %w", err)
+		}
+		missing := ""
+		for _, n := range names {
+			if d, ok := td[n]; !ok || d.Err != nil || len(d.Partitions) == 0 {
+				missing = n
+				break
+			}
+		}
+		if missing == "" {
+			return td, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("topic %s not visible in metadata: %w", missing, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}

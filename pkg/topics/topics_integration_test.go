@@ -1,0 +1,22 @@
+//go:build integration
+
+package topics
+
+import (
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/adtrack/postback/pkg/testenv"
+)
+
+func TestEnsureRealBroker(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ensureSuite(t, kadm.NewClient(cl), testenv.Name("topics")+".")
+}

@@ -1,0 +1,118 @@
+package topics
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/adtrack/postback/pkg/config"
+)
+
+// EnsureSuite runs against any broker: kfake here, the real one in the
+// integration test.
+func ensureSuite(t *testing.T, adm *kadm.Client, prefix string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	names := config.DefaultKafka("t").Topics
+	names.Clicks, names.Impressions, names.InstallsRaw, names.EventsRaw = prefix+"clicks", prefix+"impressions", prefix+"installs", prefix+"events"
+	names.InstallsAttributed, names.EventsAttributed = prefix+"installs_attr", prefix+"events_attr"
+	names.Campaigns, names.Rejected = prefix+"campaigns", prefix+"rejected"
+	names.Partitions = 3
+	specs := Specs(names)
+	t.Cleanup(func() {
+		all := make([]string, len(specs))
+		for i, s := range specs {
+			all[i] = s.Name
+		}
+		_, _ = adm.DeleteTopics(context.Background(), all...)
+	})
+
+	res, err := Ensure(ctx, adm, specs)
+	if err != nil {
+		t.Fatalf("first Ensure: %v", err)
+	}
+	if len(res.Created) != len(specs) || len(res.Existed) != 0 {
+		t.Fatalf("first Ensure: created %v, existed %v", res.Created, res.Existed)
+	}
+	res, err = Ensure(ctx, adm, specs)
+	if err != nil {
+		t.Fatalf("second Ensure: %v", err)
+	}
+	if len(res.Created) != 0 || len(res.Existed) != len(specs) {
+		t.Fatalf("second Ensure is not a no-op: created %v, existed %v", res.Created, res.Existed)
+	}
+	td, err := adm.ListTopics(ctx, names.Clicks)
+	if err != nil || len(td[names.Clicks].Partitions) != 3 {
+		t.Fatalf("clicks partitions = %d, %v", len(td[names.Clicks].Partitions), err)
+	}
+	rc, err := adm.DescribeTopicConfigs(ctx, names.Campaigns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := rc.On(names.Campaigns, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var policy string
+	for _, kv := range c.Configs {
+		if kv.Key == "cleanup.policy" {
+			policy = kv.MaybeValue()
+		}
+	}
+	if policy != "compact" {
+		t.Fatalf("campaigns cleanup.policy = %q, want compact", policy)
+	}
+
+	// A joined topic with the wrong partition count must be refused.
+	names.Partitions = 4
+	_, err = Ensure(ctx, adm, Specs(names))
+	if err == nil || !strings.Contains(err.Error(), "co-partitioned") {
+		t.Fatalf("Ensure with mismatched partitions: err = %v, want co-partitioned error", err)
+	}
+}
+
+func TestEnsureKfake(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ensureSuite(t, kadm.NewClient(cl), "")
+}
+
+func TestSpecs(t *testing.T) {
+	cfg := config.DefaultKafka("t").Topics
+	specs := Specs(cfg)
+	if len(specs) != 8 {
+		t.Fatalf("%d specs, want the 8 topics of DESIGN.md", len(specs))
+	}
+	joined := 0
+	for _, s := range specs {
+		if s.CoPartitioned {
+			joined++
+		}
+		if s.Name == cfg.Campaigns {
+			if s.Configs["cleanup.policy"] != "compact" {
+				t.Errorf("campaigns not compacted: %v", s.Configs)
+			}
+			if _, ok := s.Configs["retention.ms"]; ok {
+				t.Errorf("compacted campaigns must not expire: %v", s.Configs)
+			}
+		} else if s.Configs["retention.ms"] != "1209600000" {
+			t.Errorf("%s retention.ms = %s, want 14 days", s.Name, s.Configs["retention.ms"])
+		}
+	}
+	if joined != 4 {
+		t.Errorf("%d co-partitioned topics, want 4 (clicks, impressions, installs raw, events raw)", joined)
+	}
+}
