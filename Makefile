@@ -1,0 +1,78 @@
+# Postback pipeline. `make help` lists the targets.
+#
+# Two commands on a fresh machine (see README.md):
+#   make up     start Kafka, ClickHouse, topics, migrations and the services; show data flowing
+#   make test   start Kafka and ClickHouse if needed, then vet, format-check and run every test
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+GO ?= go
+BIN := $(CURDIR)/bin
+export POSTBACK_STATE_DIR ?= $(HOME)/.local/state/postback
+export POSTBACK_CACHE_DIR ?= $(HOME)/.cache/postback
+FUZZTIME ?= 30s
+BENCHTIME ?= 1s
+
+.PHONY: help up down infra infra-down bootstrap services services-down demo build test unit lint fmt-check bench fuzz docs clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+up: build infra bootstrap services demo ## start everything and show data flowing
+
+down: services-down infra-down ## stop the services, Kafka and ClickHouse (state is kept)
+
+infra: ## start Kafka and ClickHouse (idempotent)
+	deploy/local/kafka.sh start
+	deploy/local/clickhouse.sh start
+
+infra-down:
+	deploy/local/kafka.sh stop
+	deploy/local/clickhouse.sh stop
+
+bootstrap: build ## create topics and apply ClickHouse migrations (idempotent)
+	$(BIN)/postbackctl bootstrap
+
+services: build ## start the services in the background
+	deploy/local/services.sh start
+
+services-down:
+	deploy/local/services.sh stop
+
+demo: ## send sample traffic through the running pipeline and query ClickHouse
+	deploy/local/demo.sh
+
+build: ## build every service into bin/
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ ./services/...
+
+test: infra lint ## the test command: vet, gofmt, then unit + integration tests (real Kafka and ClickHouse) with -race
+	$(GO) test -race -tags integration -count=1 -timeout 15m ./...
+
+unit: ## fast tests only (no Kafka or ClickHouse needed)
+	$(GO) test -count=1 ./...
+
+lint: fmt-check ## go vet (with and without the integration tag) and gofmt
+	$(GO) vet ./...
+	$(GO) vet -tags integration ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+bench: ## benchmarks: prints ns/op, allocs/op and the side-by-side ratios
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./pkg/...
+
+fuzz: ## run every fuzz target for FUZZTIME each (corpus kept in testdata/fuzz)
+	@for pkg in $$($(GO) list ./pkg/...); do \
+	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
+	  for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/func //'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+docs: ## regenerate docs/configuration.md and config.example.yaml from pkg/config
+	$(GO) test ./pkg/config -run TestDocsCurrent -count=1 -update
+
+clean: ## remove build output (not the Kafka/ClickHouse state: see make down)
+	rm -rf $(BIN)
