@@ -219,15 +219,40 @@ type Sink struct {
 	ClickHouse ClickHouse `mapstructure:"clickhouse"`
 	Telemetry  Telemetry  `mapstructure:"telemetry"`
 	Group      string     `mapstructure:"group" desc:"Consumer group of the sink."`
+	// SessionTimeout bounds how long a dead member holds its partitions.
+	SessionTimeout time.Duration `mapstructure:"session_timeout" desc:"Consumer-group session timeout: how long the partitions of a crashed instance wait before moving to another (6s..5m)."`
+	Sink           SinkSettings  `mapstructure:"sink"`
+}
+
+// SinkSettings are the sink's batching and retry keys (the sink section).
+type SinkSettings struct {
+	BatchRows     int           `mapstructure:"batch_rows" desc:"Flush when this many rows are buffered (all tables together)."`
+	BatchBytes    int           `mapstructure:"batch_bytes" desc:"Flush when this many bytes of record values are buffered; bounds memory."`
+	FlushInterval time.Duration `mapstructure:"flush_interval" desc:"Flush at least this often while rows are buffered: the freshness bound."`
+	InsertTimeout time.Duration `mapstructure:"insert_timeout" desc:"Longest one INSERT attempt may take before it is retried."`
+	RetryMin      time.Duration `mapstructure:"retry_min" desc:"First backoff after a failed INSERT; doubles up to retry_max. Consumption pauses meanwhile."`
+	RetryMax      time.Duration `mapstructure:"retry_max" desc:"Cap of the INSERT retry backoff."`
+	CommitOffsets bool          `mapstructure:"commit_offsets" desc:"Commit Kafka offsets after each insert (for lag monitoring; correctness never depends on it)."`
+	Topics        []string      `mapstructure:"topics" desc:"Topics to load (names from kafka.topics); empty loads all five: clicks, impressions, installs_attributed, events_attributed, rejected."`
 }
 
 // DefaultSink returns the sink's defaults.
 func DefaultSink() Sink {
 	return Sink{
-		Kafka:      DefaultKafka("postback-sink"),
-		ClickHouse: DefaultClickHouse(),
-		Telemetry:  Telemetry{Addr: "127.0.0.1:9102", LogLevel: "info", LogFormat: "json"},
-		Group:      "postback-sink",
+		Kafka:          DefaultKafka("postback-sink"),
+		ClickHouse:     DefaultClickHouse(),
+		Telemetry:      Telemetry{Addr: "127.0.0.1:9102", LogLevel: "info", LogFormat: "json"},
+		Group:          "postback-sink",
+		SessionTimeout: 15 * time.Second,
+		Sink: SinkSettings{
+			BatchRows:     50_000,
+			BatchBytes:    32 << 20,
+			FlushInterval: time.Second,
+			InsertTimeout: 30 * time.Second,
+			RetryMin:      200 * time.Millisecond,
+			RetryMax:      30 * time.Second,
+			CommitOffsets: true,
+		},
 	}
 }
 
@@ -235,6 +260,25 @@ func DefaultSink() Sink {
 func (c *Sink) Validate() error {
 	if c.Group == "" {
 		return Errorf("group", "must not be empty")
+	}
+	if c.SessionTimeout < 6*time.Second || c.SessionTimeout > 5*time.Minute {
+		return Errorf("session_timeout", "must be between 6s and 5m (the broker's group.min/max.session.timeout.ms), got %s", c.SessionTimeout)
+	}
+	s := c.Sink
+	if s.BatchRows < 1 {
+		return Errorf("sink.batch_rows", "must be at least 1")
+	}
+	if s.BatchBytes < 1024 {
+		return Errorf("sink.batch_bytes", "must be at least 1024")
+	}
+	for key, d := range map[string]time.Duration{"sink.flush_interval": s.FlushInterval, "sink.insert_timeout": s.InsertTimeout,
+		"sink.retry_min": s.RetryMin, "sink.retry_max": s.RetryMax} {
+		if err := positive(key, d); err != nil {
+			return err
+		}
+	}
+	if s.RetryMax < s.RetryMin {
+		return Errorf("sink.retry_max", "must not be below sink.retry_min")
 	}
 	return validateAll(&c.Kafka, &c.ClickHouse, &c.Telemetry)
 }

@@ -15,6 +15,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -123,4 +124,76 @@ func ClickHouse(t testing.TB) config.ClickHouse {
 		srv.Close()
 	})
 	return cfg
+}
+
+// Topics returns a topic config whose every name is fresh (prefixed for this
+// test), creates the topics with partitions each, and deletes them when the
+// test ends.
+func Topics(t testing.TB, brokers []string, partitions int) config.Topics {
+	t.Helper()
+	prefix := Name("t") + "."
+	tc := config.DefaultKafka("test").Topics
+	for _, p := range []*string{&tc.Clicks, &tc.Impressions, &tc.InstallsRaw, &tc.EventsRaw,
+		&tc.InstallsAttributed, &tc.EventsAttributed, &tc.Campaigns, &tc.Rejected} {
+		*p = prefix + *p
+	}
+	tc.Partitions = partitions
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	adm := kadm.NewClient(cl)
+	names := []string{tc.Clicks, tc.Impressions, tc.InstallsRaw, tc.EventsRaw, tc.InstallsAttributed, tc.EventsAttributed, tc.Campaigns, tc.Rejected}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := adm.CreateTopics(ctx, int32(partitions), 1, nil, names...)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		cl.Close()
+		t.Fatalf("create topics: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, _ = adm.DeleteTopics(ctx, names...)
+		cl.Close()
+	})
+	return tc
+}
+
+// ReadAll consumes every record of topic from the start until no new record
+// arrives for quiet (read_committed).
+func ReadAll(t testing.TB, brokers []string, topic string, quiet time.Duration) []*kgo.Record {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var out []*kgo.Record
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), quiet)
+		fs := cl.PollFetches(ctx)
+		cancel()
+		n := 0
+		fs.EachRecord(func(r *kgo.Record) { out = append(out, r); n++ })
+		if n == 0 {
+			return out
+		}
+	}
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago, for
+// dedicated servers a test starts (a second broker, a second ClickHouse).
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }

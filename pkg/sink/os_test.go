@@ -1,0 +1,7 @@
+//go:build integration
+
+package sink_test
+
+import "syscall"
+
+const os_SIGKILL = syscall.SIGKILL

@@ -1,0 +1,347 @@
+//go:build integration
+
+package sink_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/segmentio/encoding/json"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/adtrack/postback/pkg/chconn"
+	"github.com/adtrack/postback/pkg/config"
+	"github.com/adtrack/postback/pkg/event"
+	"github.com/adtrack/postback/pkg/migrate"
+	"github.com/adtrack/postback/pkg/money"
+	"github.com/adtrack/postback/pkg/sink"
+	"github.com/adtrack/postback/pkg/telemetry"
+	"github.com/adtrack/postback/pkg/testenv"
+	"github.com/adtrack/postback/schemas"
+)
+
+func quiet() *slog.Logger {
+	if os.Getenv("SINK_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// env is one test's Kafka topics and ClickHouse database, migrated.
+type env struct {
+	t       testing.TB
+	brokers []string
+	cfg     config.Sink
+	conn    driver.Conn
+	prod    *kgo.Client
+}
+
+func newEnv(t testing.TB, partitions int, ch config.ClickHouse) *env {
+	t.Helper()
+	brokers := testenv.Kafka(t)
+	cfg := config.DefaultSink()
+	cfg.Kafka.Brokers = brokers
+	cfg.Kafka.Topics = testenv.Topics(t, brokers, partitions)
+	cfg.ClickHouse = ch
+	cfg.Group = testenv.Name("sink")
+	cfg.SessionTimeout = 6 * time.Second
+	cfg.Sink.FlushInterval = 200 * time.Millisecond
+	cfg.Sink.RetryMin = 100 * time.Millisecond
+	cfg.Sink.RetryMax = time.Second
+	cfg.Sink.InsertTimeout = 5 * time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := chconn.Open(ctx, ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if _, err := migrate.Up(ctx, conn, schemas.ClickHouse, "clickhouse", migrate.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	prod, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RequiredAcks(kgo.AllISRAcks()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(prod.Close)
+	return &env{t: t, brokers: brokers, cfg: cfg, conn: conn, prod: prod}
+}
+
+var t0 = time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+
+// produceClicks writes n clicks with ids from..from+n-1 and one undecodable
+// record every badEvery records (0: none).
+func (e *env) produceClicks(from, n, badEvery int) {
+	e.t.Helper()
+	recs := make([]*kgo.Record, 0, n)
+	for i := from; i < from+n; i++ {
+		id := fmt.Sprintf("k%06d", i)
+		var v []byte
+		if badEvery > 0 && i%badEvery == 0 {
+			v = []byte(`{"click_id":"` + id + `","time":"not a time"}`)
+		} else {
+			v, _ = json.Marshal(event.Click{ClickID: id, Touch: event.Touch{Time: t0.Add(time.Duration(i) * time.Second),
+				AppID: "app", Platform: event.PlatformAndroid, MediaSource: "net", Placement: event.Placement{CampaignID: "c1"},
+				Cost: 250_000, Currency: "USD"}})
+		}
+		recs = append(recs, &kgo.Record{Topic: e.cfg.Kafka.Topics.Clicks, Key: []byte(id), Value: v})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := e.prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) count(q string) uint64 {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var n uint64
+	if err := e.conn.QueryRow(ctx, q).Scan(&n); err != nil {
+		e.t.Fatalf("%s: %v", q, err)
+	}
+	return n
+}
+
+// waitRows waits until clicks + sink rejections reach want.
+func (e *env) waitRows(want uint64, within time.Duration) {
+	e.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		got := e.count("SELECT count() FROM clicks") + e.count("SELECT count() FROM rejected WHERE source = 'sink'")
+		if got >= want {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%d rows after %s, want %d", got, within, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// checkExact asserts every click id 0..n-1 is loaded exactly once, in
+// clicks or (the bad ones) in the rejected table.
+func (e *env) checkExact(n, badEvery int) {
+	e.t.Helper()
+	bad := 0
+	if badEvery > 0 {
+		bad = (n-1)/badEvery + 1
+	}
+	if got := e.count("SELECT count() FROM clicks"); got != uint64(n-bad) {
+		e.t.Errorf("clicks has %d rows, want %d", got, n-bad)
+	}
+	if got := e.count("SELECT uniqExact(click_id) FROM clicks"); got != uint64(n-bad) {
+		e.t.Errorf("clicks has %d distinct ids, want %d: duplicates or losses", got, n-bad)
+	}
+	if got := e.count("SELECT count() FROM rejected WHERE source = 'sink'"); got != uint64(bad) {
+		e.t.Errorf("rejected has %d sink rows, want %d", got, bad)
+	}
+	if got := e.count("SELECT uniqExact(src_partition, src_offset) FROM rejected WHERE source = 'sink'"); got != uint64(bad) {
+		e.t.Errorf("rejected has %d distinct sources, want %d", got, bad)
+	}
+}
+
+func (e *env) runLoader(cfg config.Sink) (stop func()) {
+	e.t.Helper()
+	l, err := sink.New(cfg, e.conn, telemetry.New(), quiet())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			e.t.Errorf("loader: %v", err)
+		}
+	}
+}
+
+// TestLoadResumeFromClickHouse loads clicks (some undecodable), restarts the
+// loader in the same group and in a brand-new group (no committed offsets):
+// neither reloads a row, because resume comes from ClickHouse's progress.
+func TestLoadResumeFromClickHouse(t *testing.T) {
+	e := newEnv(t, 3, testenv.ClickHouse(t))
+	e.produceClicks(0, 300, 50)
+	stop := e.runLoader(e.cfg)
+	e.waitRows(300, 30*time.Second)
+	stop()
+	e.checkExact(300, 50)
+
+	var cost string
+	ctx := context.Background()
+	if err := e.conn.QueryRow(ctx, "SELECT toString(sum(cost)) FROM clicks").Scan(&cost); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := money.Parse(cost); err != nil || got.String() != "73.5" {
+		t.Errorf("sum(cost) = %s (%v), want 73.5 (294 good clicks x 0.25)", cost, err)
+	}
+	var reason, body string
+	if err := e.conn.QueryRow(ctx, "SELECT reason, raw_body FROM rejected WHERE source = 'sink' LIMIT 1").Scan(&reason, &body); err != nil ||
+		!strings.Contains(reason, "record content") || !strings.Contains(body, "not a time") {
+		t.Errorf("rejection row: reason %q body %q (%v)", reason, body, err)
+	}
+
+	stop = e.runLoader(e.cfg)
+	time.Sleep(2 * time.Second)
+	stop()
+	e.checkExact(300, 50)
+
+	fresh := e.cfg
+	fresh.Group = testenv.Name("sink-fresh")
+	e.produceClicks(300, 100, 50)
+	stop = e.runLoader(fresh)
+	e.waitRows(400, 30*time.Second)
+	time.Sleep(time.Second)
+	stop()
+	e.checkExact(400, 50)
+}
+
+// TestRebalanceTwoInstances runs two loaders in one group while records
+// flow, stops one mid-way (its partitions move), and checks the result is
+// exact.
+func TestRebalanceTwoInstances(t *testing.T) {
+	e := newEnv(t, 6, testenv.ClickHouse(t))
+	stopA := e.runLoader(e.cfg)
+	stopB := e.runLoader(e.cfg)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; i < 10; i++ {
+			e.produceClicks(i*200, 200, 0)
+			time.Sleep(150 * time.Millisecond)
+		}
+	}()
+	time.Sleep(700 * time.Millisecond)
+	stopB()
+	wg.Wait()
+	e.waitRows(2000, 60*time.Second)
+	time.Sleep(time.Second)
+	stopA()
+	e.checkExact(2000, 0)
+}
+
+// TestSIGKILLMidStream kills the sink binary with SIGKILL several times while
+// records flow (including between an insert and its offset commit), restarts
+// it, and checks every record is loaded exactly once.
+func TestSIGKILLMidStream(t *testing.T) {
+	e := newEnv(t, 3, testenv.ClickHouse(t))
+	bin := filepath.Join(t.TempDir(), "sink")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../services/sink").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	start := func() *exec.Cmd {
+		cmd := exec.Command(bin)
+		cmd.Env = append(os.Environ(),
+			"POSTBACK_KAFKA_BROKERS="+strings.Join(e.brokers, ","),
+			"POSTBACK_KAFKA_TOPICS_CLICKS="+e.cfg.Kafka.Topics.Clicks,
+			"POSTBACK_SINK_TOPICS="+e.cfg.Kafka.Topics.Clicks,
+			"POSTBACK_CLICKHOUSE_ADDR="+strings.Join(e.cfg.ClickHouse.Addr, ","),
+			"POSTBACK_CLICKHOUSE_DATABASE="+e.cfg.ClickHouse.Database,
+			"POSTBACK_GROUP="+e.cfg.Group,
+			"POSTBACK_TELEMETRY_ADDR=",
+			"POSTBACK_SINK_FLUSH_INTERVAL=50ms",
+			"POSTBACK_SINK_BATCH_ROWS=100",
+			"POSTBACK_SESSION_TIMEOUT=6s",
+		)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd
+	}
+	total := 0
+	for round := 0; round < 4; round++ {
+		cmd := start()
+		for i := 0; i < 5; i++ {
+			e.produceClicks(total, 150, 0)
+			total += 150
+			time.Sleep(120 * time.Millisecond)
+		}
+		_ = cmd.Process.Signal(os_SIGKILL)
+		_ = cmd.Wait()
+	}
+	cmd := start()
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	e.waitRows(uint64(total), 60*time.Second)
+	time.Sleep(time.Second)
+	e.checkExact(total, 0)
+}
+
+// TestStopFlushesOpenBatch: a stop (SIGTERM in the service) inserts the
+// rows buffered so far instead of dropping them.
+func TestStopFlushesOpenBatch(t *testing.T) {
+	e := newEnv(t, 1, testenv.ClickHouse(t))
+	cfg := e.cfg
+	cfg.Sink.FlushInterval = time.Hour
+	cfg.Sink.BatchRows = 1_000_000
+	e.produceClicks(0, 50, 0)
+	stop := e.runLoader(cfg)
+	time.Sleep(3 * time.Second)
+	if n := e.count("SELECT count() FROM clicks"); n != 0 {
+		t.Fatalf("%d rows before the stop; the batch should still be open", n)
+	}
+	stop()
+	e.checkExact(50, 0)
+}
+
+// TestClickHouseOutage stops a dedicated ClickHouse server while records
+// flow and starts it again: the sink retries, pauses consumption, and loads
+// every record exactly once.
+func TestClickHouseOutage(t *testing.T) {
+	script, err := filepath.Abs("../../deploy/local/clickhouse.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := t.TempDir()
+	port, httpPort := testenv.FreePort(t), testenv.FreePort(t)
+	env := append(os.Environ(), "POSTBACK_STATE_DIR="+state,
+		fmt.Sprintf("POSTBACK_CLICKHOUSE_PORT=%d", port), fmt.Sprintf("POSTBACK_CLICKHOUSE_HTTP_PORT=%d", httpPort))
+	ch := func(action string) {
+		t.Helper()
+		cmd := exec.Command("bash", script, action)
+		cmd.Env = env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("clickhouse.sh %s: %v\n%s", action, err, out)
+		}
+	}
+	ch("start")
+	t.Cleanup(func() { ch("stop") })
+	chCfg := testenv.ClickHouseConfig("outage")
+	chCfg.Addr = []string{fmt.Sprintf("127.0.0.1:%d", port)}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	srv, err := chconn.OpenServer(ctx, chCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Exec(ctx, "CREATE DATABASE IF NOT EXISTS outage"); err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+	cancel()
+
+	e := newEnv(t, 3, chCfg)
+	stop := e.runLoader(e.cfg)
+	defer stop()
+	e.produceClicks(0, 200, 0)
+	e.waitRows(200, 30*time.Second)
+	ch("stop")
+	e.produceClicks(200, 300, 0)
+	time.Sleep(3 * time.Second) // the sink retries meanwhile
+	ch("start")
+	e.waitRows(500, 60*time.Second)
+	time.Sleep(time.Second)
+	e.checkExact(500, 0)
+}
