@@ -1,0 +1,165 @@
+//go:build integration
+
+package analytics_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/segmentio/encoding/json"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/adtrack/postback/pkg/chconn"
+	"github.com/adtrack/postback/pkg/config"
+	"github.com/adtrack/postback/pkg/event"
+	"github.com/adtrack/postback/pkg/migrate"
+	"github.com/adtrack/postback/pkg/money"
+	"github.com/adtrack/postback/pkg/sink"
+	"github.com/adtrack/postback/pkg/telemetry"
+	"github.com/adtrack/postback/pkg/testenv"
+	"github.com/adtrack/postback/schemas"
+)
+
+// TestAnalyticsThroughSink sends the same hand-made fixtures as JSON records
+// through real Kafka topics and the sink, then runs every view assertion of
+// TestAnalytics: the numbers analysts see are the numbers the pipeline
+// loads, not only the numbers a direct insert produces.
+func TestAnalyticsThroughSink(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	chCfg := testenv.ClickHouse(t)
+	conn, err := chconn.Open(ctx, chCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := migrate.Up(ctx, conn, schemas.ClickHouse, "clickhouse", migrate.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	loadThroughSink(ctx, t, conn, chCfg, append(fixedFixture(), recentFixture(now)...))
+
+	t.Run("stats_hourly", func(t *testing.T) { testStatsHourly(ctx, t, conn) })
+	t.Run("stats_daily", func(t *testing.T) { testStatsDaily(ctx, t, conn) })
+	t.Run("spend_by_currency", func(t *testing.T) { testSpendByCurrency(ctx, t, conn) })
+	t.Run("retention", func(t *testing.T) { testRetention(ctx, t, conn) })
+	t.Run("hourly_rolls_up_to_daily", func(t *testing.T) { testHourlyRollsUp(ctx, t, conn) })
+	t.Run("views_match_base_tables", func(t *testing.T) { testMatchesBaseTables(ctx, t, conn) })
+	t.Run("docs", func(t *testing.T) { testDocs(ctx, t, conn) })
+}
+
+func amount(t *testing.T, s string) money.Amount {
+	t.Helper()
+	if s == "" {
+		return 0
+	}
+	a, err := money.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// loadThroughSink produces the fixture to fresh topics as the attribution
+// service and ingest would, runs the sink until every record is loaded, and
+// stops it.
+func loadThroughSink(ctx context.Context, t *testing.T, conn driver.Conn, chCfg config.ClickHouse, batches []batch) {
+	t.Helper()
+	brokers := testenv.Kafka(t)
+	topics := testenv.Topics(t, brokers, 3)
+	var recs []*kgo.Record
+	add := func(topic, key string, v any) {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, &kgo.Record{Topic: topic, Key: []byte(key), Value: b})
+	}
+	touchOf := func(r touch) event.Touch {
+		p := r.p
+		return event.Touch{Time: r.at, AppID: p.app, Platform: event.Platform(p.platform), MediaSource: p.media,
+			Placement: event.Placement{CampaignID: p.campaign, AdsetID: p.adset, CreativeID: p.creative, SiteID: p.site, SubSiteID: p.subSite},
+			Country: p.country, Cost: amount(t, r.cost), Currency: r.currency}
+	}
+	attribution := func(p placement, at time.Time, match, touchID string) event.Attribution {
+		return event.Attribution{MatchType: event.MatchType(match), TouchID: touchID, MediaSource: p.media, CampaignID: p.campaign,
+			AdsetID: p.adset, CreativeID: p.creative, SiteID: p.site, SubSiteID: p.subSite, FraudFlags: []string{}, AttributedAt: at}
+	}
+	rows := 0
+	for _, bt := range batches {
+		for _, r := range bt.impressions {
+			add(topics.Impressions, r.id, event.Impression{ImpressionID: r.id, Touch: touchOf(r)})
+		}
+		for _, r := range bt.clicks {
+			add(topics.Clicks, r.id, event.Click{ClickID: r.id, Touch: touchOf(r)})
+		}
+		for _, r := range bt.installs {
+			p := r.p
+			a := attribution(p, r.at, r.match, "touch-"+r.id)
+			a.Cost, a.CostCurrency, a.Reinstall = amount(t, r.cost), r.currency, r.reinstall
+			if r.flags != nil {
+				a.FraudFlags = r.flags
+			}
+			add(topics.InstallsAttributed, r.id, event.AttributedInstall{
+				Install: event.Install{Postback: event.Postback{EventID: r.id, MMP: "appsflyer", ReceivedAt: r.at, AppID: p.app,
+					Platform: event.Platform(p.platform), Country: p.country, Raw: event.Raw{Method: "GET", Path: "/"}},
+					InstallTime: r.at, Rejected: r.rejected},
+				Attribution: a})
+		}
+		for _, r := range bt.events {
+			p := r.p
+			add(topics.EventsAttributed, r.id, event.AttributedEvent{
+				InAppEvent: event.InAppEvent{Postback: event.Postback{EventID: r.id, MMP: "appsflyer", ReceivedAt: r.at, AppID: p.app,
+					Platform: event.Platform(p.platform), Country: p.country, Raw: event.Raw{Method: "GET", Path: "/"}},
+					EventTime: r.at, Name: event.Taxonomy(r.name), OriginalName: "af_" + r.name, Revenue: 999_000_000, Currency: "JPY"},
+				Attribution:    attribution(p, r.at, "click_id", ""),
+				InstallEventID: r.install, RevenueReporting: amount(t, r.revenue), ReportingCurrency: r.currency})
+		}
+	}
+	rows = len(recs)
+	prod, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	if err := prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg := config.DefaultSink()
+	cfg.Kafka.Brokers, cfg.Kafka.Topics, cfg.ClickHouse = brokers, topics, chCfg
+	cfg.Group = testenv.Name("analytics")
+	cfg.SessionTimeout = 6 * time.Second
+	cfg.Sink.FlushInterval = 200 * time.Millisecond
+	l, err := sink.New(cfg, conn, telemetry.New(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- l.Run(rctx) }()
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	for {
+		var n uint64
+		if err := conn.QueryRow(ctx, `SELECT (SELECT count() FROM impressions) + (SELECT count() FROM clicks)
+			+ (SELECT count() FROM installs) + (SELECT count() FROM events) + (SELECT count() FROM rejected)`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if int(n) == rows {
+			return
+		}
+		if int(n) > rows || ctx.Err() != nil {
+			t.Fatalf("%d rows loaded, want %d", n, rows)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
