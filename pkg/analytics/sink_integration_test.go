@@ -83,7 +83,7 @@ func loadThroughSink(ctx context.Context, t *testing.T, conn driver.Conn, chCfg 
 		p := r.p
 		return event.Touch{Time: r.at, AppID: p.app, Platform: event.Platform(p.platform), MediaSource: p.media,
 			Placement: event.Placement{CampaignID: p.campaign, AdsetID: p.adset, CreativeID: p.creative, SiteID: p.site, SubSiteID: p.subSite},
-			Country: p.country, Cost: amount(t, r.cost), Currency: r.currency}
+			Country:   p.country, Cost: amount(t, r.cost), Currency: r.currency}
 	}
 	attribution := func(p placement, at time.Time, match, touchID string) event.Attribution {
 		return event.Attribution{MatchType: event.MatchType(match), TouchID: touchID, MediaSource: p.media, CampaignID: p.campaign,
