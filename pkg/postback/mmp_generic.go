@@ -1,0 +1,41 @@
+package postback
+
+// genericTable is the canonical snake_case format (docs/mmp/generic.md) for
+// networks and in-house senders that can shape their own postbacks.
+var genericTable = table{
+	name: MMPGeneric,
+	params: []param{
+		row(fEventID, "event_id"),
+		row(fClickID, "click_id"),
+		row(fAppID, "app_id"),
+		row(fPlatform, "platform"),
+		row(fIDFA, "idfa"),
+		row(fGAID, "gaid"),
+		row(fIDFV, "idfv"),
+		row(fAndroidID, "android_id"),
+		row(fIP, "ip"),
+		row(fUA, "ua"),
+		row(fCountry, "country"),
+		row(fInstallTime, "install_time"),
+		row(fEventTime, "event_time"),
+		row(fClickTime, "click_time"),
+		row(fEventName, "event_name"),
+		row(fRevenue, "revenue"),
+		row(fCurrency, "currency"),
+		row(fEventValue, "event_value"),
+		row(fMediaSource, "media_source"),
+		row(fCampaignID, "campaign_id"),
+		row(fCampaignName, "campaign_name"),
+		row(fAdsetID, "adset_id"),
+		row(fCreativeID, "creative_id"),
+		row(fSiteID, "site_id"),
+		row(fSubSiteID, "sub_site_id"),
+		row(fIsRetargeting, "is_retargeting"),
+		row(fIsReinstall, "is_reinstall"),
+		row(fMatchType, "match_type"),
+		row(fRejectReason, "reject_reason"),
+		row(fCostModel, "cost_model"),
+		row(fCostValue, "cost_value"),
+		row(fCostCurrency, "cost_currency"),
+	},
+}
