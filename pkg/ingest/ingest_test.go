@@ -1,0 +1,483 @@
+package ingest
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segmentio/encoding/json"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/adtrack/postback/pkg/campaign"
+	"github.com/adtrack/postback/pkg/config"
+	"github.com/adtrack/postback/pkg/event"
+	"github.com/adtrack/postback/pkg/telemetry"
+)
+
+const (
+	genericToken = "generic-token-0123456789"
+	appToken     = "app-only-token-0123456789"
+	benchToken   = "appsflyer-token-0123456789"
+	idfa         = "6d92078a-8246-4ba4-ae5b-76104861e7dc"
+)
+
+type harness struct {
+	t       testing.TB
+	cfg     config.Ingest
+	srv     *Server
+	http    *httptest.Server
+	brokers []string
+	client  *http.Client
+}
+
+func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func testCampaigns() []event.Campaign {
+	camps, err := campaign.ParseYAML([]byte(`
+campaigns:
+  - {campaign_id: cpi, app_id: id123456789, platform: ios, media_source: net_int, cost_model: CPI, bid: "1.5", currency: USD,
+     tracking_link: "https://app.appsflyer.com/id123456789?pid=net_int&clickid={click_id}&af_siteid={site_id}&idfa={idfa}&x={unknown}"}
+  - {campaign_id: cpc, app_id: com.example.game, media_source: net_int, cost_model: CPC, bid: "0.25", currency: EUR}
+  - {campaign_id: cpm, app_id: com.example.game, media_source: net_int, cost_model: CPM, bid: "4", currency: USD}
+`))
+	if err != nil {
+		panic(err)
+	}
+	return camps
+}
+
+// newHarness starts ingest over kfake; mutate adjusts the config first.
+func newHarness(t testing.TB, mutate func(*config.Ingest)) *harness {
+	t.Helper()
+	cfg := config.DefaultIngest()
+	cfg.Kafka.Topics.Partitions = 3
+	cfg.Ingest.Sources = map[string]config.Source{
+		"generic":   {Tokens: []string{genericToken}},
+		"adjust":    {AppTokens: map[string][]string{"com.example.game": {appToken}}},
+		"appsflyer": {Tokens: []string{benchToken}},
+	}
+	cfg.Ingest.Produce.Timeout = 2 * time.Second
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	t0 := cfg.Kafka.Topics
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, t0.Clicks, t0.Impressions, t0.InstallsRaw, t0.EventsRaw, t0.Rejected))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	cfg.Kafka.Brokers = c.ListenAddrs()
+	cl, err := kgo.NewClient(ProducerOpts(cfg)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	reg := campaign.NewRegistry()
+	for _, c := range testCampaigns() {
+		reg.Put(c)
+	}
+	srv, err := New(cfg, cl, reg, telemetry.New(), quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(hs.Close)
+	return &harness{t: t, cfg: cfg, srv: srv, http: hs, brokers: c.ListenAddrs(),
+		client: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+type answer struct {
+	code   int
+	header http.Header
+	body   string
+	json   map[string]any
+}
+
+func (h *harness) do(method, path, contentType, body string, header map[string]string) answer {
+	h.t.Helper()
+	req, err := http.NewRequest(method, h.http.URL+path, strings.NewReader(body))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := h.client.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	a := answer{code: resp.StatusCode, header: resp.Header, body: string(b)}
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		if err := json.Unmarshal(b, &a.json); err != nil {
+			h.t.Fatalf("answer is not JSON: %s", b)
+		}
+	}
+	return a
+}
+
+func (h *harness) get(path string) answer { return h.do("GET", path, "", "", nil) }
+
+// records reads every record currently on topic.
+func (h *harness) records(topic string) []*kgo.Record {
+	h.t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(h.brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer cl.Close()
+	var out []*kgo.Record
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	for {
+		fs := cl.PollFetches(ctx)
+		fs.EachRecord(func(r *kgo.Record) { out = append(out, r) })
+		if ctx.Err() != nil {
+			return out
+		}
+	}
+}
+
+func installQuery(extra string) string {
+	q := "/v1/postbacks/generic/install?token=" + genericToken + "&app_id=id123456789&click_id=k-1&idfa=" + idfa +
+		"&install_time=1795853553&country=de&ip=203.0.113.7"
+	return q + extra
+}
+
+func TestPostbackAccepted(t *testing.T) {
+	h := newHarness(t, nil)
+	a := h.get(installQuery(""))
+	if a.code != 200 || a.json["status"] != "accepted" || a.json["event_id"] == "" {
+		t.Fatalf("answer %d %s", a.code, a.body)
+	}
+	// The MMP retries: same answer, same event id.
+	b := h.get(installQuery(""))
+	if b.code != 200 || b.json["event_id"] != a.json["event_id"] {
+		t.Fatalf("retry answered %d %s, first %s", b.code, b.body, a.body)
+	}
+	recs := h.records(h.cfg.Kafka.Topics.InstallsRaw)
+	if len(recs) != 2 {
+		t.Fatalf("%d records on installs.raw, want 2 (both acknowledged)", len(recs))
+	}
+	var in event.Install
+	if err := json.Unmarshal(recs[0].Value, &in); err != nil {
+		t.Fatal(err)
+	}
+	if string(recs[0].Key) != "k-1" {
+		t.Errorf("key = %q, want the click id", recs[0].Key)
+	}
+	if in.EventID != a.json["event_id"] || in.AppID != "id123456789" || in.IDFA != idfa || in.Country != "DE" ||
+		in.Platform != event.PlatformIOS || in.InstallTime.Unix() != 1795853553 || in.MMP != "generic" {
+		t.Errorf("install fields: %+v", in)
+	}
+	if strings.Contains(in.Raw.Query, genericToken) || strings.Contains(string(recs[0].Value), genericToken) {
+		t.Errorf("token leaked into the record: %s", recs[0].Value)
+	}
+	if !strings.Contains(in.Raw.Query, "click_id=k-1") || in.Raw.Method != "GET" || in.Raw.Path != "/v1/postbacks/generic/install" {
+		t.Errorf("raw request not kept: %+v", in.Raw)
+	}
+	if n := len(h.records(h.cfg.Kafka.Topics.EventsRaw)); n != 0 {
+		t.Errorf("%d records on events.raw, want 0", n)
+	}
+}
+
+func TestPostbackBodiesAndHeaderToken(t *testing.T) {
+	h := newHarness(t, nil)
+	body := `{"app_id":"com.example.game","gaid":"38400000-8CF0-11BD-B23E-10B96E40000D","event_time":1795853553,
+		"event_name":"af_purchase","revenue":"4.99","currency":"eur","event_value":"{\"sku\":\"x\"}"}`
+	a := h.do("POST", "/v1/postbacks/generic/event", "application/json", body, map[string]string{"X-Postback-Token": genericToken})
+	if a.code != 200 {
+		t.Fatalf("JSON body: %d %s", a.code, a.body)
+	}
+	form := url.Values{"app_id": {"com.example.game"}, "event_time": {"1795853553"}, "event_name": {"level"}, "token": {"ignored-in-body"}}
+	b := h.do("POST", "/v1/postbacks/generic/event?token="+genericToken, "application/x-www-form-urlencoded", form.Encode(), nil)
+	if b.code != 200 {
+		t.Fatalf("form body: %d %s", b.code, b.body)
+	}
+	recs := h.records(h.cfg.Kafka.Topics.EventsRaw)
+	if len(recs) != 2 {
+		t.Fatalf("%d events, want 2", len(recs))
+	}
+	var ev event.InAppEvent
+	var key string
+	for _, r := range recs {
+		var e event.InAppEvent
+		_ = json.Unmarshal(r.Value, &e)
+		if e.OriginalName == "af_purchase" {
+			ev, key = e, string(r.Key)
+		}
+	}
+	if ev.Name != event.NamePurchase || ev.Revenue.String() != "4.99" || ev.Currency != "EUR" ||
+		ev.GAID != "38400000-8cf0-11bd-b23e-10b96e40000d" || ev.Platform != event.PlatformAndroid {
+		t.Errorf("event fields: %+v", ev)
+	}
+	if key != ev.GAID {
+		t.Errorf("key = %q, want the GAID (no click id)", key)
+	}
+}
+
+func TestAuthAndLimits(t *testing.T) {
+	h := newHarness(t, func(c *config.Ingest) {
+		c.Ingest.Sources["branch"] = config.Source{Tokens: []string{"branch-token-0123456789"}, AllowCIDRs: []string{"45.92.116.0/22"}}
+		c.Ingest.Sources["kochava"] = config.Source{Tokens: []string{"kochava-token-012345678"}, RateLimit: 0.001, Burst: 1}
+		c.HTTP.MaxBodyBytes = 1024
+		c.HTTP.MaxURLBytes = 512
+	})
+	tests := []struct {
+		name, method, path, body string
+		code                     int
+		field                    string
+	}{
+		{"unknown mmp", "GET", "/v1/postbacks/nope/install?token=x", "", 404, "mmp"},
+		{"unknown kind", "GET", "/v1/postbacks/generic/uninstall?token=x", "", 404, "kind"},
+		{"source not enabled", "GET", "/v1/postbacks/tenjin/install?token=x", "", 401, "token"},
+		{"missing token", "GET", "/v1/postbacks/generic/install?app_id=a", "", 401, "token"},
+		{"wrong token", "GET", "/v1/postbacks/generic/install?token=generic-token-0123456780", "", 401, "token"},
+		{"token of another source", "GET", "/v1/postbacks/generic/install?token=branch-token-0123456789", "", 401, "token"},
+		{"ip not allowed", "GET", "/v1/postbacks/branch/install?token=branch-token-0123456789", "", 403, ""},
+		{"app token, wrong app", "GET", "/v1/postbacks/adjust/install?token=" + appToken + "&app_id=com.other.app&installed_at=1795853553", "", 401, "token"},
+		{"body too large", "POST", "/v1/postbacks/generic/install?token=" + genericToken, `{"a":"` + strings.Repeat("x", 2000) + `"}`, 413, "body"},
+		{"unsupported body type", "POST", "/v1/postbacks/generic/install?token=" + genericToken, "<xml/>", 415, "body"},
+		{"url too long", "GET", "/v1/postbacks/generic/install?token=" + genericToken + "&x=" + strings.Repeat("y", 600), "", 414, "url"},
+		{"no route", "GET", "/v2/whatever", "", 404, "path"},
+	}
+	for _, tt := range tests {
+		ct := ""
+		if tt.body != "" {
+			ct = "application/json"
+		}
+		if strings.HasPrefix(tt.body, "<") {
+			ct = "text/xml"
+		}
+		a := h.do(tt.method, tt.path, ct, tt.body, nil)
+		if a.code != tt.code {
+			t.Errorf("%s: code %d (%s), want %d", tt.name, a.code, a.body, tt.code)
+			continue
+		}
+		if a.json["error"] == "" || a.json["error"] == nil {
+			t.Errorf("%s: no JSON error: %s", tt.name, a.body)
+		}
+		if tt.field != "" && a.json["field"] != tt.field {
+			t.Errorf("%s: field %v, want %q", tt.name, a.json["field"], tt.field)
+		}
+	}
+	// Rate limit: burst 1, then 429 with Retry-After.
+	k := "/v1/postbacks/kochava/install?token=kochava-token-012345678&app_id=com.example.game&install_time=1795853553"
+	if a := h.get(k); a.code == 429 {
+		t.Fatalf("first request limited: %s", a.body)
+	}
+	if a := h.get(k); a.code != 429 || a.header.Get("Retry-After") != "5" {
+		t.Fatalf("second request: %d Retry-After=%q, want 429 with Retry-After 5", a.code, a.header.Get("Retry-After"))
+	}
+	// Nothing unauthenticated was written anywhere.
+	for _, topic := range []string{h.cfg.Kafka.Topics.InstallsRaw, h.cfg.Kafka.Topics.Rejected} {
+		for _, r := range h.records(topic) {
+			if !strings.Contains(string(r.Value), "kochava") {
+				t.Errorf("unexpected record on %s: %s", topic, r.Value)
+			}
+		}
+	}
+}
+
+func TestAppTokenAcceptedForItsApp(t *testing.T) {
+	h := newHarness(t, nil)
+	a := h.get("/v1/postbacks/adjust/install?token=" + appToken + "&app_id=com.example.game&installed_at=1795853553&gps_adid=38400000-8cf0-11bd-b23e-10b96e40000d")
+	if a.code != 200 {
+		t.Fatalf("app token for its own app: %d %s", a.code, a.body)
+	}
+}
+
+func TestMalformedIsRejectedAndKept(t *testing.T) {
+	h := newHarness(t, nil)
+	a := h.get("/v1/postbacks/generic/event?token=" + genericToken + "&app_id=a.b&event_name=buy&event_time=1795853553&revenue=4.99&currency=XXQ")
+	if a.code != 400 || a.json["field"] != "currency" || !strings.Contains(a.body, "XXQ") {
+		t.Fatalf("answer %d %s, want 400 naming currency", a.code, a.body)
+	}
+	b := h.do("POST", "/v1/postbacks/generic/install?token="+genericToken, "application/json", `{"app_id": "x",`, nil)
+	if b.code != 400 || b.json["field"] != "body" {
+		t.Fatalf("broken JSON: %d %s", b.code, b.body)
+	}
+	recs := h.records(h.cfg.Kafka.Topics.Rejected)
+	if len(recs) != 2 {
+		t.Fatalf("%d rejected records, want 2", len(recs))
+	}
+	var rej event.Rejected
+	_ = json.Unmarshal(recs[0].Value, &rej)
+	if rej.Source != "generic" || rej.Kind != "event" || rej.Field != "currency" || rej.Reason == "" ||
+		!strings.Contains(rej.Raw.Query, "currency=XXQ") || strings.Contains(string(recs[0].Value), genericToken) {
+		t.Errorf("rejected record: %s", recs[0].Value)
+	}
+	if string(recs[0].Key) != "generic" {
+		t.Errorf("rejected key %q, want the source", recs[0].Key)
+	}
+	if n := len(h.records(h.cfg.Kafka.Topics.EventsRaw)); n != 0 {
+		t.Errorf("malformed postback reached events.raw")
+	}
+}
+
+func TestClickRedirectAndS2S(t *testing.T) {
+	h := newHarness(t, nil)
+	a := h.get("/v1/click/cpi?site_id=pub%201&creative_id=cr1&idfa=" + strings.ToUpper(idfa))
+	if a.code != 302 {
+		t.Fatalf("click: %d %s", a.code, a.body)
+	}
+	loc, err := url.Parse(a.header.Get("Location"))
+	if err != nil || loc.Host != "app.appsflyer.com" {
+		t.Fatalf("Location = %q", a.header.Get("Location"))
+	}
+	q := loc.Query()
+	if q.Get("af_siteid") != "pub 1" || q.Get("idfa") != idfa || q.Get("clickid") == "" || q.Get("x") != "" {
+		t.Errorf("macros not filled: %s", loc)
+	}
+	b := h.get("/v1/click/cpc?s2s=1&ip=198.51.100.4&ua=UA%2F1&gaid=38400000-8cf0-11bd-b23e-10b96e40000d")
+	if b.code != 200 || b.json["click_id"] == nil {
+		t.Fatalf("s2s click: %d %s", b.code, b.body)
+	}
+	recs := h.records(h.cfg.Kafka.Topics.Clicks)
+	if len(recs) != 2 {
+		t.Fatalf("%d clicks, want 2", len(recs))
+	}
+	byID := map[string]event.Click{}
+	for _, r := range recs {
+		var c event.Click
+		_ = json.Unmarshal(r.Value, &c)
+		if string(r.Key) != c.ClickID {
+			t.Errorf("click key %q != click_id %q", r.Key, c.ClickID)
+		}
+		byID[c.ClickID] = c
+	}
+	redirected := byID[q.Get("clickid")]
+	if redirected.CampaignID != "cpi" || redirected.SiteID != "pub 1" || redirected.Cost != 0 || redirected.IP != "127.0.0.1" {
+		t.Errorf("redirected click: %+v", redirected)
+	}
+	s2s := byID[b.json["click_id"].(string)]
+	if !s2s.S2S || s2s.IP != "198.51.100.4" || s2s.UA != "UA/1" || s2s.Cost.String() != "0.25" || s2s.Currency != "EUR" || s2s.Platform != event.PlatformAndroid {
+		t.Errorf("s2s click: %+v", s2s)
+	}
+	if c := h.get("/v1/click/nope"); c.code != 404 || c.json["field"] != "campaign_id" {
+		t.Errorf("unknown campaign: %d %s", c.code, c.body)
+	}
+	if c := h.get("/v1/click/cpi?idfa=not-a-uuid"); c.code != 400 || c.json["field"] != "idfa" {
+		t.Errorf("bad idfa: %d %s", c.code, c.body)
+	}
+	if c := h.get("/v1/click/cpc?s2s=1"); c.code != 400 || c.json["field"] != "ip" {
+		t.Errorf("s2s without ip: %d %s", c.code, c.body)
+	}
+}
+
+func TestImpression(t *testing.T) {
+	h := newHarness(t, nil)
+	if a := h.get("/v1/impression/cpm?site_id=s"); a.code != 204 {
+		t.Fatalf("impression: %d %s", a.code, a.body)
+	}
+	a := h.get("/v1/impression/cpm?pixel=1")
+	if a.code != 200 || a.header.Get("Content-Type") != "image/gif" || !strings.HasPrefix(a.body, "GIF89a") {
+		t.Fatalf("pixel: %d %q", a.code, a.header.Get("Content-Type"))
+	}
+	recs := h.records(h.cfg.Kafka.Topics.Impressions)
+	if len(recs) != 2 {
+		t.Fatalf("%d impressions, want 2", len(recs))
+	}
+	var imp event.Impression
+	_ = json.Unmarshal(recs[0].Value, &imp)
+	if imp.Cost.String() != "0.004" || imp.CampaignID != "cpm" || imp.ImpressionID != string(recs[0].Key) {
+		t.Errorf("impression: %+v", imp)
+	}
+}
+
+// TestKafkaDownIs503 proves "never 2xx-and-drop": with no reachable broker
+// every endpoint answers 503 with Retry-After within the produce timeout.
+func TestKafkaDownIs503(t *testing.T) {
+	cfg := config.DefaultIngest()
+	cfg.Kafka.Brokers = []string{"127.0.0.1:1"} // nothing listens there
+	cfg.Ingest.Sources = map[string]config.Source{"generic": {Tokens: []string{genericToken}}}
+	cfg.Ingest.Produce.Timeout = 300 * time.Millisecond
+	cl, err := kgo.NewClient(ProducerOpts(cfg)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	reg := campaign.NewRegistry()
+	for _, c := range testCampaigns() {
+		reg.Put(c)
+	}
+	tel := telemetry.New()
+	srv, err := New(cfg, cl, reg, tel, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	h := &harness{t: t, cfg: cfg, srv: srv, http: hs, client: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	for _, p := range []string{installQuery(""), "/v1/click/cpi", "/v1/impression/cpm",
+		"/v1/postbacks/generic/event?token=" + genericToken + "&app_id=a.b&event_name=x&event_time=1795853553&currency=XXQ&revenue=1"} {
+		a := h.get(p)
+		if a.code != 503 || a.header.Get("Retry-After") == "" {
+			t.Errorf("%s: %d %s, want 503 with Retry-After", p, a.code, a.body)
+		}
+	}
+	if a := h.get("/readyz"); a.code != 503 || !strings.Contains(a.body, "kafka") {
+		t.Errorf("/readyz with Kafka down: %d %s", a.code, a.body)
+	}
+}
+
+// TestConcurrentAccepted checks, under -race, that concurrent postbacks are
+// each acknowledged and each written.
+func TestConcurrentAccepted(t *testing.T) {
+	h := newHarness(t, nil)
+	var wg sync.WaitGroup
+	ids := make([]string, 64)
+	for i := range ids {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			a := h.get(installQuery("&event_id=e" + strings.Repeat("x", i)))
+			if a.code == 200 {
+				ids[i], _ = a.json["event_id"].(string)
+			}
+		}(i)
+	}
+	wg.Wait()
+	seen := map[string]bool{}
+	for _, r := range h.records(h.cfg.Kafka.Topics.InstallsRaw) {
+		var in event.Install
+		_ = json.Unmarshal(r.Value, &in)
+		seen[in.EventID] = true
+	}
+	for i, id := range ids {
+		if id == "" || !seen[id] {
+			t.Errorf("request %d: event id %q acknowledged=%v written=%v", i, id, id != "", seen[id])
+		}
+	}
+}
+
+func TestWithoutParam(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"a=1&token=s&b=2", "a=1&b=2"},
+		{"token=s", ""},
+		{"token=s&token=t&z=%20", "z=%20"},
+		{"tok%65n=s&x=1", "x=1"}, // escaped name is still the token
+		{"tokens=1&mytoken=2", "tokens=1&mytoken=2"},
+		{"b=2&a=1", "b=2&a=1"}, // order kept
+		{"", ""},
+	}
+	for _, tt := range tests {
+		if got := withoutParam(tt.in, "token"); got != tt.want {
+			t.Errorf("withoutParam(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,152 @@
+package ingest
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+
+	"github.com/google/uuid"
+
+	"github.com/adtrack/postback/pkg/campaign"
+	"github.com/adtrack/postback/pkg/event"
+	"github.com/adtrack/postback/pkg/postback"
+)
+
+// pixel is a transparent 1x1 GIF.
+var pixel = []byte("GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\x00\x00\x00!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
+
+// touchParams are the query parameters a tracking link may pass on clicks
+// and impressions; they become macros of the MMP tracking link too.
+var touchParams = []string{"site_id", "sub_site_id", "creative_id", "adset_id"}
+
+// buildTouch validates the query of a click or impression and returns the
+// touch for campaign c. s2s takes the device IP and UA from the query.
+func (s *Server) buildTouch(r *http.Request, c event.Campaign, q url.Values, click, s2s bool) (event.Touch, string, error) {
+	t := event.Touch{
+		Time: s.now(), AppID: c.AppID, Platform: c.Platform, MediaSource: c.MediaSource,
+		Placement: event.Placement{CampaignID: c.ID, AdsetID: q.Get("adset_id"), CreativeID: q.Get("creative_id"),
+			SiteID: q.Get("site_id"), SubSiteID: q.Get("sub_site_id")},
+		Cost: campaign.TouchCost(c, click), Currency: c.Currency,
+	}
+	var err error
+	if v := q.Get("idfa"); v != "" {
+		if t.IDFA, err = postback.NormalizeAdID(v); err != nil {
+			return t, "idfa", err
+		}
+	}
+	if v := q.Get("gaid"); v != "" {
+		if t.GAID, err = postback.NormalizeAdID(v); err != nil {
+			return t, "gaid", err
+		}
+	}
+	if v := q.Get("country"); v != "" {
+		if t.Country, err = postback.NormalizeCountry(v); err != nil {
+			return t, "country", err
+		}
+	}
+	if s2s {
+		t.IP, t.UA = q.Get("ip"), q.Get("ua")
+		if t.IP == "" {
+			return t, "ip", fmt.Errorf("server-to-server touches must pass the device ip")
+		}
+		if _, err := parseIP(t.IP); err != nil {
+			return t, "ip", err
+		}
+	} else {
+		t.IP, t.UA = clientIP(r, s.trusted).String(), r.UserAgent()
+	}
+	if t.Platform == event.PlatformUnknown {
+		t.Platform = postback.InferPlatform(t.Device, t.AppID)
+	}
+	for _, p := range touchParams {
+		if len(q.Get(p)) > 256 {
+			return t, p, fmt.Errorf("longer than 256 bytes")
+		}
+	}
+	return t, "", nil
+}
+
+func (s *Server) touchCampaign(w http.ResponseWriter, r *http.Request) (event.Campaign, bool) {
+	id := r.PathValue("campaign_id")
+	c, ok := s.reg.Get(id)
+	if !ok {
+		writeError(w, http.StatusNotFound, "campaign_id", fmt.Sprintf("unknown campaign %q", id))
+		return c, false
+	}
+	if !s.touches.take(s.now()) {
+		writeRetry(w, http.StatusTooManyRequests, s.cfg.Ingest.Produce.RetryAfter, "touch rate limit exceeded")
+		return c, false
+	}
+	return c, true
+}
+
+func (s *Server) handleClick(w http.ResponseWriter, r *http.Request) string {
+	c, ok := s.touchCampaign(w, r)
+	if !ok {
+		return "click"
+	}
+	q := r.URL.Query()
+	s2s := q.Get("s2s") == "1" || q.Get("s2s") == "true"
+	t, field, err := s.buildTouch(r, c, q, true, s2s)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, field, err.Error())
+		return "click"
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		writeRetry(w, http.StatusServiceUnavailable, s.cfg.Ingest.Produce.RetryAfter, "minting click id failed")
+		return "click"
+	}
+	click := event.Click{ClickID: id.String(), S2S: s2s, Touch: t}
+	if err := s.encodeProduce(r.Context(), s.cfg.Kafka.Topics.Clicks, []byte(click.ClickID), click); err != nil {
+		s.kafkaUnavailable(w, err)
+		return "click"
+	}
+	s.m.accepted.WithLabelValues("click", "click").Inc()
+	if s2s || c.TrackingLink == "" {
+		writeJSON(w, http.StatusOK, clickAnswer{Status: "accepted", ClickID: click.ClickID})
+		return "click"
+	}
+	vals := map[string]string{
+		"click_id": click.ClickID, "campaign_id": c.ID, "app_id": c.AppID, "media_source": c.MediaSource,
+		"site_id": t.SiteID, "sub_site_id": t.SubSiteID, "creative_id": t.CreativeID, "adset_id": t.AdsetID,
+		"idfa": t.IDFA, "gaid": t.GAID, "ip": t.IP, "ua": t.UA, "country": t.Country,
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, campaign.FillLink(c.TrackingLink, vals), http.StatusFound)
+	return "click"
+}
+
+func (s *Server) handleImpression(w http.ResponseWriter, r *http.Request) string {
+	c, ok := s.touchCampaign(w, r)
+	if !ok {
+		return "impression"
+	}
+	q := r.URL.Query()
+	s2s := q.Get("s2s") == "1" || q.Get("s2s") == "true"
+	t, field, err := s.buildTouch(r, c, q, false, s2s)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, field, err.Error())
+		return "impression"
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		writeRetry(w, http.StatusServiceUnavailable, s.cfg.Ingest.Produce.RetryAfter, "minting impression id failed")
+		return "impression"
+	}
+	imp := event.Impression{ImpressionID: id.String(), Touch: t}
+	if err := s.encodeProduce(r.Context(), s.cfg.Kafka.Topics.Impressions, []byte(imp.ImpressionID), imp); err != nil {
+		s.kafkaUnavailable(w, err)
+		return "impression"
+	}
+	s.m.accepted.WithLabelValues("impression", "impression").Inc()
+	w.Header().Set("Cache-Control", "no-store")
+	if q.Get("pixel") == "1" {
+		w.Header().Set("Content-Type", "image/gif")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(pixel)
+		return "impression"
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return "impression"
+}

@@ -1,0 +1,359 @@
+//go:build integration
+
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/segmentio/encoding/json"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/adtrack/postback/pkg/campaign"
+	"github.com/adtrack/postback/pkg/config"
+	"github.com/adtrack/postback/pkg/event"
+	"github.com/adtrack/postback/pkg/ingest"
+	"github.com/adtrack/postback/pkg/telemetry"
+	"github.com/adtrack/postback/pkg/testenv"
+)
+
+const token = "integration-token-0123456789"
+
+func testConfig(brokers []string, topics config.Topics) config.Ingest {
+	cfg := config.DefaultIngest()
+	cfg.Kafka.Brokers = brokers
+	cfg.Kafka.Topics = topics
+	cfg.Ingest.Sources = map[string]config.Source{"generic": {Tokens: []string{token}}, "appsflyer": {Tokens: []string{token}}}
+	return cfg
+}
+
+// startInProcess runs pkg/ingest against brokers with campaigns published
+// to the campaigns topic and followed as the service does.
+func startInProcess(t *testing.T, cfg config.Ingest) (*httptest.Server, *telemetry.Telemetry) {
+	t.Helper()
+	cl, err := kgo.NewClient(ingest.ProducerOpts(cfg)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	camps, err := campaign.ParseYAML([]byte(`
+campaigns:
+  - {campaign_id: cpc, app_id: id123456789, platform: ios, media_source: net_int, cost_model: CPC, bid: "0.3", currency: USD,
+     tracking_link: "https://app.appsflyer.com/id123456789?pid=net_int&clickid={click_id}"}
+  - {campaign_id: cpm, app_id: id123456789, platform: ios, media_source: net_int, cost_model: CPM, bid: "5", currency: USD}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := campaign.Publish(ctx, cl, cfg.Kafka.Topics.Campaigns, camps); err != nil {
+		t.Fatal(err)
+	}
+	reg := campaign.NewRegistry()
+	f := campaign.NewFollower(reg, cfg.Kafka.Topics.Campaigns, discard())
+	fctx, stop := context.WithCancel(context.Background())
+	t.Cleanup(stop)
+	go f.Run(fctx, cfg.Kafka.Brokers)
+	for !f.Synced() {
+		if ctx.Err() != nil {
+			t.Fatal("campaigns not loaded in 30s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	tel := telemetry.New()
+	srv, err := ingest.New(cfg, cl, reg, tel, discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(hs.Close)
+	return hs, tel
+}
+
+var noRedirect = &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+func get(t *testing.T, url string) (int, http.Header, map[string]any) {
+	t.Helper()
+	resp, err := noRedirect.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	return resp.StatusCode, resp.Header, m
+}
+
+// TestEndpointsLandOnTheRightPartition checks, on the real broker, that each
+// endpoint's record lands on its topic with the expected fields, and that an
+// install carrying a click id lands on the same partition number as that
+// click: the co-partitioning the attribution join relies on.
+func TestEndpointsLandOnTheRightPartition(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	topics := testenv.Topics(t, brokers, 6)
+	hs, _ := startInProcess(t, testConfig(brokers, topics))
+
+	clickIDs := map[string]bool{}
+	for i := 0; i < 12; i++ {
+		code, _, m := get(t, hs.URL+fmt.Sprintf("/v1/click/cpc?s2s=1&ip=198.51.100.%d&ua=UA&site_id=s%d", i, i))
+		if code != 200 {
+			t.Fatalf("click: %d %v", code, m)
+		}
+		id := m["click_id"].(string)
+		clickIDs[id] = true
+		code, _, m = get(t, hs.URL+"/v1/postbacks/appsflyer/install?token="+token+"&clickid="+id+
+			"&app_id=id123456789&install_unix_ts="+fmt.Sprint(time.Now().Unix())+"&country_code=US")
+		if code != 200 {
+			t.Fatalf("install: %d %v", code, m)
+		}
+	}
+	if code, _, m := get(t, hs.URL+"/v1/impression/cpm?site_id=s1"); code != 204 {
+		t.Fatalf("impression: %d %v", code, m)
+	}
+	if code, _, m := get(t, hs.URL+"/v1/postbacks/generic/event?token="+token+"&app_id=id123456789&event_name=purchase&event_time=1795853553&revenue=1&currency=USD&click_id=x"); code != 200 {
+		t.Fatalf("event: %d %v", code, m)
+	}
+	if code, _, m := get(t, hs.URL+"/v1/postbacks/generic/event?token="+token+"&app_id=id123456789&event_name=purchase&event_time=yesterday"); code != 400 || m["field"] != "event_time" {
+		t.Fatalf("malformed: %d %v", code, m)
+	}
+
+	clickPart := map[string]int32{}
+	for _, r := range testenv.ReadAll(t, brokers, topics.Clicks, 2*time.Second) {
+		var c event.Click
+		if err := json.Unmarshal(r.Value, &c); err != nil {
+			t.Fatal(err)
+		}
+		if !clickIDs[c.ClickID] || string(r.Key) != c.ClickID || c.Cost.String() != "0.3" || !c.S2S {
+			t.Errorf("click record %s", r.Value)
+		}
+		clickPart[c.ClickID] = r.Partition
+	}
+	if len(clickPart) != 12 {
+		t.Fatalf("%d clicks on %s, want 12", len(clickPart), topics.Clicks)
+	}
+	partitions := map[int32]bool{}
+	installs := testenv.ReadAll(t, brokers, topics.InstallsRaw, 2*time.Second)
+	if len(installs) != 12 {
+		t.Fatalf("%d installs, want 12", len(installs))
+	}
+	for _, r := range installs {
+		var in event.Install
+		if err := json.Unmarshal(r.Value, &in); err != nil {
+			t.Fatal(err)
+		}
+		want, ok := clickPart[in.ClickID]
+		if !ok || r.Partition != want {
+			t.Errorf("install for click %s on partition %d, click on %d", in.ClickID, r.Partition, want)
+		}
+		if in.MMP != "appsflyer" || in.Country != "US" || in.AppID != "id123456789" {
+			t.Errorf("install record %s", r.Value)
+		}
+		partitions[r.Partition] = true
+	}
+	if len(partitions) < 2 {
+		t.Errorf("12 click ids all hashed to one partition of 6: keys are not spread")
+	}
+	if n := len(testenv.ReadAll(t, brokers, topics.Impressions, time.Second)); n != 1 {
+		t.Errorf("%d impressions, want 1", n)
+	}
+	if n := len(testenv.ReadAll(t, brokers, topics.EventsRaw, time.Second)); n != 1 {
+		t.Errorf("%d events, want 1", n)
+	}
+	rej := testenv.ReadAll(t, brokers, topics.Rejected, time.Second)
+	if len(rej) != 1 || !strings.Contains(string(rej[0].Value), `"field":"event_time"`) {
+		t.Errorf("rejected topic: %d records", len(rej))
+	}
+}
+
+// TestBrokerOutage stops a dedicated real broker under ingest: postbacks get
+// 503 with Retry-After and /readyz fails; when the broker returns, ingest
+// accepts again without a restart.
+func TestBrokerOutage(t *testing.T) {
+	script, err := filepath.Abs("../../deploy/local/kafka.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := t.TempDir()
+	port, cport := testenv.FreePort(t), testenv.FreePort(t)
+	env := append(os.Environ(), "POSTBACK_STATE_DIR="+state,
+		"POSTBACK_KAFKA_PORT="+fmt.Sprint(port), "POSTBACK_KAFKA_CONTROLLER_PORT="+fmt.Sprint(cport), "POSTBACK_KAFKA_HEAP=256m")
+	kafka := func(action string) {
+		t.Helper()
+		cmd := exec.Command("bash", script, action)
+		cmd.Env = env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("kafka.sh %s: %v\n%s", action, err, out)
+		}
+	}
+	kafka("start")
+	t.Cleanup(func() { kafka("stop") })
+	brokers := []string{fmt.Sprintf("127.0.0.1:%d", port)}
+	topics := testenv.Topics(t, brokers, 1)
+	cfg := testConfig(brokers, topics)
+	cfg.Ingest.Produce.Timeout = time.Second
+	hs, _ := startInProcess(t, cfg)
+
+	postback := func(i int) (int, http.Header) {
+		code, h, _ := get(t, hs.URL+fmt.Sprintf("/v1/postbacks/generic/install?token=%s&app_id=id123456789&install_time=1795853553&event_id=o%d", token, i))
+		return code, h
+	}
+	if code, _ := postback(1); code != 200 {
+		t.Fatalf("before outage: %d", code)
+	}
+	kafka("stop")
+	code, h := postback(2)
+	if code != 503 || h.Get("Retry-After") == "" {
+		t.Fatalf("broker down: %d Retry-After=%q, want 503 with Retry-After", code, h.Get("Retry-After"))
+	}
+	if code, _, m := get(t, hs.URL+"/readyz"); code != 503 {
+		t.Fatalf("/readyz with broker down: %d %v", code, m)
+	}
+	kafka("start")
+	deadline := time.Now().Add(60 * time.Second)
+	for i := 3; ; i++ {
+		if code, _ := postback(i); code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("ingest did not recover within 60s of the broker's return")
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if code, _, m := get(t, hs.URL+"/readyz"); code != 200 {
+		t.Fatalf("/readyz after recovery: %d %v", code, m)
+	}
+}
+
+// TestSIGTERMUnderLoad runs the real ingest binary, loads it from 32
+// connections, sends SIGTERM mid-load, and checks that every postback it
+// acknowledged with 200 is on Kafka and that it exited 0.
+func TestSIGTERMUnderLoad(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	topics := testenv.Topics(t, brokers, 3)
+	bin := filepath.Join(t.TempDir(), "ingest")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	cfgFile := filepath.Join(t.TempDir(), "ingest.yaml")
+	if err := os.WriteFile(cfgFile, []byte("ingest:\n  sources:\n    generic: {tokens: [\""+token+"\"]}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "--config", cfgFile)
+	cmd.Env = append(os.Environ(),
+		"POSTBACK_HTTP_ADDR="+addr,
+		"POSTBACK_KAFKA_BROKERS="+strings.Join(brokers, ","),
+		"POSTBACK_KAFKA_TOPICS_INSTALLS_RAW="+topics.InstallsRaw,
+		"POSTBACK_KAFKA_TOPICS_CAMPAIGNS="+topics.Campaigns,
+		"POSTBACK_KAFKA_TOPICS_REJECTED="+topics.Rejected,
+	)
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	logs := make(chan string, 1)
+	go func() {
+		var b strings.Builder
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			b.WriteString(sc.Text() + "\n")
+		}
+		logs <- b.String()
+	}()
+	base := "http://" + addr
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if resp, err := http.Get(base + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatalf("ingest not ready in 30s:\n%s", <-logs)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	var (
+		mu    sync.Mutex
+		acked = map[string]bool{}
+		seq   atomic.Int64
+		wg    sync.WaitGroup
+		stop  atomic.Bool
+	)
+	client := &http.Client{Timeout: 10 * time.Second}
+	for w := 0; w < 32; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() {
+				n := seq.Add(1)
+				resp, err := client.Get(fmt.Sprintf("%s/v1/postbacks/generic/install?token=%s&app_id=id123456789&install_time=1795853553&event_id=s%d", base, token, n))
+				if err != nil {
+					continue // refused once the listener closed
+				}
+				var m map[string]any
+				_ = json.NewDecoder(resp.Body).Decode(&m)
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					mu.Lock()
+					acked[m["event_id"].(string)] = true
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	werr := cmd.Wait()
+	stop.Store(true)
+	wg.Wait()
+	out := <-logs
+	if werr != nil {
+		t.Fatalf("ingest exited with %v after SIGTERM:\n%s", werr, out)
+	}
+	if !strings.Contains(out, "ingest stopped cleanly") {
+		t.Errorf("no clean-shutdown log line:\n%s", out)
+	}
+	if len(acked) < 50 {
+		t.Fatalf("only %d postbacks acknowledged before SIGTERM; the load did not run", len(acked))
+	}
+	onKafka := map[string]bool{}
+	for _, r := range testenv.ReadAll(t, brokers, topics.InstallsRaw, 2*time.Second) {
+		var in event.Install
+		if err := json.Unmarshal(r.Value, &in); err != nil {
+			t.Fatal(err)
+		}
+		onKafka[in.EventID] = true
+	}
+	lost := 0
+	for id := range acked {
+		if !onKafka[id] {
+			lost++
+		}
+	}
+	t.Logf("acknowledged %d, on Kafka %d, lost %d", len(acked), len(onKafka), lost)
+	if lost != 0 {
+		t.Fatalf("%d acknowledged postbacks are not on Kafka", lost)
+	}
+}
