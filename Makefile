@@ -60,8 +60,10 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
-bench: ## benchmarks: prints ns/op, allocs/op and the side-by-side ratios
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./pkg/...
+bench: infra ## benchmarks: ns/op and allocs/op, plus side-by-side ratios (ingest vs bare net/http, sink vs raw clickhouse-go)
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./pkg/postback/
+	$(GO) test -run '^$$' -bench 'IngestVsBare' -benchtime 1x ./pkg/ingest/
+	$(GO) test -tags integration -run '^$$' -bench 'SinkVsRaw' -benchtime 1x ./pkg/sink/
 
 fuzz: ## run every fuzz target for FUZZTIME each (corpus kept in testdata/fuzz)
 	@for pkg in $$($(GO) list ./pkg/...); do \
