@@ -67,7 +67,18 @@ func dtPtr(name string, t *time.Time) (*time.Time, error) {
 	return &v, err
 }
 
-func dec(a money.Amount) decimal.Decimal { return decimal.New(a.Micros(), -money.Scale) }
+// maxDecimal is the largest magnitude Decimal(18, 6) holds, in micros.
+const maxDecimal = 999_999_999_999_999_999
+
+// dec converts an amount for a Decimal(18, 6) column; an amount beyond the
+// column's range would make ClickHouse refuse the whole INSERT, so it is a
+// content error of this record instead.
+func dec(name string, a money.Amount) (decimal.Decimal, error) {
+	if m := a.Micros(); m > maxDecimal || m < -maxDecimal {
+		return decimal.Decimal{}, contentErr("%s %s outside Decimal(18, 6)", name, a)
+	}
+	return decimal.New(a.Micros(), -money.Scale), nil
+}
 
 func b2u(b bool) uint8 {
 	if b {
@@ -123,7 +134,11 @@ func clickRow(value []byte) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return cat([]any{c.ClickID}, t, []any{b2u(c.S2S), dec(c.Cost), c.Currency}), nil
+	cost, err := dec("cost", c.Cost)
+	if err != nil {
+		return nil, err
+	}
+	return cat([]any{c.ClickID}, t, []any{b2u(c.S2S), cost, c.Currency}), nil
 }
 
 var impressionColumns = cat([]string{"impression_id"}, touchColumns, []string{"cost", "currency"})
@@ -140,7 +155,11 @@ func impressionRow(value []byte) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return cat([]any{i.ImpressionID}, t, []any{dec(i.Cost), i.Currency}), nil
+	cost, err := dec("cost", i.Cost)
+	if err != nil {
+		return nil, err
+	}
+	return cat([]any{i.ImpressionID}, t, []any{cost, i.Currency}), nil
 }
 
 var matchTypes = map[event.MatchType]bool{event.MatchOrganic: true, event.MatchClickID: true,
@@ -190,13 +209,17 @@ func installRow(value []byte) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	cost, err := dec("attributed_cost", a.Attribution.Cost)
+	if err != nil {
+		return nil, err
+	}
 	pb := &a.Install.Postback
 	return []any{a.EventID, pb.MMP, recv, inst, pb.AppID, p, pb.ClickID,
 		pb.IDFA, pb.GAID, pb.IDFV, pb.AndroidID, pb.IP, pb.UA, pb.Country,
 		pb.MediaSource, pb.Placement.CampaignID, pb.CampaignName, pb.MatchType, b2u(pb.IsRetargeting), b2u(a.Rejected), a.RejectReason,
 		string(a.Attribution.MatchType), a.TouchID, touch, a.CTITSeconds, a.Attribution.MediaSource, a.Attribution.CampaignID,
 		a.Attribution.AdsetID, a.Attribution.CreativeID, a.Attribution.SiteID, a.Attribution.SubSiteID,
-		dec(a.Attribution.Cost), a.CostCurrency, flags(a.FraudFlags), b2u(a.MMPDisagrees), b2u(a.Reinstall || a.IsReinstall), attr}, nil
+		cost, a.CostCurrency, flags(a.FraudFlags), b2u(a.MMPDisagrees), b2u(a.Reinstall || a.IsReinstall), attr}, nil
 }
 
 var taxonomy = map[event.Taxonomy]bool{event.NameCustom: true, event.NameInstall: true, event.NameAppOpen: true,
@@ -241,10 +264,18 @@ func eventRow(value []byte) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	rev, err := dec("revenue", a.Revenue)
+	if err != nil {
+		return nil, err
+	}
+	revRep, err := dec("revenue_reporting", a.RevenueReporting)
+	if err != nil {
+		return nil, err
+	}
 	pb := &a.InAppEvent.Postback
 	return []any{a.EventID, pb.MMP, recv, evt, inst, a.InstallEventID, pb.AppID, p,
 		pb.ClickID, pb.IDFA, pb.GAID, pb.IDFV, pb.AndroidID, pb.Country, string(a.Name), a.OriginalName, a.Value,
-		dec(a.Revenue), a.Currency, dec(a.RevenueReporting), a.ReportingCurrency, string(a.Attribution.MatchType), a.TouchID,
+		rev, a.Currency, revRep, a.ReportingCurrency, string(a.Attribution.MatchType), a.TouchID,
 		a.Attribution.MediaSource, a.Attribution.CampaignID, a.Attribution.AdsetID, a.Attribution.CreativeID,
 		a.Attribution.SiteID, a.Attribution.SubSiteID, flags(a.FraudFlags), attr}, nil
 }

@@ -97,13 +97,14 @@ func TestBadContentIsErrContent(t *testing.T) {
 		topic string
 		value []byte
 	}{
-		"not json":        {"c", []byte("{")},
-		"empty click id":  {"c", enc(t, event.Click{Touch: touch()})},
-		"bad platform":    {"i", []byte(`{"impression_id":"x","time":"2026-11-28T10:00:00Z","app_id":"a","platform":"symbian","media_source":"m","cost":"0"}`)},
-		"unknown match":   {"ia", enc(t, badInstall)},
-		"before 1970":     {"ea", enc(t, oldEvent)},
-		"not in taxonomy": {"ea", enc(t, badName)},
-		"bad revenue":     {"ea", []byte(`{"event_id":"x","app_id":"a","revenue":"abc"}`)},
+		"not json":                  {"c", []byte("{")},
+		"empty click id":            {"c", enc(t, event.Click{Touch: touch()})},
+		"bad platform":              {"i", []byte(`{"impression_id":"x","time":"2026-11-28T10:00:00Z","app_id":"a","platform":"symbian","media_source":"m","cost":"0"}`)},
+		"unknown match":             {"ia", enc(t, badInstall)},
+		"before 1970":               {"ea", enc(t, oldEvent)},
+		"not in taxonomy":           {"ea", enc(t, badName)},
+		"cost beyond Decimal(18,6)": {"c", []byte(`{"click_id":"k","time":"2026-11-28T10:00:00Z","app_id":"a","media_source":"m","cost":"1000000000000"}`)},
+		"bad revenue":               {"ea", []byte(`{"event_id":"x","app_id":"a","revenue":"abc"}`)},
 	}
 	for name, c := range cases {
 		_, err := tables[c.topic].Row(c.value)
