@@ -1,6 +1,7 @@
 package postback
 
 import (
+	stdjson "encoding/json"
 	"testing"
 
 	"github.com/segmentio/encoding/json"
@@ -94,4 +95,22 @@ func firstLine(s string) string {
 		}
 	}
 	return s
+}
+
+// BenchmarkBaselineMarshalParams is the floor BenchmarkParseAppend is read
+// against, side by side in one run: encoding the same parameters, unparsed
+// and unvalidated, with the standard library's encoding/json. Ingest cannot
+// do less than that per postback.
+func BenchmarkBaselineMarshalParams(b *testing.B) {
+	for _, mmp := range MMPs() {
+		params := templateParams(b, mmp, KindEvent)
+		b.Run(mmp+"/event", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := stdjson.Marshal(params); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
