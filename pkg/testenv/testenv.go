@@ -163,8 +163,10 @@ func Topics(t testing.TB, brokers []string, partitions int) config.Topics {
 	return tc
 }
 
-// ReadAll consumes every record of topic from the start until no new record
-// arrives for quiet (read_committed).
+// ReadAll returns every committed record of topic: it lists the end
+// offsets first and consumes until it has reached them, so a slow broker
+// cannot make it return early. quiet bounds the wait for records that are
+// missing below the end offsets (aborted transactions leave such gaps).
 func ReadAll(t testing.TB, brokers []string, topic string, quiet time.Duration) []*kgo.Record {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
@@ -173,17 +175,42 @@ func ReadAll(t testing.TB, brokers []string, topic string, quiet time.Duration) 
 		t.Fatal(err)
 	}
 	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		t.Fatalf("list end offsets of %s: %v", topic, err)
+	}
+	pending := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			pending[o.Partition] = o.Offset
+		}
+	})
 	var out []*kgo.Record
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), quiet)
-		fs := cl.PollFetches(ctx)
-		cancel()
-		n := 0
-		fs.EachRecord(func(r *kgo.Record) { out = append(out, r); n++ })
-		if n == 0 {
-			return out
+	last := time.Now()
+	for len(pending) > 0 && ctx.Err() == nil {
+		pctx, pcancel := context.WithTimeout(ctx, time.Second)
+		fs := cl.PollFetches(pctx)
+		pcancel()
+		fs.EachPartition(func(p kgo.FetchTopicPartition) {
+			for _, r := range p.Records {
+				out = append(out, r)
+				last = time.Now()
+			}
+			// The high watermark also covers transaction markers.
+			if end, ok := pending[p.Partition]; ok && (len(p.Records) > 0 && p.Records[len(p.Records)-1].Offset+1 >= end) {
+				delete(pending, p.Partition)
+			}
+		})
+		if len(out) > 0 && time.Since(last) > quiet {
+			break // the rest below the end offsets are markers or aborted records
 		}
 	}
+	return out
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago, for
