@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"time"
@@ -94,8 +95,17 @@ func platform(p event.Platform) (string, error) {
 	return string(p), nil
 }
 
+// decodeFlags: field names are exact (the producers are ours), and strings
+// point into the record value instead of being copied; the value lives as
+// long as the row, until its INSERT.
+const decodeFlags = json.DontCopyString | json.DontMatchCaseInsensitiveStructFields
+
 func decode(value []byte, v any) error {
-	if err := json.Unmarshal(value, v); err != nil {
+	rest, err := json.Parse(value, v, decodeFlags)
+	if err == nil && len(bytes.TrimSpace(rest)) > 0 {
+		err = fmt.Errorf("%d bytes after the JSON value", len(rest))
+	}
+	if err != nil {
 		return contentErr("undecodable JSON: %v", err)
 	}
 	return nil

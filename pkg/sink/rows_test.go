@@ -143,3 +143,28 @@ func FuzzRows(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkClickRow measures decoding one click into its column values, the
+// sink's own per-record work, beside a plain json.Unmarshal of the same
+// record into event.Click (the decode alone) in the same run.
+func BenchmarkClickRow(b *testing.B) {
+	v, _ := json.Marshal(event.Click{ClickID: "01a22293-324c-7895-a0fe-2156ad9cc812", Touch: touch()})
+	tab := Tables("c", "i", "ia", "ea", "r")["c"]
+	b.Run("row", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := tab.Row(v); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("unmarshal_only", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var c event.Click
+			if err := json.Unmarshal(v, &c); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
