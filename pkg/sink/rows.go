@@ -53,32 +53,59 @@ var (
 	maxTime = time.Unix(1<<32-1, 0)
 )
 
-func dt(name string, t time.Time) (time.Time, error) {
-	if t.Before(minTime) || t.After(maxTime) {
-		return t, contentErr("%s %s outside ClickHouse DateTime range", name, t.Format(time.RFC3339))
-	}
-	return t.UTC(), nil
-}
-
-func dtPtr(name string, t *time.Time) (*time.Time, error) {
-	if t == nil {
-		return nil, nil
-	}
-	v, err := dt(name, *t)
-	return &v, err
-}
-
 // maxDecimal is the largest magnitude Decimal(18, 6) holds, in micros.
 const maxDecimal = 999_999_999_999_999_999
 
-// dec converts an amount for a Decimal(18, 6) column; an amount beyond the
-// column's range would make ClickHouse refuse the whole INSERT, so it is a
-// content error of this record instead.
-func dec(name string, a money.Amount) (decimal.Decimal, error) {
-	if m := a.Micros(); m > maxDecimal || m < -maxDecimal {
-		return decimal.Decimal{}, contentErr("%s %s outside Decimal(18, 6)", name, a)
+// conv converts field values to column values and keeps the first content
+// error, so a row builder reads as one list of columns.
+type conv struct{ err error }
+
+func (c *conv) fail(format string, args ...any) {
+	if c.err == nil {
+		c.err = contentErr(format, args...)
 	}
-	return decimal.New(a.Micros(), -money.Scale), nil
+}
+
+// check records a content error unless ok.
+func (c *conv) check(ok bool, format string, args ...any) {
+	if !ok {
+		c.fail(format, args...)
+	}
+}
+
+// time converts for a DateTime('UTC') column: outside its range ClickHouse
+// would refuse the whole INSERT, so it is this record's content error.
+func (c *conv) time(name string, t time.Time) time.Time {
+	if t.Before(minTime) || t.After(maxTime) {
+		c.fail("%s %s outside ClickHouse DateTime range", name, t.Format(time.RFC3339))
+	}
+	return t.UTC()
+}
+
+func (c *conv) timePtr(name string, t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	v := c.time(name, *t)
+	return &v
+}
+
+// amount converts for a Decimal(18, 6) column, range-checked likewise.
+func (c *conv) amount(name string, a money.Amount) decimal.Decimal {
+	if m := a.Micros(); m > maxDecimal || m < -maxDecimal {
+		c.fail("%s %s outside Decimal(18, 6)", name, a)
+	}
+	return decimal.New(a.Micros(), -money.Scale)
+}
+
+func (c *conv) platform(p event.Platform) string {
+	c.check(p.Valid(), "platform %q is not in the enum", p)
+	return string(p)
+}
+
+func (c *conv) matchType(m event.MatchType) string {
+	c.check(matchTypes[m], "match_type %q is not in the enum", m)
+	return string(m)
 }
 
 func b2u(b bool) uint8 {
@@ -86,13 +113,6 @@ func b2u(b bool) uint8 {
 		return 1
 	}
 	return 0
-}
-
-func platform(p event.Platform) (string, error) {
-	if !p.Valid() {
-		return "", contentErr("platform %q is not in the enum", p)
-	}
-	return string(p), nil
 }
 
 // decodeFlags: field names are exact (the producers are ours), and strings
@@ -112,64 +132,38 @@ func decode(value []byte, v any) error {
 }
 
 var touchColumns = []string{"time", "app_id", "platform", "media_source", "campaign_id", "adset_id", "creative_id",
-	"site_id", "sub_site_id", "country", "idfa", "gaid", "ip", "ua"}
+	"site_id", "sub_site_id", "country", "idfa", "gaid", "ip", "ua", "cost", "currency"}
 
-func touchRow(t *event.Touch) ([]any, error) {
-	tm, err := dt("time", t.Time)
-	if err != nil {
-		return nil, err
-	}
-	p, err := platform(t.Platform)
-	if err != nil {
-		return nil, err
-	}
-	if t.AppID == "" {
-		return nil, contentErr("app_id is empty")
-	}
-	return []any{tm, t.AppID, p, t.MediaSource, t.CampaignID, t.AdsetID, t.CreativeID,
-		t.SiteID, t.SubSiteID, t.Country, t.IDFA, t.GAID, t.IP, t.UA}, nil
+func touchRow(c *conv, t *event.Touch) []any {
+	c.check(t.AppID != "", "app_id is empty")
+	return []any{c.time("time", t.Time), t.AppID, c.platform(t.Platform), t.MediaSource, t.CampaignID, t.AdsetID, t.CreativeID,
+		t.SiteID, t.SubSiteID, t.Country, t.IDFA, t.GAID, t.IP, t.UA, c.amount("cost", t.Cost), t.Currency}
 }
 
-var clickColumns = cat([]string{"click_id"}, touchColumns, []string{"s2s", "cost", "currency"})
+var clickColumns = cat([]string{"click_id", "s2s"}, touchColumns)
 
 func clickRow(value []byte) ([]any, error) {
-	var c event.Click
-	if err := decode(value, &c); err != nil {
+	var k event.Click
+	if err := decode(value, &k); err != nil {
 		return nil, err
 	}
-	if c.ClickID == "" {
-		return nil, contentErr("click_id is empty")
-	}
-	t, err := touchRow(&c.Touch)
-	if err != nil {
-		return nil, err
-	}
-	cost, err := dec("cost", c.Cost)
-	if err != nil {
-		return nil, err
-	}
-	return cat([]any{c.ClickID}, t, []any{b2u(c.S2S), cost, c.Currency}), nil
+	var c conv
+	c.check(k.ClickID != "", "click_id is empty")
+	row := cat([]any{k.ClickID, b2u(k.S2S)}, touchRow(&c, &k.Touch))
+	return row, c.err
 }
 
-var impressionColumns = cat([]string{"impression_id"}, touchColumns, []string{"cost", "currency"})
+var impressionColumns = cat([]string{"impression_id"}, touchColumns)
 
 func impressionRow(value []byte) ([]any, error) {
 	var i event.Impression
 	if err := decode(value, &i); err != nil {
 		return nil, err
 	}
-	if i.ImpressionID == "" {
-		return nil, contentErr("impression_id is empty")
-	}
-	t, err := touchRow(&i.Touch)
-	if err != nil {
-		return nil, err
-	}
-	cost, err := dec("cost", i.Cost)
-	if err != nil {
-		return nil, err
-	}
-	return cat([]any{i.ImpressionID}, t, []any{cost, i.Currency}), nil
+	var c conv
+	c.check(i.ImpressionID != "", "impression_id is empty")
+	row := cat([]any{i.ImpressionID}, touchRow(&c, &i.Touch))
+	return row, c.err
 }
 
 var matchTypes = map[event.MatchType]bool{event.MatchOrganic: true, event.MatchClickID: true,
@@ -182,112 +176,59 @@ func flags(f []string) []string {
 	return f
 }
 
-var installColumns = []string{"event_id", "mmp", "received_at", "install_time", "app_id", "platform", "click_id",
+// attributionColumns are the columns of our attribution shared by installs
+// and events; attributionRow fills them in the same order.
+var attributionColumns = []string{"match_type", "touch_id", "media_source", "campaign_id", "adset_id", "creative_id",
+	"site_id", "sub_site_id", "fraud_flags", "attributed_at"}
+
+func attributionRow(c *conv, a *event.Attribution) []any {
+	return []any{c.matchType(a.MatchType), a.TouchID, a.MediaSource, a.CampaignID, a.AdsetID, a.CreativeID,
+		a.SiteID, a.SubSiteID, flags(a.FraudFlags), c.time("attributed_at", a.AttributedAt)}
+}
+
+var installColumns = cat([]string{"event_id", "mmp", "received_at", "install_time", "app_id", "platform", "click_id",
 	"idfa", "gaid", "idfv", "android_id", "ip", "ua", "country",
 	"mmp_media_source", "mmp_campaign_id", "mmp_campaign_name", "mmp_match_type", "is_retargeting", "rejected", "reject_reason",
-	"match_type", "touch_id", "touch_time", "ctit_seconds", "media_source", "campaign_id", "adset_id", "creative_id",
-	"site_id", "sub_site_id", "cost", "cost_currency", "fraud_flags", "mmp_disagrees", "reinstall", "attributed_at"}
+	"touch_time", "ctit_seconds", "cost", "cost_currency", "mmp_disagrees", "reinstall"}, attributionColumns)
 
 func installRow(value []byte) ([]any, error) {
 	var a event.AttributedInstall
 	if err := decode(value, &a); err != nil {
 		return nil, err
 	}
-	if a.EventID == "" || a.AppID == "" {
-		return nil, contentErr("event_id and app_id are required")
-	}
-	if !matchTypes[a.Attribution.MatchType] {
-		return nil, contentErr("match_type %q is not in the enum", a.Attribution.MatchType)
-	}
-	p, err := platform(a.Platform)
-	if err != nil {
-		return nil, err
-	}
-	recv, err := dt("received_at", a.ReceivedAt)
-	if err != nil {
-		return nil, err
-	}
-	inst, err := dt("install_time", a.InstallTime)
-	if err != nil {
-		return nil, err
-	}
-	touch, err := dtPtr("touch_time", a.TouchTime)
-	if err != nil {
-		return nil, err
-	}
-	attr, err := dt("attributed_at", a.AttributedAt)
-	if err != nil {
-		return nil, err
-	}
-	cost, err := dec("attributed_cost", a.Attribution.Cost)
-	if err != nil {
-		return nil, err
-	}
+	var c conv
 	pb := &a.Install.Postback
-	return []any{a.EventID, pb.MMP, recv, inst, pb.AppID, p, pb.ClickID,
-		pb.IDFA, pb.GAID, pb.IDFV, pb.AndroidID, pb.IP, pb.UA, pb.Country,
+	c.check(pb.EventID != "" && pb.AppID != "", "event_id and app_id are required")
+	row := cat([]any{pb.EventID, pb.MMP, c.time("received_at", pb.ReceivedAt), c.time("install_time", a.InstallTime),
+		pb.AppID, c.platform(pb.Platform), pb.ClickID, pb.IDFA, pb.GAID, pb.IDFV, pb.AndroidID, pb.IP, pb.UA, pb.Country,
 		pb.MediaSource, pb.Placement.CampaignID, pb.CampaignName, pb.MatchType, b2u(pb.IsRetargeting), b2u(a.Rejected), a.RejectReason,
-		string(a.Attribution.MatchType), a.TouchID, touch, a.CTITSeconds, a.Attribution.MediaSource, a.Attribution.CampaignID,
-		a.Attribution.AdsetID, a.Attribution.CreativeID, a.Attribution.SiteID, a.Attribution.SubSiteID,
-		cost, a.CostCurrency, flags(a.FraudFlags), b2u(a.MMPDisagrees), b2u(a.Reinstall || a.IsReinstall), attr}, nil
+		c.timePtr("touch_time", a.TouchTime), a.CTITSeconds, c.amount("attributed_cost", a.Attribution.Cost), a.CostCurrency,
+		b2u(a.MMPDisagrees), b2u(a.Reinstall || a.IsReinstall)}, attributionRow(&c, &a.Attribution))
+	return row, c.err
 }
 
 var taxonomy = map[event.Taxonomy]bool{event.NameCustom: true, event.NameInstall: true, event.NameAppOpen: true,
 	event.NamePurchase: true, event.NameLevelAchieved: true, event.NameScreenView: true, event.NameClick: true, event.NameFormSubmit: true}
 
-var eventColumns = []string{"event_id", "mmp", "received_at", "event_time", "install_time", "install_event_id", "app_id", "platform",
+var eventColumns = cat([]string{"event_id", "mmp", "received_at", "event_time", "install_time", "install_event_id", "app_id", "platform",
 	"click_id", "idfa", "gaid", "idfv", "android_id", "country", "event_name", "original_event_name", "event_value",
-	"revenue", "currency", "revenue_reporting", "reporting_currency", "match_type", "touch_id", "media_source", "campaign_id",
-	"adset_id", "creative_id", "site_id", "sub_site_id", "fraud_flags", "attributed_at"}
+	"revenue", "currency", "revenue_reporting", "reporting_currency"}, attributionColumns)
 
 func eventRow(value []byte) ([]any, error) {
 	var a event.AttributedEvent
 	if err := decode(value, &a); err != nil {
 		return nil, err
 	}
-	if a.EventID == "" || a.AppID == "" {
-		return nil, contentErr("event_id and app_id are required")
-	}
-	if !taxonomy[a.Name] {
-		return nil, contentErr("event_name %q is not in the taxonomy", a.Name)
-	}
-	if !matchTypes[a.Attribution.MatchType] {
-		return nil, contentErr("match_type %q is not in the enum", a.Attribution.MatchType)
-	}
-	p, err := platform(a.Platform)
-	if err != nil {
-		return nil, err
-	}
-	recv, err := dt("received_at", a.ReceivedAt)
-	if err != nil {
-		return nil, err
-	}
-	evt, err := dt("event_time", a.EventTime)
-	if err != nil {
-		return nil, err
-	}
-	inst, err := dtPtr("install_time", a.InAppEvent.InstallTime)
-	if err != nil {
-		return nil, err
-	}
-	attr, err := dt("attributed_at", a.AttributedAt)
-	if err != nil {
-		return nil, err
-	}
-	rev, err := dec("revenue", a.Revenue)
-	if err != nil {
-		return nil, err
-	}
-	revRep, err := dec("revenue_reporting", a.RevenueReporting)
-	if err != nil {
-		return nil, err
-	}
+	var c conv
 	pb := &a.InAppEvent.Postback
-	return []any{a.EventID, pb.MMP, recv, evt, inst, a.InstallEventID, pb.AppID, p,
+	c.check(pb.EventID != "" && pb.AppID != "", "event_id and app_id are required")
+	c.check(taxonomy[a.Name], "event_name %q is not in the taxonomy", a.Name)
+	row := cat([]any{pb.EventID, pb.MMP, c.time("received_at", pb.ReceivedAt), c.time("event_time", a.EventTime),
+		c.timePtr("install_time", a.InAppEvent.InstallTime), a.InstallEventID, pb.AppID, c.platform(pb.Platform),
 		pb.ClickID, pb.IDFA, pb.GAID, pb.IDFV, pb.AndroidID, pb.Country, string(a.Name), a.OriginalName, a.Value,
-		rev, a.Currency, revRep, a.ReportingCurrency, string(a.Attribution.MatchType), a.TouchID,
-		a.Attribution.MediaSource, a.Attribution.CampaignID, a.Attribution.AdsetID, a.Attribution.CreativeID,
-		a.Attribution.SiteID, a.Attribution.SubSiteID, flags(a.FraudFlags), attr}, nil
+		c.amount("revenue", a.Revenue), a.Currency, c.amount("revenue_reporting", a.RevenueReporting), a.ReportingCurrency},
+		attributionRow(&c, &a.Attribution))
+	return row, c.err
 }
 
 var rejectedColumns = []string{"source", "kind", "received_at", "field", "reason", "event_id",
@@ -298,11 +239,8 @@ func rejectedRow(value []byte) ([]any, error) {
 	if err := decode(value, &r); err != nil {
 		return nil, err
 	}
-	recv, err := dt("received_at", r.ReceivedAt)
-	if err != nil {
-		return nil, err
-	}
-	return rejectedValues(r, recv), nil
+	var c conv
+	return rejectedValues(r, c.time("received_at", r.ReceivedAt)), c.err
 }
 
 func rejectedValues(r event.Rejected, recv time.Time) []any {
