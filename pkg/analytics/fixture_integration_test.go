@@ -15,10 +15,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/shopspring/decimal"
 
-	"github.com/adtrack/postback/pkg/chconn"
-	"github.com/adtrack/postback/pkg/migrate"
 	"github.com/adtrack/postback/pkg/testenv"
-	"github.com/adtrack/postback/schemas"
 )
 
 // This file holds the hand-made fixture and the helpers that load it and
@@ -234,15 +231,7 @@ func newDB(t *testing.T) (context.Context, driver.Conn) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
-	cfg := testenv.ClickHouse(t)
-	conn, err := chconn.Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	if _, err := migrate.Up(ctx, conn, schemas.ClickHouse, "clickhouse", migrate.Options{}); err != nil {
-		t.Fatalf("migrations: %v", err)
-	}
+	_, conn := testenv.MigratedClickHouse(t)
 	return ctx, conn
 }
 

@@ -13,15 +13,12 @@ import (
 	"github.com/segmentio/encoding/json"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/adtrack/postback/pkg/chconn"
 	"github.com/adtrack/postback/pkg/config"
 	"github.com/adtrack/postback/pkg/event"
-	"github.com/adtrack/postback/pkg/migrate"
 	"github.com/adtrack/postback/pkg/money"
 	"github.com/adtrack/postback/pkg/sink"
 	"github.com/adtrack/postback/pkg/telemetry"
 	"github.com/adtrack/postback/pkg/testenv"
-	"github.com/adtrack/postback/schemas"
 )
 
 // TestAnalyticsThroughSink sends the same hand-made fixtures as JSON records
@@ -31,15 +28,7 @@ import (
 func TestAnalyticsThroughSink(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	chCfg := testenv.ClickHouse(t)
-	conn, err := chconn.Open(ctx, chCfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := migrate.Up(ctx, conn, schemas.ClickHouse, "clickhouse", migrate.Options{}); err != nil {
-		t.Fatal(err)
-	}
+	chCfg, conn := testenv.MigratedClickHouse(t)
 	now := time.Now()
 	loadThroughSink(ctx, t, conn, chCfg, append(fixedFixture(), recentFixture(now)...))
 

@@ -21,11 +21,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/adtrack/postback/pkg/chconn"
 	"github.com/adtrack/postback/pkg/config"
+	"github.com/adtrack/postback/pkg/migrate"
+	"github.com/adtrack/postback/schemas"
 )
 
 // KafkaBrokers returns the configured test brokers without checking them.
@@ -223,4 +226,22 @@ func FreePort(t testing.TB) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// MigratedClickHouse is ClickHouse with every project migration applied to
+// the fresh database, and an open connection to it, closed at cleanup.
+func MigratedClickHouse(t testing.TB) (config.ClickHouse, driver.Conn) {
+	t.Helper()
+	cfg := ClickHouse(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	conn, err := chconn.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if _, err := migrate.Up(ctx, conn, schemas.ClickHouse, "clickhouse", migrate.Options{}); err != nil {
+		t.Fatalf("migrations: %v", err)
+	}
+	return cfg, conn
 }
