@@ -1,11 +1,9 @@
 package event_test
 
 import (
-	"bytes"
 	"fmt"
 	"io/fs"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 
@@ -15,32 +13,15 @@ import (
 	"github.com/adtrack/postback/pkg/event"
 	"github.com/adtrack/postback/pkg/money"
 	"github.com/adtrack/postback/schemas"
+	"github.com/adtrack/postback/schemas/schematest"
 )
 
-const schemaBase = "https://adtrack.example/schemas/events/"
-
-// compile loads every schema from the embedded FS so $refs resolve offline.
+// compile returns the topic's schema or fails the test.
 func compile(t *testing.T, topic string) *jsonschema.Schema {
 	t.Helper()
-	c := jsonschema.NewCompiler()
-	c.AssertFormat()
-	files, err := fs.Glob(schemas.Events, "events/*.json")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no schemas embedded: %v", err)
-	}
-	for _, f := range files {
-		b, _ := fs.ReadFile(schemas.Events, f)
-		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
-		if err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-		if err := c.AddResource(schemaBase+strings.TrimPrefix(f, "events/"), doc); err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-	}
-	s, err := c.Compile(schemaBase + topic + ".schema.json")
+	s, err := schematest.Compile(topic)
 	if err != nil {
-		t.Fatalf("compile %s: %v", topic, err)
+		t.Fatal(err)
 	}
 	return s
 }
@@ -116,16 +97,8 @@ func TestExamplesValidate(t *testing.T) {
 			if err := fullyPopulated(reflect.ValueOf(v), topic); err != nil {
 				t.Fatalf("example is not fully populated: %v", err)
 			}
-			b, err := json.Marshal(v)
-			if err != nil {
+			if err := schematest.Validate(compile(t, topic), v); err != nil {
 				t.Fatal(err)
-			}
-			doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := compile(t, topic).Validate(doc); err != nil {
-				t.Fatalf("%s does not validate:\n%s\n%v", topic, b, err)
 			}
 		})
 	}

@@ -2,9 +2,7 @@ package postback
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
-	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -17,7 +15,7 @@ import (
 	"github.com/segmentio/encoding/json"
 
 	"github.com/adtrack/postback/pkg/event"
-	"github.com/adtrack/postback/schemas"
+	"github.com/adtrack/postback/schemas/schematest"
 )
 
 // receivedAt is when the test postbacks "arrived"; the sample times are the
@@ -206,31 +204,13 @@ func validate(t testing.TB, kind Kind, v any) {
 }
 
 func loadSchemas() (map[string]*jsonschema.Schema, error) {
-	const base = "https://adtrack.example/schemas/events/"
-	c := jsonschema.NewCompiler()
-	c.AssertFormat()
-	err := fs.WalkDir(schemas.Events, "events", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := fs.ReadFile(schemas.Events, p)
-		if err != nil {
-			return err
-		}
-		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
-		if err != nil {
-			return err
-		}
-		return c.AddResource(base+filepath.Base(p), doc)
-	})
-	if err != nil {
-		return nil, err
-	}
 	out := map[string]*jsonschema.Schema{}
 	for _, topic := range []string{"installs.raw.v1", "events.raw.v1"} {
-		if out[topic], err = c.Compile(base + topic + ".schema.json"); err != nil {
+		s, err := schematest.Compile(topic)
+		if err != nil {
 			return nil, err
 		}
+		out[topic] = s
 	}
 	return out, nil
 }
