@@ -101,13 +101,19 @@ func TestAnalytics(t *testing.T) {
 	load(ctx, t, conn, fixedFixture())
 	load(ctx, t, conn, recentFixture(now))
 
+	checkViews(ctx, t, conn)
+	t.Run("merged_equals_unmerged", func(t *testing.T) { testMergeInvariant(ctx, t, conn) })
+}
+
+// checkViews runs every view assertion against the loaded fixtures; both
+// loading paths (direct inserts, Kafka + sink) must pass all of them.
+func checkViews(ctx context.Context, t *testing.T, conn driver.Conn) {
 	t.Run("stats_hourly", func(t *testing.T) { testStatsHourly(ctx, t, conn) })
 	t.Run("stats_daily", func(t *testing.T) { testStatsDaily(ctx, t, conn) })
 	t.Run("spend_by_currency", func(t *testing.T) { testSpendByCurrency(ctx, t, conn) })
 	t.Run("retention", func(t *testing.T) { testRetention(ctx, t, conn) })
 	t.Run("hourly_rolls_up_to_daily", func(t *testing.T) { testHourlyRollsUp(ctx, t, conn) })
 	t.Run("views_match_base_tables", func(t *testing.T) { testMatchesBaseTables(ctx, t, conn) })
-	t.Run("merged_equals_unmerged", func(t *testing.T) { testMergeInvariant(ctx, t, conn) })
 	t.Run("docs", func(t *testing.T) { testDocs(ctx, t, conn) })
 }
 

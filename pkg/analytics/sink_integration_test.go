@@ -32,13 +32,7 @@ func TestAnalyticsThroughSink(t *testing.T) {
 	now := time.Now()
 	loadThroughSink(ctx, t, conn, chCfg, append(fixedFixture(), recentFixture(now)...))
 
-	t.Run("stats_hourly", func(t *testing.T) { testStatsHourly(ctx, t, conn) })
-	t.Run("stats_daily", func(t *testing.T) { testStatsDaily(ctx, t, conn) })
-	t.Run("spend_by_currency", func(t *testing.T) { testSpendByCurrency(ctx, t, conn) })
-	t.Run("retention", func(t *testing.T) { testRetention(ctx, t, conn) })
-	t.Run("hourly_rolls_up_to_daily", func(t *testing.T) { testHourlyRollsUp(ctx, t, conn) })
-	t.Run("views_match_base_tables", func(t *testing.T) { testMatchesBaseTables(ctx, t, conn) })
-	t.Run("docs", func(t *testing.T) { testDocs(ctx, t, conn) })
+	checkViews(ctx, t, conn)
 }
 
 func amount(t *testing.T, s string) money.Amount {
