@@ -39,6 +39,8 @@ CLIENT_BIN=""
 
 log() { printf 'clickhouse.sh: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+# shellcheck source=lib.sh
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 
 # Debian puts the server in /usr/sbin, which is not on a normal user's PATH.
 find_binaries() {
@@ -103,7 +105,6 @@ ensure_binaries() {
   fi
 }
 
-port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
 # ch_query SQL: run a query with the client (or fail if none installed).
 ch_query() {
@@ -121,23 +122,9 @@ server_answers() {
   fi
 }
 
-read_pid() {
-  local pid=""
-  [[ -f "$PID_FILE" ]] && pid=$(<"$PID_FILE")
-  [[ "$pid" =~ ^[0-9]+$ ]] && printf '%s' "$pid"
-  return 0
-}
 
 # True when the pid file points at a live server started with our config.
-pid_alive() {
-  local pid
-  pid=$(read_pid)
-  [[ -n "$pid" ]] || return 1
-  kill -0 "$pid" 2>/dev/null || return 1
-  local cmdline
-  cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
-  [[ "$cmdline" == *"--config-file=$CONFIG"* ]]
-}
+pid_alive() { pid_matches "--config-file=$CONFIG"; }
 
 is_local_host() {
   case "$HOST" in 127.* | localhost | ::1 | '[::1]') return 0 ;; *) return 1 ;; esac
@@ -316,21 +303,7 @@ cmd_stop() {
     print_locations
     return 0
   fi
-  local pid deadline
-  pid=$(read_pid)
-  log "stopping ClickHouse (pid $pid)"
-  kill -TERM "$pid" 2>/dev/null || true
-  deadline=$((SECONDS + STOP_TIMEOUT))
-  while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
-    sleep 0.5
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    log "ClickHouse did not stop within ${STOP_TIMEOUT}s; sending SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-    while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
-  fi
-  rm -f "$PID_FILE"
-  echo "ClickHouse stopped"
+  terminate ClickHouse
   print_locations
 }
 
@@ -374,17 +347,11 @@ cmd_version() {
 
 # Serialize start/stop of this state dir (e.g. parallel `make` targets).
 # fd 9 is closed for the server process so the lock is not inherited.
-take_lock() {
-  mkdir -p "$CH_STATE"
-  command -v flock >/dev/null 2>&1 || return 0
-  exec 9>"$CH_STATE/.lock"
-  flock -w 180 9 || die "timed out waiting for $CH_STATE/.lock"
-}
 
 case "${1:-}" in
-  start) take_lock; cmd_start ;;
-  stop) take_lock; cmd_stop ;;
-  restart) take_lock; cmd_stop; cmd_start ;;
+  start) take_lock "$CH_STATE"; cmd_start ;;
+  stop) take_lock "$CH_STATE"; cmd_stop ;;
+  restart) take_lock "$CH_STATE"; cmd_stop; cmd_start ;;
   status) cmd_status ;;
   logs) cmd_logs "${2:-}" ;;
   version) cmd_version ;;

@@ -51,6 +51,8 @@ VERSION=""   # set by ensure_libs
 
 log() { printf 'kafka.sh: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+# shellcheck source=lib.sh
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 
 need_java() {
   command -v java >/dev/null 2>&1 || die "java not found (Kafka 4 needs Java 17+)"
@@ -97,25 +99,10 @@ ensure_libs() {
   die "could not fetch any Kafka version of: $VERSIONS"
 }
 
-port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
-read_pid() {
-  local pid=""
-  [[ -f "$PID_FILE" ]] && pid=$(<"$PID_FILE")
-  [[ "$pid" =~ ^[0-9]+$ ]] && printf '%s' "$pid"
-  return 0
-}
 
 # True when the pid file points at a live Kafka started with our config.
-pid_alive() {
-  local pid
-  pid=$(read_pid)
-  [[ -n "$pid" ]] || return 1
-  kill -0 "$pid" 2>/dev/null || return 1
-  local cmdline
-  cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
-  [[ "$cmdline" == *"kafka.Kafka $PROPS"* ]]
-}
+pid_alive() { pid_matches "kafka.Kafka $PROPS"; }
 
 # java_tool MAIN_CLASS ARGS...: run a Kafka CLI class from the cached jars
 # (client-sized JVM, logs to stderr at WARN, bounded by TOOL_TIMEOUT seconds;
@@ -318,21 +305,7 @@ cmd_stop() {
     print_locations
     return 0
   fi
-  local pid deadline
-  pid=$(read_pid)
-  log "stopping Kafka (pid $pid)"
-  kill -TERM "$pid" 2>/dev/null || true
-  deadline=$((SECONDS + STOP_TIMEOUT))
-  while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
-    sleep 0.5
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    log "Kafka did not stop within ${STOP_TIMEOUT}s; sending SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-    while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
-  fi
-  rm -f "$PID_FILE"
-  echo "Kafka stopped"
+  terminate Kafka
   print_locations
 }
 
@@ -371,17 +344,11 @@ cmd_version() {
 
 # Serialize start/stop of this state dir (e.g. parallel `make` targets).
 # fd 9 is closed for the server process so the lock is not inherited.
-take_lock() {
-  mkdir -p "$K_STATE"
-  command -v flock >/dev/null 2>&1 || return 0
-  exec 9>"$K_STATE/.lock"
-  flock -w 180 9 || die "timed out waiting for $K_STATE/.lock"
-}
 
 case "${1:-}" in
-  start) take_lock; cmd_start ;;
-  stop) take_lock; cmd_stop ;;
-  restart) take_lock; cmd_stop; cmd_start ;;
+  start) take_lock "$K_STATE"; cmd_start ;;
+  stop) take_lock "$K_STATE"; cmd_stop ;;
+  restart) take_lock "$K_STATE"; cmd_stop; cmd_start ;;
   status) cmd_status ;;
   logs) cmd_logs "${2:-}" ;;
   version) cmd_version ;;

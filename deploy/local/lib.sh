@@ -1,0 +1,54 @@
+# Helpers shared by kafka.sh and clickhouse.sh. Source it after setting
+# PID_FILE and STOP_TIMEOUT and defining log and die.
+# shellcheck shell=bash
+
+# port_open HOST PORT: something accepts TCP connections there.
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+# read_pid prints the pid in PID_FILE, or nothing.
+read_pid() {
+  local pid=""
+  [[ -f "$PID_FILE" ]] && pid=$(<"$PID_FILE")
+  [[ "$pid" =~ ^[0-9]+$ ]] && printf '%s' "$pid"
+  return 0
+}
+
+# pid_matches PATTERN: the pid file names a live process whose command line
+# contains PATTERN, so a recycled pid is never taken for our server.
+pid_matches() {
+  local pid cmdline
+  pid=$(read_pid)
+  [[ -n "$pid" ]] || return 1
+  kill -0 "$pid" 2>/dev/null || return 1
+  cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+  [[ "$cmdline" == *"$1"* ]]
+}
+
+# terminate NAME: SIGTERM the pid file's process, SIGKILL it after
+# STOP_TIMEOUT seconds, and remove the pid file.
+terminate() {
+  local name=$1 pid deadline
+  pid=$(read_pid)
+  log "stopping $name (pid $pid)"
+  kill -TERM "$pid" 2>/dev/null || true
+  deadline=$((SECONDS + STOP_TIMEOUT))
+  while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
+    sleep 0.5
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "$name did not stop within ${STOP_TIMEOUT}s; sending SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
+  fi
+  rm -f "$PID_FILE"
+  echo "$name stopped"
+}
+
+# take_lock DIR: serialize start/stop calls on one state dir. The lock fd is
+# closed for the server process (9>&- on its command).
+take_lock() {
+  mkdir -p "$1"
+  command -v flock >/dev/null 2>&1 || return 0
+  exec 9>"$1/.lock"
+  flock -w 180 9 || die "timed out waiting for $1/.lock"
+}
