@@ -211,6 +211,11 @@ func TestPostbackBodiesAndHeaderToken(t *testing.T) {
 	if len(recs) != 2 {
 		t.Fatalf("%d events, want 2", len(recs))
 	}
+	for _, r := range recs {
+		if strings.Contains(string(r.Value), "ignored-in-body") {
+			t.Errorf("a token posted in a form body was stored: %s", r.Value)
+		}
+	}
 	var ev event.InAppEvent
 	var key string
 	for _, r := range recs {

@@ -86,6 +86,13 @@ func (s *Server) handlePostback(w http.ResponseWriter, r *http.Request) string {
 		if err != nil {
 			return s.reject(w, mmp, string(kind), "", err, raw)
 		}
+		// A token sent in a form body too must not be stored either.
+		if _, has := bp[tokenParam]; has {
+			bp.Del(tokenParam)
+			if strings.HasPrefix(raw.ContentType, "application/x-www-form-urlencoded") {
+				raw.Body = withoutParam(raw.Body, tokenParam)
+			}
+		}
 		params = postback.MergeParams(query, bp)
 	}
 	parsed, err := postback.Parse(&postback.Request{MMP: mmp, Kind: kind, Params: params, Raw: raw, ReceivedAt: s.now()})
