@@ -1,0 +1,220 @@
+package statestore
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/cockroachdb/pebble"
+)
+
+// Internal key spaces. User keys and metadata live in one Pebble keyspace;
+// a one-byte tag keeps them apart so that a user key can never overwrite
+// the changelog offset and Scan over all user keys never sees metadata.
+const (
+	tagMeta byte = 0x00
+	tagUser byte = 0x01
+)
+
+// offsetKey holds the changelog offset the store reflects (8 bytes, big endian).
+var offsetKey = []byte{tagMeta, 'c', 'h', 'a', 'n', 'g', 'e', 'l', 'o', 'g', '-', 'o', 'f', 'f', 's', 'e', 't'}
+
+// DefaultCacheSize is the block cache of a store opened without a shared
+// [Cache] or a CacheSize: enough for the index and filter blocks of a few GB
+// of tables, small enough for dozens of partitions per process.
+const DefaultCacheSize = 8 << 20
+
+// Cache is a block cache shared by all the stores of a process (every stage
+// and partition), so that the memory bound is set once per process rather
+// than multiplied by the number of partitions assigned.
+type Cache struct{ c *pebble.Cache }
+
+// NewCache returns a shared block cache of size bytes. Close it when the
+// stores using it are opened (they hold their own references) or closed.
+func NewCache(size int64) *Cache { return &Cache{c: pebble.NewCache(size)} }
+
+// Close drops the caller's reference; the memory is freed when the last
+// store using the cache is closed too.
+func (c *Cache) Close() { c.c.Unref() }
+
+// Options configure a Store.
+type Options struct {
+	// Cache is the shared block cache to use. Nil means a cache of its
+	// own of CacheSize bytes.
+	Cache *Cache
+	// CacheSize bounds the store's own block cache in bytes when Cache is
+	// nil. Zero means DefaultCacheSize.
+	CacheSize int64
+	// MemTableSize is the size of one memtable (at most two are in memory,
+	// one filling and one flushing). Zero means Pebble's 4 MiB. With the
+	// cache it is what the store keeps in memory; the data lives on disk,
+	// so memory does not grow with the days of traffic a window holds.
+	MemTableSize uint64
+	// Logger receives Pebble's own log lines (flushes, compactions) at debug
+	// level and its fatal errors at error level. Nil discards them.
+	Logger *slog.Logger
+}
+
+// Store is one partition's state for one stage: a Pebble database under a
+// directory of its own. See the package documentation for the write protocol.
+type Store struct {
+	db *pebble.DB
+}
+
+// Open opens (creating it if needed) the store in dir.
+func Open(dir string, opts Options) (*Store, error) {
+	cache := opts.Cache
+	if cache == nil {
+		size := opts.CacheSize
+		if size <= 0 {
+			size = DefaultCacheSize
+		}
+		cache = NewCache(size)
+		// Open takes its own reference; drop ours so Close frees the cache.
+		defer cache.Close()
+	}
+	db, err := pebble.Open(dir, &pebble.Options{
+		Cache:        cache.c,
+		MemTableSize: opts.MemTableSize,
+		Logger:       pebbleLogger{opts.Logger},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("statestore: open %s: %w", dir, err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Close flushes nothing extra (the WAL holds unflushed writes) and releases
+// the database. Batches must be committed or closed first.
+func (s *Store) Close() error {
+	return s.db.Close()
+}
+
+// Get returns a copy of key's value and whether the key exists.
+func (s *Store) Get(key []byte) ([]byte, bool, error) {
+	return get(s.db, userKey(key))
+}
+
+// Scan calls fn for every key starting with prefix, in key order. key and
+// value are only valid during the call (copy them to keep them). An error
+// from fn stops the scan and is returned.
+func (s *Store) Scan(prefix []byte, fn func(key, value []byte) error) error {
+	return scan(s.db, prefix, fn)
+}
+
+// ChangelogOffset returns the highest changelog offset the local state
+// reflects, and false when the store has never recorded one (new or wiped).
+func (s *Store) ChangelogOffset() (int64, bool, error) {
+	v, ok, err := get(s.db, offsetKey)
+	if err != nil || !ok {
+		return 0, false, err
+	}
+	if len(v) != 8 {
+		return 0, false, fmt.Errorf("statestore: corrupt changelog offset (%d bytes)", len(v))
+	}
+	return int64(binary.BigEndian.Uint64(v)), true, nil
+}
+
+// SetChangelogOffset records off as the highest changelog offset the state
+// reflects. Normally the offset travels in a batch ([Batch.SetChangelogOffset]);
+// this is for a state that moved without writes (all records restored were
+// transaction markers, say).
+func (s *Store) SetChangelogOffset(off int64) error {
+	return s.db.Set(offsetKey, encodeOffset(off), pebble.NoSync)
+}
+
+func encodeOffset(off int64) []byte {
+	return binary.BigEndian.AppendUint64(nil, uint64(off))
+}
+
+// reader is what Get and Scan need; both *pebble.DB and an indexed
+// *pebble.Batch provide it.
+type reader interface {
+	Get(key []byte) ([]byte, io.Closer, error)
+	NewIter(o *pebble.IterOptions) (*pebble.Iterator, error)
+}
+
+func get(r reader, key []byte) ([]byte, bool, error) {
+	v, closer, err := r.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("statestore: get: %w", err)
+	}
+	out := append([]byte{}, v...)
+	if err := closer.Close(); err != nil {
+		return nil, false, err
+	}
+	return out, true, nil
+}
+
+func scan(r reader, prefix []byte, fn func(key, value []byte) error) error {
+	lo := userKey(prefix)
+	return scanRange(r, lo, successor(lo), fn)
+}
+
+// scanRange iterates internal keys in [lo, hi) and passes user keys to fn.
+func scanRange(r reader, lo, hi []byte, fn func(key, value []byte) error) (err error) {
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return fmt.Errorf("statestore: iterator: %w", err)
+	}
+	defer func() {
+		if cerr := it.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("statestore: iterator: %w", cerr)
+		}
+	}()
+	for ok := it.First(); ok; ok = it.Next() {
+		v, verr := it.ValueAndErr()
+		if verr != nil {
+			return fmt.Errorf("statestore: value: %w", verr)
+		}
+		if err := fn(it.Key()[1:], v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// userKey returns key in the user key space.
+func userKey(key []byte) []byte {
+	out := make([]byte, 1+len(key))
+	out[0] = tagUser
+	copy(out[1:], key)
+	return out
+}
+
+// successor returns the smallest key greater than every key starting with
+// p. p always starts with a tag byte below 0xff, so one exists.
+func successor(p []byte) []byte {
+	out := append([]byte{}, p...)
+	for i := len(out) - 1; i >= 0; i-- {
+		if out[i] != 0xff {
+			out[i]++
+			return out[:i+1]
+		}
+	}
+	panic("statestore: no successor of an all-0xff key")
+}
+
+// pebbleLogger routes Pebble's logging to slog.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	if p.l != nil {
+		p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+	}
+}
+
+// Fatalf must not return (Pebble's contract: the database is unusable).
+// Panic rather than exit so the process's own handling and defers run.
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if p.l != nil {
+		p.l.Error(msg, "component", "pebble")
+	}
+	panic("pebble: " + msg)
+}
