@@ -18,33 +18,19 @@ import (
 // dirty ratio let the cleaner run while the test is going on.
 func compactedTopic(t *testing.T, brokers []string) string {
 	t.Helper()
-	name := testenv.Name("test_statestore_changelog")
+	name := testenv.TopicWithConfigs(t, brokers, 2, map[string]string{
+		"cleanup.policy":            "compact",
+		"segment.ms":                "1000",
+		"min.cleanable.dirty.ratio": "0.01",
+	})
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer cl.Close()
 	adm := kadm.NewClient(cl)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	compact, segment, dirty := "compact", "1000", "0.01"
-	resp, err := adm.CreateTopic(ctx, 2, 1, map[string]*string{
-		"cleanup.policy":            &compact,
-		"segment.ms":                &segment,
-		"min.cleanable.dirty.ratio": &dirty,
-	}, name)
-	if err == nil {
-		err = resp.Err
-	}
-	if err != nil {
-		cl.Close()
-		t.Fatalf("create compacted topic %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_, _ = adm.DeleteTopics(ctx, name)
-		cl.Close()
-	})
 	// The configs must have taken: a non-compacted changelog would lose state.
 	cfgs, err := adm.DescribeTopicConfigs(ctx, name)
 	if err != nil {

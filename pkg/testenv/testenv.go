@@ -67,6 +67,12 @@ func Name(prefix string) string {
 // the test ends.
 func Topic(t testing.TB, brokers []string, partitions int32) string {
 	t.Helper()
+	return TopicWithConfigs(t, brokers, partitions, nil)
+}
+
+// TopicWithConfigs is Topic with topic-level configs (cleanup.policy, ...).
+func TopicWithConfigs(t testing.TB, brokers []string, partitions int32, configs map[string]string) string {
+	t.Helper()
 	name := Name("test_" + strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()))
 	if len(name) > 200 {
 		name = name[len(name)-200:]
@@ -78,7 +84,11 @@ func Topic(t testing.TB, brokers []string, partitions int32) string {
 	adm := kadm.NewClient(cl)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	resp, err := adm.CreateTopic(ctx, partitions, 1, nil, name)
+	cfgs := make(map[string]*string, len(configs))
+	for k, v := range configs {
+		cfgs[k] = kadm.StringPtr(v)
+	}
+	resp, err := adm.CreateTopic(ctx, partitions, 1, cfgs, name)
 	if err == nil {
 		err = resp.Err
 	}
