@@ -124,6 +124,16 @@ func (b *Batch) Scan(prefix []byte, fn func(key, value []byte) error) error {
 	return scan(b.pb, prefix, fn)
 }
 
+// ScanRange calls fn, in key order, for every key in [lo, hi) as seen
+// through the batch. key and value are valid only during the call. An
+// error from fn stops the scan and is returned.
+func (b *Batch) ScanRange(lo, hi []byte, fn func(key, value []byte) error) error {
+	if b.done {
+		return ErrBatchDone
+	}
+	return scanRange(b.pb, userKey(lo), userKey(hi), fn)
+}
+
 // Len is the number of changelog records the batch will produce.
 func (b *Batch) Len() int { return len(b.last) }
 

@@ -9,10 +9,10 @@ import (
 // timeLen is the encoded size of a time in a key.
 const timeLen = 8
 
-// appendTime appends t as 8 big-endian bytes of its Unix nanoseconds with
+// AppendTime appends t as 8 big-endian bytes of its Unix nanoseconds with
 // the sign bit flipped, so that byte order is time order across 1970 too.
 // Unix nanoseconds cover 1678-2262; times outside wrap (time.UnixNano).
-func appendTime(dst []byte, t time.Time) []byte {
+func AppendTime(dst []byte, t time.Time) []byte {
 	return binary.BigEndian.AppendUint64(dst, uint64(t.UnixNano())^(1<<63))
 }
 
@@ -24,7 +24,7 @@ func appendTime(dst []byte, t time.Time) []byte {
 func TimeKey(prefix []byte, t time.Time, id string) []byte {
 	out := make([]byte, 0, len(prefix)+timeLen+len(id))
 	out = append(out, prefix...)
-	out = appendTime(out, t)
+	out = AppendTime(out, t)
 	return append(out, id...)
 }
 
@@ -43,7 +43,7 @@ func ParseTimeKey(key []byte, prefixLen int) (t time.Time, id string, err error)
 // changelog tombstone ([Batch.DeleteRange]). It returns how many keys it
 // deleted.
 func ExpireBefore(b *Batch, prefix []byte, t time.Time) int {
-	end := appendTime(append([]byte{}, prefix...), t)
+	end := AppendTime(append([]byte{}, prefix...), t)
 	return b.DeleteRange(prefix, end)
 }
 
@@ -53,7 +53,7 @@ func ExpireBefore(b *Batch, prefix []byte, t time.Time) int {
 // An empty value deletes only the index entry. It returns how many index
 // entries it expired.
 func ExpireIndex(b *Batch, prefix []byte, t time.Time) int {
-	end := appendTime(append([]byte{}, prefix...), t)
+	end := AppendTime(append([]byte{}, prefix...), t)
 	var primaries [][]byte
 	if b.done {
 		b.fail(ErrBatchDone)
