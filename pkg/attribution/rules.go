@@ -194,3 +194,15 @@ func installTime(in *event.Install) time.Time {
 	}
 	return in.InstallTime
 }
+
+// InstallTime is the time the windows of an install are measured to: the
+// MMP's install time, else our receipt time. Stores use it to bound their
+// candidate scans the same way Decide bounds its matches.
+func InstallTime(in *event.Install) time.Time { return installTime(in) }
+
+// Reinstall reports whether Decide will mark in as a reinstall given the
+// device's previous counted install time (nil when there is none). A store
+// records in as the device's previous install only when this is false.
+func (r Rules) Reinstall(in *event.Install, prior *time.Time) bool {
+	return in.IsReinstall || r.reinstall(installTime(in), prior)
+}
