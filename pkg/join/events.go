@@ -1,0 +1,227 @@
+package join
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/segmentio/encoding/json"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/adtrack/postback/pkg/attribution"
+	"github.com/adtrack/postback/pkg/event"
+	"github.com/adtrack/postback/pkg/statestore"
+)
+
+// Stage E state: attributed installs by (join id, app), seen event ids, and
+// events waiting for their install. Values of the installs and waiting
+// indexes start with their index time (8 bytes), so an overwrite or a
+// delete can find the expiry entry to remove with them.
+var (
+	eInstalls = tindex{'j', 'J'} // (join id, app) -> time + install JSON; time = install time
+	eSeen     = tindex{'s', 'S'} // event_id -> ""; time = received_at
+	eWaiting  = tindex{'w', 'W'} // (join id, app, event_id) -> deadline + event JSON; time = deadline
+)
+
+// eventsStage is stage E: it consumes raw in-app events (keyed by their
+// join id) and attributed installs re-keyed the same way, drops events
+// whose event_id it has seen, and gives each event its install's
+// attribution. An event that arrives before its install waits for it up to
+// EventGrace of stream time and is then published organic.
+type eventsStage struct {
+	j      *Joiner
+	clocks clocks
+}
+
+func (s *eventsStage) Process(_ context.Context, rec *kgo.Record, b *statestore.Batch, emit func(*kgo.Record)) error {
+	cl, timers, expiry := s.clocks.advance(rec.Partition, rec.Timestamp, s.j.cfg.ExpiryInterval)
+	var err error
+	switch rec.Topic {
+	case s.j.cfg.Topics.EventsRaw:
+		err = s.event(rec, b, emit, cl.now)
+	case s.j.byJoinKey:
+		err = s.install(rec, b, emit)
+	default:
+		return fmt.Errorf("unexpected input topic %s", rec.Topic)
+	}
+	if err != nil {
+		return err
+	}
+	if timers {
+		n, err := eWaiting.expire(b, cl.now.Add(time.Nanosecond), func(id []byte, deadline time.Time, v []byte) error {
+			ev := new(event.InAppEvent)
+			if err := unmarshalTimed(v, ev); err != nil {
+				return fmt.Errorf("waiting event %q: %w", id, err)
+			}
+			return s.publish(rec, ev, nil, deadline, emit)
+		})
+		if err != nil {
+			return err
+		}
+		s.j.m.waited.WithLabelValues("event", "deadline").Add(float64(n))
+	}
+	if expiry {
+		n, err := eInstalls.expire(b, cl.now.Add(-s.j.cfg.EventJoinWindow), nil)
+		if err != nil {
+			return err
+		}
+		s.j.m.expired.WithLabelValues(StageEvents, "installs").Add(float64(n))
+		if n, err = eSeen.expire(b, cl.now.Add(-s.j.cfg.DedupWindow), nil); err != nil {
+			return err
+		}
+		s.j.m.expired.WithLabelValues(StageEvents, "seen").Add(float64(n))
+	}
+	return nil
+}
+
+func (s *eventsStage) install(rec *kgo.Record, b *statestore.Batch, emit func(*kgo.Record)) error {
+	if len(rec.Value) == 0 || rec.Value[0] != tagAttributed {
+		s.j.reject(rec, "install", "repartition record is not an attributed install", emit)
+		return nil
+	}
+	a := new(event.AttributedInstall)
+	if err := json.Unmarshal(rec.Value[1:], a); err != nil {
+		s.j.reject(rec, "install", "undecodable attributed install: "+err.Error(), emit)
+		return nil
+	}
+	key := string(rec.Key)
+	id := joinKey(key, a.AppID)
+	at := attribution.InstallTime(&a.Install)
+	old, ok, err := eInstalls.get(b, id)
+	if err != nil {
+		return err
+	}
+	if ok {
+		// Events belong to the device's latest install.
+		ot := decodeTime(old)
+		if ot.After(at) {
+			return s.wake(rec, b, emit, key, a.AppID, nil)
+		}
+		eInstalls.del(b, id, ot)
+	}
+	eInstalls.put(b, id, at, append(statestore.AppendTime(nil, at), rec.Value[1:]...))
+	return s.wake(rec, b, emit, key, a.AppID, a)
+}
+
+// wake publishes the events waiting for the install of (key, app). With a
+// nil install (a newer one is stored) it reads the stored one.
+func (s *eventsStage) wake(rec *kgo.Record, b *statestore.Batch, emit func(*kgo.Record), key, app string, a *event.AttributedInstall) error {
+	type wait struct{ id, v []byte }
+	var waits []wait
+	if err := eWaiting.scan(b, joinKey(key, app), func(id, v []byte) error {
+		waits = append(waits, wait{append([]byte{}, id...), append([]byte{}, v...)})
+		return nil
+	}); err != nil {
+		return err
+	}
+	if len(waits) == 0 {
+		return nil
+	}
+	if a == nil {
+		var err error
+		if a, err = s.lookup(b, key, app); err != nil || a == nil {
+			return err
+		}
+	}
+	for _, w := range waits {
+		ev := new(event.InAppEvent)
+		if err := unmarshalTimed(w.v, ev); err != nil {
+			return fmt.Errorf("waiting event %q: %w", w.id, err)
+		}
+		eWaiting.del(b, w.id, decodeTime(w.v))
+		s.j.m.waited.WithLabelValues("event", "matched").Inc()
+		if err := s.publish(rec, ev, a, rec.Timestamp, emit); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *eventsStage) lookup(b *statestore.Batch, key, app string) (*event.AttributedInstall, error) {
+	v, ok, err := eInstalls.get(b, joinKey(key, app))
+	if err != nil || !ok {
+		return nil, err
+	}
+	a := new(event.AttributedInstall)
+	if err := unmarshalTimed(v, a); err != nil {
+		return nil, fmt.Errorf("stored install of %q: %w", key, err)
+	}
+	return a, nil
+}
+
+func (s *eventsStage) event(rec *kgo.Record, b *statestore.Batch, emit func(*kgo.Record), now time.Time) error {
+	ev := new(event.InAppEvent)
+	if err := json.Unmarshal(rec.Value, ev); err != nil {
+		s.j.reject(rec, "event", "undecodable event: "+err.Error(), emit)
+		return nil
+	}
+	if ev.EventID == "" || ev.AppID == "" {
+		s.j.reject(rec, "event", "event lacks event_id or app_id", emit)
+		return nil
+	}
+	id := []byte(ev.EventID)
+	if _, seen, err := eSeen.get(b, id); err != nil {
+		return err
+	} else if seen {
+		s.j.m.duplicates.WithLabelValues("event").Inc()
+		return nil
+	}
+	eSeen.put(b, id, ev.ReceivedAt, nil)
+
+	key := ev.JoinKey()
+	if key == "" {
+		return s.publish(rec, ev, nil, rec.Timestamp, emit)
+	}
+	a, err := s.lookup(b, key, ev.AppID)
+	if err != nil {
+		return err
+	}
+	if a == nil {
+		if deadline := ev.ReceivedAt.Add(s.j.cfg.EventGrace); now.Before(deadline) {
+			eWaiting.put(b, joinKey(key, ev.AppID, ev.EventID), deadline,
+				append(statestore.AppendTime(nil, deadline), rec.Value...))
+			return nil
+		}
+	}
+	return s.publish(rec, ev, a, rec.Timestamp, emit)
+}
+
+// publish attributes ev to a (nil: organic) and emits it, or rejects it
+// when its revenue cannot be converted (no rate for its currency): an
+// event with a wrong reporting revenue would mislead every ROAS query.
+func (s *eventsStage) publish(rec *kgo.Record, ev *event.InAppEvent, a *event.AttributedInstall, now time.Time, emit func(*kgo.Record)) error {
+	ae, err := attribution.AttributeEvent(ev, a, s.j.cfg.Rates, now)
+	if err != nil {
+		raw, _ := json.Marshal(ev)
+		s.j.reject(&kgo.Record{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Timestamp: now, Value: raw},
+			"event", fmt.Sprintf("event %s: revenue: %v", ev.EventID, err), emit)
+		return nil
+	}
+	joined := "organic"
+	if ae.InstallEventID != "" {
+		joined = "install"
+	}
+	s.j.m.events.WithLabelValues(joined).Inc()
+	o, err := out(s.j.cfg.Topics.EventsAttributed, []byte(ev.EventID), 0, &ae, now)
+	if err != nil {
+		return err
+	}
+	emit(o)
+	return nil
+}
+
+func decodeTime(v []byte) time.Time {
+	if len(v) < 8 {
+		return time.Time{}
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(v)^(1<<63))).UTC()
+}
+
+// unmarshalTimed decodes a state value made of an 8-byte time and JSON.
+func unmarshalTimed(v []byte, dst any) error {
+	if len(v) < 8 {
+		return errShort
+	}
+	return json.Unmarshal(v[8:], dst)
+}

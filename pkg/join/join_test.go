@@ -1,0 +1,381 @@
+package join
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/encoding/json"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/adtrack/postback/pkg/event"
+)
+
+const (
+	sec  = time.Second
+	min_ = time.Minute
+	hour = time.Hour
+	day  = 24 * time.Hour
+)
+
+type wantInstall struct {
+	match event.MatchType
+	touch string
+	flags []string
+	cost  string
+	re    bool
+}
+
+func checkInstall(t *testing.T, got map[string]event.AttributedInstall, id string, w wantInstall) {
+	t.Helper()
+	a, ok := got[id]
+	if !ok {
+		t.Fatalf("install %s not published (have %d)", id, len(got))
+	}
+	if a.MatchType != w.match || a.TouchID != w.touch {
+		t.Errorf("install %s: match %s touch %q, want %s %q", id, a.MatchType, a.TouchID, w.match, w.touch)
+	}
+	if w.flags == nil {
+		w.flags = []string{}
+	}
+	if !slices.Equal(a.FraudFlags, w.flags) {
+		t.Errorf("install %s: flags %v, want %v", id, a.FraudFlags, w.flags)
+	}
+	if w.cost != "" && a.Cost.String() != w.cost {
+		t.Errorf("install %s: cost %s, want %s", id, a.Cost, w.cost)
+	}
+	if a.Reinstall != w.re {
+		t.Errorf("install %s: reinstall %v, want %v", id, a.Reinstall, w.re)
+	}
+}
+
+// TestRules runs each attribution rule through the four stages and their
+// stores: the rules engine's tables are in pkg/attribution; these check
+// that the stores find what the rules need, at the window limits too.
+func TestRules(t *testing.T) {
+	cases := []struct {
+		name string
+		recs []*kgo.Record
+		want wantInstall
+	}{
+		{"click_id", []*kgo.Record{click("k1", 0), install("i", 5*min_, iClick("k1"))},
+			wantInstall{match: event.MatchClickID, touch: "k1", cost: "1.5"}},
+		{"click_id of another app is not a match", []*kgo.Record{click("k1", 0, withApp("other")), install("i", 5*min_, iClick("k1"))},
+			wantInstall{match: event.MatchOrganic, cost: "0"}},
+		{"device id", []*kgo.Record{click("k1", 0, withIDFA(idfa1)), install("i", 5*min_, iIDFA(idfa1))},
+			wantInstall{match: event.MatchDeviceID, touch: "k1", cost: "1.5"}},
+		{"device id exactly at the 7 d lookback", []*kgo.Record{click("k1", 0, withIDFA(idfa1)), install("i", 7*day, iIDFA(idfa1))},
+			wantInstall{match: event.MatchDeviceID, touch: "k1"}},
+		{"device id 1 s past the lookback", []*kgo.Record{click("k1", 0, withIDFA(idfa1)), install("i", 7*day+sec, iIDFA(idfa1))},
+			wantInstall{match: event.MatchOrganic}},
+		{"device id: the last click before the install wins", []*kgo.Record{
+			click("k1", 0, withIDFA(idfa1)), click("k2", hour, withIDFA(idfa1)), click("k3", 3*hour, withIDFA(idfa1)),
+			install("i", 2*hour, iIDFA(idfa1), iReceived(4*hour))},
+			wantInstall{match: event.MatchDeviceID, touch: "k2"}},
+		{"device id: another device's click is no match", []*kgo.Record{click("k1", 0, withIDFA(idfa2)), install("i", 5*min_, iIDFA(idfa1))},
+			wantInstall{match: event.MatchOrganic}},
+		{"probabilistic", []*kgo.Record{click("k1", 0, withIPUA("10.0.0.1")), install("i", hour, iIPUA("10.0.0.1"))},
+			wantInstall{match: event.MatchProbabilistic, touch: "k1"}},
+		{"probabilistic exactly at 24 h", []*kgo.Record{click("k1", 0, withIPUA("10.0.0.1")), install("i", day, iIPUA("10.0.0.1"))},
+			wantInstall{match: event.MatchProbabilistic, touch: "k1"}},
+		{"probabilistic 1 s past 24 h", []*kgo.Record{click("k1", 0, withIPUA("10.0.0.1")), install("i", day+sec, iIPUA("10.0.0.1"))},
+			wantInstall{match: event.MatchOrganic}},
+		{"probabilistic needs the same IP", []*kgo.Record{click("k1", 0, withIPUA("10.0.0.1")), install("i", hour, iIPUA("10.0.0.2"))},
+			wantInstall{match: event.MatchOrganic}},
+		{"deterministic beats a later probabilistic click", []*kgo.Record{
+			click("k1", 0, withIDFA(idfa1)), click("k2", 30*min_, withIPUA("10.0.0.1")),
+			install("i", hour, iIDFA(idfa1), iIPUA("10.0.0.1"))},
+			wantInstall{match: event.MatchDeviceID, touch: "k1"}},
+		{"view-through", []*kgo.Record{impression("m1", 0, idfa1), install("i", hour, iIDFA(idfa1))},
+			wantInstall{match: event.MatchViewThrough, touch: "m1", cost: "1.5"}},
+		{"click beats a later impression", []*kgo.Record{
+			click("k1", 0, withIDFA(idfa1)), impression("m1", 30*min_, idfa1), install("i", hour, iIDFA(idfa1))},
+			wantInstall{match: event.MatchDeviceID, touch: "k1"}},
+		{"view-through 1 s past 24 h", []*kgo.Record{impression("m1", 0, idfa1), install("i", day+sec, iIDFA(idfa1))},
+			wantInstall{match: event.MatchOrganic}},
+		{"organic", []*kgo.Record{install("i", hour, iIDFA(idfa1), iIPUA("10.0.0.1"))},
+			wantInstall{match: event.MatchOrganic, cost: "0"}},
+		{"click after the install never wins", []*kgo.Record{
+			click("k1", 2*hour, withIDFA(idfa1)), install("i", hour, iIDFA(idfa1), iReceived(3*hour))},
+			wantInstall{match: event.MatchOrganic}},
+		{"injection: CTIT under 10 s", []*kgo.Record{click("k1", 0), install("i", 9*sec, iClick("k1"))},
+			wantInstall{match: event.MatchClickID, touch: "k1", flags: []string{event.FraudClickInjection}}},
+		{"no injection at exactly 10 s", []*kgo.Record{click("k1", 0), install("i", 10*sec, iClick("k1"))},
+			wantInstall{match: event.MatchClickID, touch: "k1"}},
+		{"click_id beyond the lookback: rejected, flagged, device match instead", []*kgo.Record{
+			click("k1", 0, withIDFA(idfa1)), click("k2", 7*day, withIDFA(idfa1)), install("i", 7*day+sec, iClick("k1"), iIDFA(idfa1))},
+			wantInstall{match: event.MatchDeviceID, touch: "k2", flags: []string{event.FraudClickInjection, event.FraudCTITTooLong}}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEngine(t, testConfig(t))
+			e.feed(c.recs...)
+			got := e.installs()
+			if len(got) != 1 {
+				t.Fatalf("%d installs published, want 1", len(got))
+			}
+			checkInstall(t, got, "i", c.want)
+		})
+	}
+}
+
+// TestSeparateRounds feeds each record in its own round (its own
+// transaction), as records normally arrive.
+func TestSeparateRounds(t *testing.T) {
+	e := newEngine(t, testConfig(t))
+	for _, r := range []*kgo.Record{
+		click("k1", 0, withIDFA(idfa1), withIPUA("10.0.0.1")),
+		click("k2", min_, withIPUA("10.0.0.9")),
+		impression("m1", 2*min_, idfa2),
+		install("a", 10*min_, iClick("k1")),
+		install("b", 11*min_, iIDFA(idfa1)),
+		install("c", 12*min_, iIPUA("10.0.0.9")),
+		install("d", 13*min_, iIDFA(idfa2)),
+	} {
+		e.feed(r)
+	}
+	got := e.installs()
+	checkInstall(t, got, "a", wantInstall{match: event.MatchClickID, touch: "k1"})
+	checkInstall(t, got, "b", wantInstall{match: event.MatchDeviceID, touch: "k1", re: false})
+	checkInstall(t, got, "c", wantInstall{match: event.MatchProbabilistic, touch: "k2"})
+	checkInstall(t, got, "d", wantInstall{match: event.MatchViewThrough, touch: "m1"})
+}
+
+func TestClickFlooding(t *testing.T) {
+	cfg := testConfig(t)
+	r := cfg.Rules.Default
+	r.FloodClicks = 3
+	cfg.Rules.Default = r
+	e := newEngine(t, cfg)
+	for i := range 4 {
+		e.feed(click("k"+string(rune('0'+i)), time.Duration(i)*min_, withIDFA(idfa1)))
+	}
+	e.feed(install("i", hour, iIDFA(idfa1)))
+	// MaxCandidates does not cap the count the flag is based on.
+	cfg2 := testConfig(t)
+	cfg2.Rules.Default = r
+	cfg2.MaxCandidates = 1
+	e2 := newEngine(t, cfg2)
+	for i := range 4 {
+		e2.feed(click("k"+string(rune('0'+i)), time.Duration(i)*min_, withIDFA(idfa1)))
+	}
+	e2.feed(install("i", hour, iIDFA(idfa1)))
+	for _, got := range []map[string]event.AttributedInstall{e.installs(), e2.installs()} {
+		checkInstall(t, got, "i", wantInstall{match: event.MatchDeviceID, touch: "k3", flags: []string{event.FraudClickFlooding}})
+	}
+}
+
+func TestReinstall(t *testing.T) {
+	e := newEngine(t, testConfig(t))
+	e.feed(click("k1", 0, withIDFA(idfa1)), install("first", hour, iIDFA(idfa1)))
+	e.feed(click("k2", 30*day, withIDFA(idfa1)), install("second", 30*day+hour, iIDFA(idfa1)))
+	e.feed(install("third", 30*day+91*day+2*hour, iIDFA(idfa1)))
+	got := e.installs()
+	checkInstall(t, got, "first", wantInstall{match: event.MatchDeviceID, touch: "k1", cost: "1.5"})
+	// Within 90 d of the counted install: a reinstall, costing nothing.
+	checkInstall(t, got, "second", wantInstall{match: event.MatchDeviceID, touch: "k2", cost: "0", re: true})
+	// 90 d after the first counted install (the reinstall did not restart the window).
+	checkInstall(t, got, "third", wantInstall{match: event.MatchOrganic})
+}
+
+func TestDuplicateInstallDropped(t *testing.T) {
+	e := newEngine(t, testConfig(t))
+	in := install("i", hour, iIDFA(idfa1))
+	e.feed(click("k1", 0, withIDFA(idfa1)), in)
+	retry := *in
+	retry.Timestamp = in.Timestamp.Add(30 * min_)
+	e.feed(&retry)
+	e.feed(&retry)
+	if got := e.installs(); len(got) != 1 {
+		t.Fatalf("%d installs published, want 1", len(got))
+	}
+	if n := counter(t, e.j.m.duplicates.WithLabelValues("install")); n != 2 {
+		t.Errorf("duplicates counted %v, want 2", n)
+	}
+}
+
+// TestGrace: an install whose click has not arrived waits, and is settled
+// when the click arrives (click_id match) or when stream time passes its
+// grace deadline (then the other rules decide).
+func TestGrace(t *testing.T) {
+	t.Run("click arrives within grace", func(t *testing.T) {
+		e := newEngine(t, testConfig(t))
+		in := install("i", 5*min_, iClick("k1"))
+		e.feed(in)
+		if n := len(e.installs()); n != 0 {
+			t.Fatalf("install published before its click: %d", n)
+		}
+		c := click("k1", 0)
+		c.Timestamp = base.Add(9 * min_) // received late, but before the deadline
+		e.feed(c)
+		checkInstall(t, e.installs(), "i", wantInstall{match: event.MatchClickID, touch: "k1"})
+	})
+	t.Run("grace expires: other rules decide", func(t *testing.T) {
+		e := newEngine(t, testConfig(t))
+		e.feed(click("d1", 0, withIDFA(idfa1)))
+		e.feed(install("i", 5*min_, iClick("k1"), iIDFA(idfa1)))
+		e.feed(click("x", 14*min_)) // stream time 14m: before 5m + 10m
+		if n := len(e.installs()); n != 0 {
+			t.Fatalf("settled before the deadline: %d", n)
+		}
+		e.feed(click("y", 15*min_)) // exactly at the deadline: decided
+		checkInstall(t, e.installs(), "i", wantInstall{match: event.MatchDeviceID, touch: "d1"})
+		late := click("k1", time.Minute)
+		late.Timestamp = base.Add(16 * min_)
+		e.feed(late)
+		if n := len(e.installs()); n != 1 {
+			t.Fatalf("%d installs after the late click, want 1", n)
+		}
+		if got := counter(t, e.j.m.waited.WithLabelValues("install", "deadline")); got != 1 {
+			t.Errorf("deadline settlements %v, want 1", got)
+		}
+	})
+	t.Run("click_time beyond the lookback does not wait", func(t *testing.T) {
+		e := newEngine(t, testConfig(t))
+		ct := base.Add(-8 * day)
+		e.feed(install("i", 0, iClick("k1"), func(in *event.Install) { in.ClickTime = &ct }))
+		checkInstall(t, e.installs(), "i", wantInstall{match: event.MatchOrganic, flags: []string{event.FraudCTITTooLong}})
+	})
+}
+
+func TestEvents(t *testing.T) {
+	e := newEngine(t, testConfig(t))
+	e.feed(click("k1", 0, withIDFA(idfa1)), install("i", hour, iClick("k1"), iIDFA(idfa1)))
+	evIDFA := func(ev *event.InAppEvent) { ev.IDFA = idfa1 }
+	withClick := func(ev *event.InAppEvent) { ev.ClickID = "k1" }
+	e.feed(inAppEvent("e-device", 2*hour, evIDFA), inAppEvent("e-click", 2*hour, withClick))
+	// An event before its install waits, then joins it.
+	early := inAppEvent("e-early", 3*hour, func(ev *event.InAppEvent) { ev.IDFA = idfa2 })
+	e.feed(early)
+	if _, ok := e.events()["e-early"]; ok {
+		t.Fatal("event published before its install arrived")
+	}
+	e.feed(click("k2", 3*hour-10*min_, withIDFA(idfa2)), install("i2", 3*hour-5*min_, iIDFA(idfa2), iReceived(3*hour+min_)))
+	// No install at all: published organic once the grace passes.
+	e.feed(inAppEvent("e-orphan", 4*hour, func(ev *event.InAppEvent) { ev.IDFA = "aaaaaaaa-0000-4000-8000-000000000001" }))
+	e.feed(click("tick", 4*hour+10*min_))
+	// Duplicate and no-rate cases.
+	e.feed(inAppEvent("e-device", 5*hour, evIDFA))
+	e.feed(inAppEvent("e-yen", 5*hour, evIDFA, func(ev *event.InAppEvent) { ev.Currency = "JPY" }))
+
+	got := e.events()
+	for id, w := range map[string]struct {
+		install, touch string
+		match          event.MatchType
+	}{
+		"e-device": {"i", "k1", event.MatchClickID},
+		"e-click":  {"i", "k1", event.MatchClickID},
+		"e-early":  {"i2", "k2", event.MatchDeviceID},
+		"e-orphan": {"", "", event.MatchOrganic},
+	} {
+		a, ok := got[id]
+		if !ok {
+			t.Errorf("event %s not published", id)
+			continue
+		}
+		if a.InstallEventID != w.install || a.TouchID != w.touch || a.MatchType != w.match {
+			t.Errorf("event %s: install %q touch %q match %s, want %q %q %s", id, a.InstallEventID, a.TouchID, a.MatchType, w.install, w.touch, w.match)
+		}
+		if a.RevenueReporting.String() != "2.2" || a.ReportingCurrency != "USD" || a.Revenue.String() != "2" || a.Currency != "EUR" {
+			t.Errorf("event %s: revenue %s %s -> %s %s, want 2 EUR -> 2.2 USD", id, a.Revenue, a.Currency, a.RevenueReporting, a.ReportingCurrency)
+		}
+		if a.Cost != 0 {
+			t.Errorf("event %s carries the install's cost %s", id, a.Cost)
+		}
+	}
+	if len(got) != 4 {
+		t.Errorf("%d events published, want 4", len(got))
+	}
+	if n := counter(t, e.j.m.duplicates.WithLabelValues("event")); n != 1 {
+		t.Errorf("event duplicates %v, want 1", n)
+	}
+	rej := e.out[testTopics.Rejected]
+	if len(rej) != 1 || !strings.Contains(string(rej[0].Value), "JPY") {
+		t.Fatalf("rejected records %d, want 1 naming JPY: %s", len(rej), rejValues(rej))
+	}
+}
+
+// TestBadInput: undecodable or incomplete records go to the rejected topic
+// with a reason and their bytes; the records around them are unaffected.
+func TestBadInput(t *testing.T) {
+	e := newEngine(t, testConfig(t))
+	e.feed(
+		&kgo.Record{Topic: testTopics.Clicks, Value: []byte("{not json"), Timestamp: base},
+		&kgo.Record{Topic: testTopics.InstallsRaw, Value: []byte(`{"event_id":""}`), Timestamp: base},
+		&kgo.Record{Topic: testTopics.Impressions, Value: []byte(`[]`), Timestamp: base},
+		&kgo.Record{Topic: testTopics.EventsRaw, Value: []byte(`{"event_id":"x","app_id":"app","revenue":"abc"}`), Timestamp: base},
+		&kgo.Record{Topic: e.j.byDevice, Value: []byte("Zjunk"), Timestamp: base},
+		&kgo.Record{Topic: e.j.byIPUA, Value: nil, Timestamp: base},
+		&kgo.Record{Topic: e.j.byJoinKey, Value: []byte("A{"), Timestamp: base},
+		click("k1", 0), install("i", min_, iClick("k1")),
+	)
+	checkInstall(t, e.installs(), "i", wantInstall{match: event.MatchClickID, touch: "k1"})
+	rej := e.out[testTopics.Rejected]
+	if len(rej) != 7 {
+		t.Fatalf("%d rejected, want 7: %s", len(rej), rejValues(rej))
+	}
+	for _, r := range rej {
+		var x event.Rejected
+		if err := json.Unmarshal(r.Value, &x); err != nil {
+			t.Fatal(err)
+		}
+		if x.Source != "attribution" || x.Reason == "" {
+			t.Errorf("rejected record without source or reason: %s", r.Value)
+		}
+	}
+}
+
+// TestExpiry: state older than its window plus the late allowance is
+// removed as stream time moves on, so memory and disk stay bounded.
+func TestExpiry(t *testing.T) {
+	cfg := testConfig(t)
+	e := newEngine(t, cfg)
+	e.feed(click("k1", 0, withIDFA(idfa1), withIPUA("10.0.0.1")), impression("m1", 0, idfa1))
+	e.feed(install("i", hour, iIDFA(idfa1)))
+	before := e.keys()
+	// 7 d lookback + 24 h allowance + a minute later, a click moves the
+	// stream time of every stage (expiry is driven by each partition's
+	// own records).
+	e.feed(click("tick", 8*day+2*min_, withIDFA(idfa2), withIPUA("10.0.0.2")))
+	after := e.keys()
+	for st, n := range before {
+		t.Logf("stage %s: %d keys before, %d after", st, n, after[st])
+	}
+	// Stage A keeps only "tick" (click + expiry entry) and the seen id
+	// (dedup window 72 h: expired too).
+	if after[StageClickID] != 2 {
+		t.Errorf("stage A keys after expiry %d, want 2 (the new click)", after[StageClickID])
+	}
+	if after[StageIPUA] != 2 {
+		t.Errorf("stage C keys after expiry %d, want 2 (the new click)", after[StageIPUA])
+	}
+	// Stage B keeps the new click and the counted install (90 d
+	// re-attribution window).
+	if after[StageDevice] != 4 {
+		t.Errorf("stage B keys after expiry %d, want 4", after[StageDevice])
+	}
+	e.feed(install("late", 8*day+3*min_, iIDFA(idfa1)))
+	checkInstall(t, e.installs(), "late", wantInstall{match: event.MatchOrganic, re: true})
+}
+
+func (e *engine) keys() map[string]int {
+	m := map[string]int{}
+	for name, ps := range e.procs {
+		n := 0
+		if err := ps.s.Scan(nil, func(_, _ []byte) error { n++; return nil }); err != nil {
+			e.t.Fatal(err)
+		}
+		m[name] = n
+	}
+	return m
+}
+
+func rejValues(rs []*kgo.Record) string {
+	var b strings.Builder
+	for _, r := range rs {
+		b.Write(r.Value)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}

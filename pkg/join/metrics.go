@@ -1,0 +1,47 @@
+package join
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are the joins' Prometheus series. They count processing
+// attempts: records of a transaction that aborts (rebalance, crash) are
+// processed and counted again, so a series may run slightly ahead of the
+// committed outputs.
+type metrics struct {
+	installs   *prometheus.CounterVec // match_type
+	events     *prometheus.CounterVec // joined: install, organic
+	duplicates *prometheus.CounterVec // kind: install, event
+	waited     *prometheus.CounterVec // kind, outcome: matched, deadline
+	rejected   *prometheus.CounterVec // topic
+	expired    *prometheus.CounterVec // stage, index
+	lookups    *prometheus.CounterVec // stage
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		installs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "attribution_installs_total", Help: "Installs attributed, by match type.",
+		}, []string{"match_type"}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "attribution_events_total", Help: "In-app events published, by whether an install was found (install) or not (organic).",
+		}, []string{"joined"}),
+		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "attribution_duplicates_total", Help: "Postbacks dropped because their event_id was already seen (MMP retries), by kind.",
+		}, []string{"kind"}),
+		waited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "attribution_grace_settled_total", Help: "Postbacks that waited in a grace buffer, by kind and how the wait ended (matched or deadline).",
+		}, []string{"kind", "outcome"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "attribution_rejected_total", Help: "Input records sent to the rejected topic (undecodable, no exchange rate), by input topic.",
+		}, []string{"topic"}),
+		expired: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "attribution_state_expired_total", Help: "State entries removed by window expiry, by stage and index.",
+		}, []string{"stage", "index"}),
+		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "attribution_lookups_total", Help: "Installs looked up, by stage.",
+		}, []string{"stage"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.installs, m.events, m.duplicates, m.waited, m.rejected, m.expired, m.lookups)
+	}
+	return m
+}
