@@ -262,7 +262,24 @@ func checkTopics(ctx context.Context, cfg Config, conn []kgo.Opt) (int32, error)
 		return 0, fmt.Errorf("stage %s: create changelog %s: %w", cfg.Name, cfg.Changelog, err)
 	}
 	cfg.Logger.Info("created changelog", "stage", cfg.Name, "topic", cfg.Changelog, "partitions", n)
-	return n, nil
+	// Restore lists the changelog's offsets as soon as a partition is
+	// assigned: wait until the new topic is in the metadata everywhere.
+	for {
+		td, err := adm.ListTopics(ctx, cfg.Changelog)
+		if err == nil {
+			if d, ok := td[cfg.Changelog]; ok && d.Err == nil && int32(len(d.Partitions)) == n {
+				o, lerr := adm.ListEndOffsets(ctx, cfg.Changelog)
+				if lerr == nil && o.Error() == nil {
+					return n, nil
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("stage %s: waiting for changelog %s: %w", cfg.Name, cfg.Changelog, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 type evKind int
