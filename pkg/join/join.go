@@ -214,7 +214,28 @@ func (j *Joiner) EnsureTopics(ctx context.Context) (partitions int32, err error)
 		}
 		j.cfg.Logger.Info("created repartition topic", "topic", name, "partitions", n)
 	}
-	return n, nil
+	// A created topic takes a moment to reach every broker's metadata; the
+	// stages would refuse it as missing.
+	for {
+		td, err := adm.ListTopics(ctx, j.InternalTopics()...)
+		if err == nil {
+			missing := ""
+			for _, name := range j.InternalTopics() {
+				if d, ok := td[name]; !ok || d.Err != nil || len(d.Partitions) != int(n) {
+					missing = name
+				}
+			}
+			if missing == "" {
+				return n, nil
+			}
+			err = fmt.Errorf("%s not visible yet", missing)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("join: waiting for the repartition topics: %w (%w)", err, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // StageConfig returns the stage.Config of one stage.
@@ -275,7 +296,7 @@ func (j *Joiner) Run(ctx context.Context) error {
 			defer wg.Done()
 			err := stage.Run(ctx, j.StageConfig(name), j.Processor(name))
 			if err != nil && !errors.Is(err, context.Canceled) {
-				cancel(fmt.Errorf("stage %s: %w", name, err))
+				cancel(err) // names the stage already
 			}
 		}()
 	}
