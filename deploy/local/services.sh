@@ -5,8 +5,7 @@
 #   deploy/local/services.sh start|stop|status
 #
 # Env: POSTBACK_STATE_DIR (default ~/.local/state/postback). Services whose
-# binary or config is missing are skipped with a note (they are added by
-# later work: attribution, sink).
+# binary or config is missing are skipped with a note.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -24,7 +23,10 @@ start() {
       echo "services: $s not built or not configured yet, skipped"; continue
     fi
     if alive "$s"; then echo "services: $s already running (pid $(cat "$run/$s.pid"))"; continue; fi
-    nohup "$bin" --config "$cfg" >>"$run/$s.log" 2>&1 &
+    args=(--config "$cfg")
+    # Flags rather than env: POSTBACK_STATE_DIR is also the scripts' own root.
+    [[ $s == attribution ]] && args+=(--state_dir "$state/attribution")
+    nohup "$bin" "${args[@]}" >>"$run/$s.log" 2>&1 &
     echo $! >"$run/$s.pid"
     echo "services: $s started (pid $!), log $run/$s.log"
   done

@@ -186,3 +186,29 @@ func TestDocsCurrent(t *testing.T) {
 		t.Errorf("%s is out of date: run make docs", examplePath)
 	}
 }
+
+// TestLocalConfigsLoad loads every config `make up` uses with its
+// service's defaults: a key renamed in code must not break the local run.
+func TestLocalConfigsLoad(t *testing.T) {
+	for _, s := range Services() {
+		p := filepath.Join("..", "..", "deploy", "local", "config", s.Name+".yaml")
+		if _, err := os.Stat(p); err != nil {
+			continue // postbackctl has none
+		}
+		var out bytes.Buffer
+		if err := Load(s.Config, s.Name, []string{"--config", p}, &out); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+	a := DefaultAttribution()
+	if err := Load(&a, "attribution", []string{"--config", filepath.Join("..", "..", "deploy", "local", "config", "attribution.yaml")}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := a.ParsedRates()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.PerUnit) != 6 || r.PerUnit["EUR"].String() != "1.08" {
+		t.Errorf("local rate table: %v", r.PerUnit)
+	}
+}

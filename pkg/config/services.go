@@ -1,6 +1,7 @@
 package config
 
 import (
+	"github.com/adtrack/postback/pkg/attribution"
 	"net/netip"
 	"time"
 )
@@ -188,8 +189,34 @@ func (c *Ingest) Validate() error { return validateAll(&c.Kafka, &c.HTTP, &c.Ing
 type Attribution struct {
 	Kafka     Kafka     `mapstructure:"kafka"`
 	Telemetry Telemetry `mapstructure:"telemetry"`
-	Group     string    `mapstructure:"group" desc:"Consumer group (and transactional id prefix) of the attribution service."`
-	StateDir  string    `mapstructure:"state_dir" desc:"Directory of the embedded per-partition state stores."`
+	Group     string    `mapstructure:"group" desc:"Consumer group prefix (one group per stage: <group>.clickid, .device, .ipua, .events); also names the internal topics <group>.by-device-repartition, ... and changelogs <group>.<stage>-changelog."`
+	StateDir  string    `mapstructure:"state_dir" desc:"Directory of the embedded per-partition state stores (<state_dir>/<stage>/<partition>); may be wiped: state is restored from the changelogs."`
+	// Rules are the global attribution windows; Apps override them per app.
+	Rules attribution.Rules            `mapstructure:"rules"`
+	Apps  map[string]attribution.Rules `mapstructure:"apps" desc:"Per-app rules, keyed by app id; each entry replaces every rules.* key (give them all). YAML only."`
+	Rates Rates                        `mapstructure:"rates"`
+	Join  JoinSettings                 `mapstructure:"join"`
+}
+
+// Rates is the static exchange-rate table events' revenue is converted with.
+type Rates struct {
+	Reporting string            `mapstructure:"reporting_currency" desc:"ISO-4217 currency every event's revenue_reporting is expressed in."`
+	PerUnit   map[string]string `mapstructure:"per_unit" desc:"Units of the reporting currency one unit of each currency is worth, e.g. {EUR: \"1.08\"}. Static: edit and restart to change. An event in a currency not listed goes to the rejected topic. YAML only."`
+}
+
+// JoinSettings are the state and transaction keys of the attribution joins.
+type JoinSettings struct {
+	DedupWindow          time.Duration `mapstructure:"dedup_window" desc:"How long an event_id is remembered to drop MMP retries of installs and events."`
+	LateAllowance        time.Duration `mapstructure:"late_allowance" desc:"Added to every window before touches expire from state: postbacks arrive this late after the install at most."`
+	EventJoinWindow      time.Duration `mapstructure:"event_join_window" desc:"How long after its install an in-app event can still be joined to it."`
+	EventGrace           time.Duration `mapstructure:"event_grace" desc:"How long an in-app event that arrived before its install waits for it (stream time) before it is published organic."`
+	MaxCandidates        int           `mapstructure:"max_candidates" desc:"Latest device, IP+UA and impression touches carried per install (click flooding still counts all)."`
+	ExpiryInterval       time.Duration `mapstructure:"expiry_interval" desc:"Stream time between two expiry runs over a partition's state."`
+	TransactionTimeout   time.Duration `mapstructure:"transaction_timeout" desc:"Kafka transaction timeout: how long a crashed instance's open transaction blocks its partitions' next owner."`
+	SessionTimeout       time.Duration `mapstructure:"session_timeout" desc:"Consumer-group session timeout: how long a dead instance keeps its partitions (6s..5m)."`
+	MaxPollRecords       int           `mapstructure:"max_poll_records" desc:"Records per poll, hence per transaction, per stage."`
+	CacheSize            int64         `mapstructure:"cache_size" desc:"Bytes of the block cache shared by every state store of the process: with the memtables, what the state costs in memory whatever the days of traffic held."`
+	RepartitionRetention time.Duration `mapstructure:"repartition_retention" desc:"retention.ms of the internal repartition topics the service creates."`
 }
 
 // DefaultAttribution returns attribution's defaults.
@@ -199,7 +226,37 @@ func DefaultAttribution() Attribution {
 		Telemetry: Telemetry{Addr: "127.0.0.1:9101", LogLevel: "info", LogFormat: "json"},
 		Group:     "postback-attribution",
 		StateDir:  "/var/lib/postback/attribution",
+		Rules:     attribution.DefaultRules(),
+		Apps:      map[string]attribution.Rules{},
+		Rates:     Rates{Reporting: "USD", PerUnit: map[string]string{}},
+		Join: JoinSettings{
+			DedupWindow:          72 * time.Hour,
+			LateAllowance:        24 * time.Hour,
+			EventJoinWindow:      30 * 24 * time.Hour,
+			EventGrace:           10 * time.Minute,
+			MaxCandidates:        16,
+			ExpiryInterval:       time.Minute,
+			TransactionTimeout:   30 * time.Second,
+			SessionTimeout:       15 * time.Second,
+			MaxPollRecords:       2000,
+			CacheSize:            64 << 20,
+			RepartitionRetention: 7 * 24 * time.Hour,
+		},
 	}
+}
+
+// RuleSet returns the validated global and per-app rules.
+func (c *Attribution) RuleSet() attribution.RuleSet {
+	return attribution.RuleSet{Default: c.Rules, Apps: c.Apps}
+}
+
+// ParsedRates returns the validated rate table.
+func (c *Attribution) ParsedRates() (attribution.Rates, error) {
+	r, err := attribution.ParseRates(c.Rates.Reporting, c.Rates.PerUnit)
+	if err != nil {
+		return r, Errorf("rates", "%v", err)
+	}
+	return r, nil
 }
 
 // Validate checks every section.
@@ -209,6 +266,40 @@ func (c *Attribution) Validate() error {
 	}
 	if c.StateDir == "" {
 		return Errorf("state_dir", "must not be empty")
+	}
+	if err := c.Rules.Validate(); err != nil {
+		return Errorf("rules", "%v", err)
+	}
+	for app, r := range c.Apps {
+		if err := r.Validate(); err != nil {
+			return Errorf("apps."+app, "%v (an app entry replaces every rules key)", err)
+		}
+	}
+	if _, err := c.ParsedRates(); err != nil {
+		return err
+	}
+	j := c.Join
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"join.dedup_window", j.DedupWindow}, {"join.late_allowance", j.LateAllowance}, {"join.event_join_window", j.EventJoinWindow},
+		{"join.event_grace", j.EventGrace}, {"join.expiry_interval", j.ExpiryInterval}, {"join.transaction_timeout", j.TransactionTimeout},
+		{"join.repartition_retention", j.RepartitionRetention}} {
+		if d.v < time.Second {
+			return Errorf(d.key, "must be at least 1s, got %v", d.v)
+		}
+	}
+	if j.TransactionTimeout > 80*time.Second {
+		return Errorf("join.transaction_timeout", "must be at most 80s (state restore waits 90s for a crashed owner's transaction), got %v", j.TransactionTimeout)
+	}
+	if j.SessionTimeout < 6*time.Second || j.SessionTimeout > 5*time.Minute {
+		return Errorf("join.session_timeout", "must be within 6s..5m, got %v", j.SessionTimeout)
+	}
+	if j.MaxCandidates < 1 || j.MaxPollRecords < 1 {
+		return Errorf("join", "max_candidates and max_poll_records must be at least 1")
+	}
+	if j.CacheSize < 1<<20 {
+		return Errorf("join.cache_size", "must be at least 1 MiB, got %d", j.CacheSize)
 	}
 	return validateAll(&c.Kafka, &c.Telemetry)
 }
