@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/segmentio/encoding/json"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/adtrack/postback/pkg/event"
@@ -242,4 +243,61 @@ func runJoiner(t testing.TB, cfg Config) (stop func() error) {
 	}
 	t.Cleanup(func() { _ = stop() })
 	return stop
+}
+
+// groupLag is the number of records of topics that group has not
+// committed past. Every write to those topics is transactional, so the last
+// offset of a partition is a commit marker, never consumed: a partition
+// whose committed offset is one below its end counts as caught up.
+func groupLag(t testing.TB, brokers []string, group string, topics []string) (int64, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	ends, err := adm.ListEndOffsets(ctx, topics...)
+	if err != nil {
+		return 0, err
+	}
+	committed, err := adm.FetchOffsets(ctx, group)
+	if err != nil {
+		return 0, err
+	}
+	var lag int64
+	ends.Each(func(o kadm.ListedOffset) {
+		c, ok := committed.Lookup(o.Topic, o.Partition)
+		if !ok {
+			lag += o.Offset
+			return
+		}
+		if d := o.Offset - c.At; d > 1 {
+			lag += d
+		}
+	})
+	return lag, nil
+}
+
+// readUncommitted counts every data record of topic, aborted ones included.
+func readUncommitted(t testing.TB, brokers []string, topic string) int {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadUncommitted()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	n := 0
+	for {
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		fs := cl.PollFetches(ctx)
+		cancel()
+		got := fs.NumRecords()
+		n += got
+		if got == 0 {
+			return n
+		}
+	}
 }

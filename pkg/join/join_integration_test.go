@@ -1,0 +1,257 @@
+//go:build integration
+
+package join
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/adtrack/postback/pkg/campaign"
+	"github.com/adtrack/postback/pkg/event"
+	"github.com/adtrack/postback/pkg/money"
+	"github.com/adtrack/postback/pkg/testenv"
+)
+
+// integrationConfig is testConfig on the real broker, with fresh topics of
+// 4 partitions and a fresh group.
+func integrationConfig(t *testing.T) Config {
+	cfg, _ := integrationConfigCampaigns(t)
+	return cfg
+}
+
+// integrationConfigCampaigns also returns the fresh campaigns topic.
+func integrationConfigCampaigns(t *testing.T) (Config, string) {
+	brokers := testenv.Kafka(t)
+	tc := testenv.Topics(t, brokers, 4)
+	cfg := testConfig(t)
+	cfg.Brokers = brokers
+	cfg.Group = testenv.Name("attr")
+	cfg.Topics = Topics{Clicks: tc.Clicks, Impressions: tc.Impressions, InstallsRaw: tc.InstallsRaw, EventsRaw: tc.EventsRaw,
+		InstallsAttributed: tc.InstallsAttributed, EventsAttributed: tc.EventsAttributed, Rejected: tc.Rejected}
+	cfg.TransactionTimeout = 10 * time.Second
+	cfg.SessionTimeout = 6 * time.Second
+	cfg.MaxPollRecords = 100
+	if os.Getenv("JOIN_TEST_LOG") != "" {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return cfg, tc.Campaigns
+}
+
+func checkAgainstOracle(t *testing.T, cfg Config, ws ...workload) {
+	t.Helper()
+	wantI, wantE := expected(t, cfg, ws...)
+	compareOutcomes(t, "install", installOutcomes(t, testenv.ReadAll(t, cfg.Brokers, cfg.Topics.InstallsAttributed, 2*time.Second)), wantI)
+	compareOutcomes(t, "event", eventOutcomes(t, testenv.ReadAll(t, cfg.Brokers, cfg.Topics.EventsAttributed, 2*time.Second)), wantE)
+}
+
+// TestWipedStateIntegration: clicks are stored, the instance stops, its
+// state directory is deleted, and a new instance (restoring every stage
+// from its changelog) attributes installs to those clicks.
+func TestWipedStateIntegration(t *testing.T) {
+	cfg := integrationConfig(t)
+	w := makeWorkload(cfg.Topics, 0, 500, time.Now().Add(-2*time.Hour).Truncate(time.Second))
+	j, _ := New(cfg)
+
+	stop := runJoiner(t, cfg)
+	produce(t, cfg.Brokers, w.touches)
+	waitRouted(t, cfg.Brokers, j, w)
+	// Stage B and C store what A routed; give them their transactions.
+	waitStored(t, cfg, j)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(cfg.StateDir); err != nil {
+		t.Fatal(err)
+	}
+
+	stop = runJoiner(t, cfg)
+	produce(t, cfg.Brokers, w.installs)
+	waitCount(t, cfg.Brokers, cfg.Topics.InstallsAttributed, w.uniqueInstalls, 2*time.Minute)
+	produce(t, cfg.Brokers, w.events)
+	waitCount(t, cfg.Brokers, cfg.Topics.EventsAttributed, w.uniqueEvents, 2*time.Minute)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	checkMix(t, installOutcomes(t, testenv.ReadAll(t, cfg.Brokers, cfg.Topics.InstallsAttributed, 2*time.Second)), 500)
+	checkAgainstOracle(t, cfg, w)
+}
+
+// waitStored waits until the device and IP + UA stages have committed
+// their inputs (only the last transaction marker of each partition is
+// beyond the group's offsets).
+func waitStored(t *testing.T, cfg Config, j *Joiner) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for _, st := range []string{StageDevice, StageIPUA} {
+		for {
+			lag, err := groupLag(t, cfg.Brokers, j.StageConfig(st).GroupID(), j.StageConfig(st).Inputs)
+			if err == nil && lag == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("stage %s: lag %d, err %v after 2m", st, lag, err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+}
+
+// TestTwoInstancesIntegration: a second instance joins while installs
+// flow (every stage's group splits its partitions), then the first leaves;
+// the outputs equal one instance's, each exactly once.
+func TestTwoInstancesIntegration(t *testing.T) {
+	cfg := integrationConfig(t)
+	start := time.Now().Add(-2 * time.Hour).Truncate(time.Second)
+	w := makeWorkload(cfg.Topics, 0, 1500, start)
+	j, _ := New(cfg)
+	cfgA, cfgB := cfg, cfg
+	cfgA.StateDir, cfgB.StateDir = filepath.Join(cfg.StateDir, "a"), filepath.Join(cfg.StateDir, "b")
+
+	stopA := runJoiner(t, cfgA)
+	produce(t, cfg.Brokers, w.touches)
+	waitRouted(t, cfg.Brokers, j, w)
+	waitStored(t, cfg, j)
+
+	third := len(w.installs) / 3
+	produce(t, cfg.Brokers, w.installs[:third])
+	stopB := runJoiner(t, cfgB)
+	produce(t, cfg.Brokers, w.installs[third:2*third])
+	time.Sleep(3 * time.Second) // let the groups rebalance with both members
+	for _, st := range Stages {
+		if ents, err := os.ReadDir(filepath.Join(cfgB.StateDir, st)); err != nil || len(ents) == 0 {
+			t.Errorf("instance B got no partition of stage %s (%v)", st, err)
+		}
+	}
+	if err := stopA(); err != nil {
+		t.Fatalf("instance A: %v", err)
+	}
+	produce(t, cfg.Brokers, w.installs[2*third:])
+	waitCount(t, cfg.Brokers, cfg.Topics.InstallsAttributed, w.uniqueInstalls, 3*time.Minute)
+	produce(t, cfg.Brokers, w.events)
+	waitCount(t, cfg.Brokers, cfg.Topics.EventsAttributed, w.uniqueEvents, 2*time.Minute)
+	if err := stopB(); err != nil {
+		t.Fatalf("instance B: %v", err)
+	}
+	checkAgainstOracle(t, cfg, w)
+}
+
+// TestSIGKILLIntegration runs the attribution binary and kills it with
+// SIGKILL while installs and events flow, four times, then lets a last
+// instance finish: a read_committed consumer sees every output exactly
+// once and equal to the in-process engine's, and a read_uncommitted one
+// shows that killed transactions had written outputs (so kills did land
+// mid-transaction).
+func TestSIGKILLIntegration(t *testing.T) {
+	cfg, campaigns := integrationConfigCampaigns(t)
+	tc := cfg.Topics
+	bin := filepath.Join(t.TempDir(), "attribution")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../services/attribution").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := campaign.Publish(t.Context(), cl, campaigns, []event.Campaign{{ID: "cmp-1", AppID: "app", MediaSource: "net",
+		CostModel: "CPI", Bid: money.FromMicros(1_500_000), Currency: "USD"}}); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(t.TempDir(), "attribution.yaml")
+	yaml := fmt.Sprintf(`group: %q
+state_dir: %q
+kafka:
+  brokers: [%q]
+  topics: {clicks: %q, impressions: %q, installs_raw: %q, events_raw: %q, installs_attributed: %q, events_attributed: %q, rejected: %q, campaigns: %q}
+rates: {reporting_currency: USD, per_unit: {EUR: "1.1", USD: "1"}}
+join: {transaction_timeout: 10s, session_timeout: 6s, max_poll_records: 50}
+telemetry: {addr: "", log_format: text, log_level: info}
+`, cfg.Group, cfg.StateDir, cfg.Brokers[0], tc.Clicks, tc.Impressions, tc.InstallsRaw, tc.EventsRaw, tc.InstallsAttributed, tc.EventsAttributed, tc.Rejected, campaigns)
+	if err := os.WriteFile(conf, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	startBin := func() *exec.Cmd {
+		cmd := exec.Command(bin, "--config", conf)
+		cmd.Stdout, cmd.Stderr = &logs, &logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd
+	}
+	defer func() {
+		if t.Failed() {
+			t.Logf("service logs:\n%s", logs.String())
+		}
+	}()
+
+	w := makeWorkload(tc, 0, 3000, time.Now().Add(-2*time.Hour).Truncate(time.Second))
+	j, _ := New(cfg)
+	cmd := startBin()
+	produce(t, cfg.Brokers, w.touches)
+	waitRouted(t, cfg.Brokers, j, w)
+	waitStored(t, cfg, j)
+
+	// A read_uncommitted consumer sees outputs as soon as they are
+	// produced, before their transaction commits: killing right then lands
+	// inside a transaction.
+	watch, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.ConsumeTopics(tc.InstallsAttributed),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadUncommitted()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watch.Close()
+	seen := 0
+	waitOutput := func(more int) {
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+		defer cancel()
+		for target := seen + more; seen < target; {
+			fs := watch.PollFetches(ctx)
+			if ctx.Err() != nil {
+				t.Fatalf("no new outputs within 2m (%d seen)", seen)
+			}
+			seen += fs.NumRecords()
+		}
+	}
+	chunk := len(w.installs) / 4
+	for i := range 4 {
+		if i > 0 {
+			cmd = startBin()
+		}
+		produce(t, cfg.Brokers, w.installs[i*chunk:min((i+1)*chunk, len(w.installs))])
+		if i == 3 {
+			produce(t, cfg.Brokers, w.installs[4*chunk:])
+			produce(t, cfg.Brokers, w.events[:len(w.events)/2])
+		}
+		waitOutput(20 + 40*i)
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		_ = cmd.Wait()
+	}
+	cmd = startBin()
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	produce(t, cfg.Brokers, w.events[len(w.events)/2:])
+	waitCount(t, cfg.Brokers, tc.InstallsAttributed, w.uniqueInstalls, 3*time.Minute)
+	waitCount(t, cfg.Brokers, tc.EventsAttributed, w.uniqueEvents, 3*time.Minute)
+	checkAgainstOracle(t, cfg, w)
+
+	committed := len(testenv.ReadAll(t, cfg.Brokers, tc.InstallsAttributed, 2*time.Second))
+	uncommitted := readUncommitted(t, cfg.Brokers, tc.InstallsAttributed)
+	t.Logf("installs.attributed: %d committed records, %d in the log including aborted transactions", committed, uncommitted)
+	if uncommitted <= committed {
+		t.Errorf("no aborted output in the log (%d records, %d committed): no kill landed inside a transaction", uncommitted, committed)
+	}
+	if !strings.Contains(logs.String(), "restored") {
+		t.Errorf("no restore logged")
+	}
+}
