@@ -11,6 +11,7 @@ BIN := $(CURDIR)/bin
 export POSTBACK_STATE_DIR ?= $(HOME)/.local/state/postback
 export POSTBACK_CACHE_DIR ?= $(HOME)/.cache/postback
 FUZZTIME ?= 30s
+RSS_CLICKS ?= 10000000
 BENCHTIME ?= 1s
 
 .PHONY: help up down infra infra-down bootstrap services services-down demo build test unit lint fmt-check bench fuzz docs clean
@@ -60,10 +61,15 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
-bench: infra ## benchmarks: ns/op and allocs/op, plus side-by-side ratios (ingest vs bare net/http, sink vs raw clickhouse-go)
+bench: infra ## benchmarks: ns/op and allocs/op, plus side-by-side ratios (ingest vs bare net/http, sink vs raw clickhouse-go, attribution stages vs rules alone)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./pkg/postback/
 	$(GO) test -run '^$$' -bench 'IngestVsBare' -benchtime 1x ./pkg/ingest/
 	$(GO) test -tags integration -run '^$$' -bench 'SinkVsRaw' -benchtime 1x ./pkg/sink/
+	$(GO) test -run '^$$' -bench . -benchmem ./pkg/attribution/
+	$(GO) test -run '^$$' -bench 'Engine' -benchmem -benchtime 20000x ./pkg/join/
+	$(GO) test -run '^$$' -bench 'StoredClickBytes|EndToEndKfake' -benchtime 1x ./pkg/join/
+	@echo "RSS after 1M and $(RSS_CLICKS) clicks stored (about 90 s per million on 2 cores):"
+	BENCH_RSS_CLICKS=$(RSS_CLICKS) $(GO) test -run '^$$' -bench 'RSS' -benchtime 1x -timeout 90m ./pkg/join/
 
 fuzz: ## run every fuzz target for FUZZTIME each (corpus kept in testdata/fuzz)
 	@for pkg in $$($(GO) list ./pkg/...); do \

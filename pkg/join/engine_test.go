@@ -27,6 +27,8 @@ type engine struct {
 	procs  map[string]procStore
 	queues map[string][]*kgo.Record
 	out    map[string][]*kgo.Record // by topic
+	// spent is the time each stage took (processing and commit).
+	spent map[string]time.Duration
 }
 
 type procStore struct {
@@ -63,9 +65,9 @@ func newEngine(t testing.TB, cfg Config) *engine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &engine{t: t, j: j, procs: map[string]procStore{}, queues: map[string][]*kgo.Record{}, out: map[string][]*kgo.Record{}}
+	e := &engine{t: t, j: j, procs: map[string]procStore{}, queues: map[string][]*kgo.Record{}, out: map[string][]*kgo.Record{}, spent: map[string]time.Duration{}}
 	for _, name := range Stages {
-		s, err := statestore.Open(filepath.Join(cfg.StateDir, name), statestore.Options{})
+		s, err := statestore.Open(filepath.Join(cfg.StateDir, name), statestore.Options{Cache: cfg.Cache})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -107,6 +109,7 @@ func (e *engine) feed(recs ...*kgo.Record) {
 			busy = true
 			e.queues[name] = nil
 			ps := e.procs[name]
+			began := time.Now()
 			b := ps.s.NewBatch()
 			for _, r := range q {
 				err := ps.p.Process(context.Background(), r, b, func(o *kgo.Record) {
@@ -126,6 +129,7 @@ func (e *engine) feed(recs ...*kgo.Record) {
 			if err := b.Commit(); err != nil {
 				e.t.Fatal(err)
 			}
+			e.spent[name] += time.Since(began)
 		}
 	}
 }

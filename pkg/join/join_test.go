@@ -290,7 +290,10 @@ func TestEvents(t *testing.T) {
 	if n := counter(t, e.j.m.duplicates.WithLabelValues("event")); n != 1 {
 		t.Errorf("event duplicates %v, want 1", n)
 	}
+	validateRecords(t, "events.attributed.v1", e.out[testTopics.EventsAttributed])
+	validateRecords(t, "installs.attributed.v1", e.out[testTopics.InstallsAttributed])
 	rej := e.out[testTopics.Rejected]
+	validateRecords(t, "postbacks.rejected.v1", rej)
 	if len(rej) != 1 || !strings.Contains(string(rej[0].Value), "JPY") {
 		t.Fatalf("rejected records %d, want 1 naming JPY: %s", len(rej), rejValues(rej))
 	}
@@ -312,6 +315,7 @@ func TestBadInput(t *testing.T) {
 	)
 	checkInstall(t, e.installs(), "i", wantInstall{match: event.MatchClickID, touch: "k1"})
 	rej := e.out[testTopics.Rejected]
+	validateRecords(t, "postbacks.rejected.v1", rej)
 	if len(rej) != 7 {
 		t.Fatalf("%d rejected, want 7: %s", len(rej), rejValues(rej))
 	}

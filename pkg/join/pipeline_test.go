@@ -43,8 +43,12 @@ func pipelineScenario(t *testing.T, cfg Config, users int) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	compareOutcomes(t, "install", installOutcomes(t, testenv.ReadAll(t, brokers, tp.InstallsAttributed, 2*time.Second)), wantI)
-	compareOutcomes(t, "event", eventOutcomes(t, testenv.ReadAll(t, brokers, tp.EventsAttributed, 2*time.Second)), wantE)
+	gotI := testenv.ReadAll(t, brokers, tp.InstallsAttributed, 2*time.Second)
+	gotE := testenv.ReadAll(t, brokers, tp.EventsAttributed, 2*time.Second)
+	validateRecords(t, "installs.attributed.v1", gotI)
+	validateRecords(t, "events.attributed.v1", gotE)
+	compareOutcomes(t, "install", installOutcomes(t, gotI), wantI)
+	compareOutcomes(t, "event", eventOutcomes(t, gotE), wantE)
 }
 
 // waitRouted waits until stage A has routed every touch of w that has a

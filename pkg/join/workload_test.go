@@ -13,6 +13,7 @@ import (
 
 	"github.com/adtrack/postback/pkg/event"
 	"github.com/adtrack/postback/pkg/money"
+	"github.com/adtrack/postback/schemas/schematest"
 )
 
 // workload is a mixed day of traffic for the pipeline tests: users whose
@@ -298,6 +299,26 @@ func readUncommitted(t testing.TB, brokers []string, topic string) int {
 		n += got
 		if got == 0 {
 			return n
+		}
+	}
+}
+
+// validateRecords checks every record value against the JSON Schema of
+// schemaTopic (e.g. "installs.attributed.v1"): what downstream teams and
+// the sink are promised.
+func validateRecords(t testing.TB, schemaTopic string, recs []*kgo.Record) {
+	t.Helper()
+	s, err := schematest.Compile(schemaTopic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		var v any
+		if err := json.Unmarshal(r.Value, &v); err != nil {
+			t.Fatalf("%s: %v", schemaTopic, err)
+		}
+		if err := schematest.Validate(s, v); err != nil {
+			t.Fatalf("%s record %s does not match its schema: %v\n%s", schemaTopic, r.Key, err, r.Value)
 		}
 	}
 }

@@ -1,0 +1,238 @@
+package join
+
+import (
+	"encoding/binary"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/encoding/json"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/adtrack/postback/pkg/attribution"
+	"github.com/adtrack/postback/pkg/event"
+	"github.com/adtrack/postback/pkg/statestore"
+)
+
+// benchUsers builds n users' clicks (each with an IDFA and an IP + UA, so
+// it is stored by all three stages) and their installs, half by click id
+// and half by device id, in the shape ingest writes them.
+func benchUsers(from, n int, start time.Time) (clicks, installs []*kgo.Record) {
+	for i := from; i < from+n; i++ {
+		ct := start.Add(time.Duration(i) * 8 * time.Millisecond)
+		id := uuid7(ct, uint64(i))
+		c := event.Click{ClickID: id, Touch: event.Touch{Time: ct, AppID: fmt.Sprintf("com.studio%02d.game", i%50), MediaSource: fmt.Sprint("network", i%8),
+			Placement: event.Placement{CampaignID: fmt.Sprintf("cmp-%05d", i%500), SiteID: fmt.Sprintf("site-%06d", i%20000), CreativeID: fmt.Sprintf("cr-%04d", i%2000)},
+			Currency:  "USD", Device: event.Device{IDFA: devID(i), IP: fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255), UA: "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) Mobile/15E148"}}}
+		clicks = append(clicks, jsonRec(testTopics.Clicks, id, ct, &c))
+		in := event.Install{Postback: event.Postback{EventID: fmt.Sprintf("%032x", i), MMP: "appsflyer", AppID: c.AppID, ReceivedAt: ct.Add(20 * time.Minute)}}
+		in.InstallTime = in.ReceivedAt
+		in.IDFA = c.IDFA
+		if i%2 == 0 {
+			in.ClickID = id
+		}
+		installs = append(installs, jsonRec(testTopics.InstallsRaw, in.JoinKey(), in.ReceivedAt, &in))
+	}
+	return clicks, installs
+}
+
+// uuid7 is a UUIDv7-shaped id, as ingest mints click ids.
+func uuid7(t time.Time, seq uint64) string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(t.UnixMilli())<<16|0x7000|seq&0x0fff)
+	binary.BigEndian.PutUint64(b[8:], seq*0x9e3779b97f4a7c15&^(3<<62)|(2<<62))
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// BenchmarkEngine measures joins per second through the four stages'
+// processors and their Pebble stores, in process (no Kafka): each op is one
+// install, fed in rounds of 100 (one batch per stage and round, as one
+// transaction per poll), against 100k stored clicks. Beside it, the rules
+// alone (attribution.Decide on the candidates) in the same run: the ratio
+// is what the stores, the repartition encoding and the three hops cost.
+func BenchmarkEngine(b *testing.B) {
+	const stored = 100_000
+	clicks, installs := benchUsers(0, stored, time.Now().Add(-24*time.Hour))
+	b.Run("stages", func(b *testing.B) {
+		cfg := testConfig(b)
+		cfg.Cache = statestore.NewCache(64 << 20) // the service's default
+		defer cfg.Cache.Close()
+		e := newEngine(b, cfg)
+		for i := 0; i < len(clicks); i += 1000 {
+			e.feed(clicks[i:min(i+1000, len(clicks))]...)
+		}
+		e.out = map[string][]*kgo.Record{}
+		if os.Getenv("BENCH_PEBBLE_METRICS") != "" {
+			b.Log(e.procs[StageDevice].s.Metrics())
+		}
+		b.ReportAllocs()
+		clear(e.spent)
+		b.ResetTimer()
+		done := 0
+		for done < b.N {
+			n := min(100, b.N-done)
+			batch := make([]*kgo.Record, n)
+			for k := range batch {
+				// Replays of the same installs would be dropped as
+				// duplicates: give each op a fresh event id.
+				r := *installs[(done+k)%stored]
+				r.Value = []byte(strings.Replace(string(r.Value), `"event_id":"`, `"event_id":"`+strconv.Itoa(done+k)+"-", 1))
+				batch[k] = &r
+			}
+			e.feed(batch...)
+			done += n
+		}
+		b.StopTimer()
+		if got := len(e.out[cfg.Topics.InstallsAttributed]); got != b.N {
+			b.Fatalf("%d installs attributed, want %d", got, b.N)
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "joins/s")
+		for st, d := range e.spent {
+			b.ReportMetric(float64(d.Nanoseconds())/float64(b.N), "ns/op-"+st)
+		}
+	})
+	b.Run("decide-only", func(b *testing.B) {
+		r := attribution.DefaultRules()
+		var c event.Click
+		var in event.Install
+		if err := json.Unmarshal(clicks[0].Value, &c); err != nil {
+			b.Fatal(err)
+		}
+		if err := json.Unmarshal(installs[0].Value, &in); err != nil {
+			b.Fatal(err)
+		}
+		cands := attribution.Candidates{ByClickID: &c, ByDevice: []event.Click{c}, ByIPUA: []event.Click{c}, DeviceClickCount: 1}
+		b.ReportAllocs()
+		for b.Loop() {
+			if a := r.Decide(&in, cands, nil, in.ReceivedAt); a.MatchType != event.MatchClickID {
+				b.Fatal(a.MatchType)
+			}
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "joins/s")
+	})
+}
+
+// BenchmarkStoredClickBytes stores 100k clicks through the stages (each
+// click lands in stage A by id, B by device and C by IP + UA) and reports
+// the sstable bytes per click of each stage's store after compaction,
+// index entries included.
+func BenchmarkStoredClickBytes(b *testing.B) {
+	const n = 100_000
+	clicks, _ := benchUsers(0, n, time.Now().Add(-24*time.Hour))
+	for b.Loop() {
+		e := newEngine(b, testConfig(b))
+		for i := 0; i < n; i += 1000 {
+			e.feed(clicks[i:min(i+1000, n)]...)
+		}
+		for _, st := range []string{StageClickID, StageDevice, StageIPUA} {
+			s := e.procs[st].s
+			if err := s.Compact(); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(s.Size())/n, "B/click-"+st)
+		}
+	}
+}
+
+// BenchmarkRSS stores clicks through stages A, B and C (all inside the
+// windows: 8 ms apart, 10M clicks span 22 h) and reports the process RSS
+// after 1M and after 10M (BENCH_RSS_CLICKS overrides the 10M), after a GC.
+// State lives on disk; memory is the shared block cache (64 MiB here) and
+// the memtables, so RSS should stay flat while the stores grow.
+func BenchmarkRSS(b *testing.B) {
+	total := 10_000_000
+	if v, err := strconv.Atoi(os.Getenv("BENCH_RSS_CLICKS")); err == nil && v > 0 {
+		total = v
+	}
+	for b.Loop() {
+		cfg := testConfig(b)
+		cfg.Cache = statestore.NewCache(64 << 20)
+		defer cfg.Cache.Close()
+		e := newEngine(b, cfg)
+		start := time.Now().Add(-23 * time.Hour)
+		var rss1M float64
+		const chunk = 10_000
+		for done := 0; done < total; done += chunk {
+			clicks, _ := benchUsers(done, chunk, start)
+			e.feed(clicks...)
+			e.out = map[string][]*kgo.Record{}
+			if done+chunk == 1_000_000 {
+				rss1M = rssMiB(b)
+				b.ReportMetric(rss1M, "RSS-MiB@1M")
+			}
+		}
+		last := rssMiB(b)
+		b.ReportMetric(last, fmt.Sprintf("RSS-MiB@%dM", total/1_000_000))
+		if rss1M > 0 {
+			b.ReportMetric(last/rss1M, "RSS-ratio")
+		}
+		var disk int64
+		for _, p := range e.procs {
+			disk += p.s.Size()
+		}
+		b.ReportMetric(float64(disk)/float64(total), "disk-B/click")
+	}
+}
+
+func rssMiB(b *testing.B) float64 {
+	runtime.GC()
+	debug.FreeOSMemory()
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		b.Fatalf("RSS is read from /proc/self/status (Linux only): %v", err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	b.Fatal("VmRSS not found")
+	return 0
+}
+
+// BenchmarkEndToEndKfake measures joins per second through Kafka: the four
+// stages as transactional sessions against an in-process kfake broker (4
+// partitions), 20k stored clicks, then 20k installs timed from the first
+// produce until every attributed install is committed. Broker, producer and
+// stages share this machine's cores.
+func BenchmarkEndToEndKfake(b *testing.B) {
+	const n = 20_000
+	for b.Loop() {
+		b.StopTimer()
+		cfg := testConfig(b)
+		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, testTopics.Clicks, testTopics.Impressions, testTopics.InstallsRaw,
+			testTopics.EventsRaw, testTopics.InstallsAttributed, testTopics.EventsAttributed, testTopics.Rejected))
+		if err != nil {
+			b.Fatal(err)
+		}
+		cfg.Brokers = c.ListenAddrs()
+		cfg.Cache = statestore.NewCache(64 << 20)
+		cfg.MaxPollRecords = 2000 // the service's default
+		clicks, installs := benchUsers(0, n, time.Now().Add(-2*time.Hour))
+		j, err := New(cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		stop := runJoiner(b, cfg)
+		produce(b, cfg.Brokers, clicks)
+		waitCount(b, cfg.Brokers, j.byDevice, n, 5*time.Minute)
+		b.StartTimer()
+		start := time.Now()
+		produce(b, cfg.Brokers, installs)
+		waitCount(b, cfg.Brokers, cfg.Topics.InstallsAttributed, n, 5*time.Minute)
+		b.ReportMetric(n/time.Since(start).Seconds(), "joins/s")
+		b.StopTimer()
+		if err := stop(); err != nil {
+			b.Fatal(err)
+		}
+		cfg.Cache.Close()
+		c.Close()
+	}
+}
