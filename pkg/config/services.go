@@ -212,6 +212,7 @@ type JoinSettings struct {
 	EventGrace           time.Duration `mapstructure:"event_grace" desc:"How long an in-app event that arrived before its install waits for it (stream time) before it is published organic."`
 	MaxCandidates        int           `mapstructure:"max_candidates" desc:"Latest device, IP+UA and impression touches carried per install (click flooding still counts all)."`
 	ExpiryInterval       time.Duration `mapstructure:"expiry_interval" desc:"Stream time between two expiry runs over a partition's state."`
+	AlignSlack           time.Duration `mapstructure:"align_slack" desc:"While a stage reads a backlog, how far (record time) one input partition may run ahead of the least advanced one; keeps installs behind the clicks that precede them after an outage."`
 	TransactionTimeout   time.Duration `mapstructure:"transaction_timeout" desc:"Kafka transaction timeout: how long a crashed instance's open transaction blocks its partitions' next owner."`
 	SessionTimeout       time.Duration `mapstructure:"session_timeout" desc:"Consumer-group session timeout: how long a dead instance keeps its partitions (6s..5m)."`
 	MaxPollRecords       int           `mapstructure:"max_poll_records" desc:"Records per poll, hence per transaction, per stage."`
@@ -236,6 +237,7 @@ func DefaultAttribution() Attribution {
 			EventGrace:           10 * time.Minute,
 			MaxCandidates:        16,
 			ExpiryInterval:       time.Minute,
+			AlignSlack:           time.Second,
 			TransactionTimeout:   30 * time.Second,
 			SessionTimeout:       15 * time.Second,
 			MaxPollRecords:       2000,
@@ -283,7 +285,7 @@ func (c *Attribution) Validate() error {
 		key string
 		v   time.Duration
 	}{{"join.dedup_window", j.DedupWindow}, {"join.late_allowance", j.LateAllowance}, {"join.event_join_window", j.EventJoinWindow},
-		{"join.event_grace", j.EventGrace}, {"join.expiry_interval", j.ExpiryInterval}, {"join.transaction_timeout", j.TransactionTimeout},
+		{"join.event_grace", j.EventGrace}, {"join.expiry_interval", j.ExpiryInterval}, {"join.align_slack", j.AlignSlack}, {"join.transaction_timeout", j.TransactionTimeout},
 		{"join.repartition_retention", j.RepartitionRetention}} {
 		if d.v < time.Second {
 			return Errorf(d.key, "must be at least 1s, got %v", d.v)

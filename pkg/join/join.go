@@ -84,6 +84,11 @@ type Config struct {
 	// ExpiryInterval is how much stream time passes between expiry runs
 	// of a partition's state (0: 1 min).
 	ExpiryInterval time.Duration
+	// AlignSlack bounds how far, in record time, a stage reads one input
+	// partition ahead of another that still has a backlog (0: 1 s; see
+	// stage.Config.AlignSlack). It keeps installs behind the clicks that
+	// precede them when a backlog is read after an outage.
+	AlignSlack time.Duration
 
 	TransactionTimeout time.Duration // per stage; see stage.Config
 	SessionTimeout     time.Duration
@@ -123,6 +128,7 @@ func (c *Config) fill() error {
 	def(&c.EventJoinWindow, 30*24*time.Hour)
 	def(&c.EventGrace, 10*time.Minute)
 	def(&c.ExpiryInterval, time.Minute)
+	def(&c.AlignSlack, time.Second)
 	def(&c.RepartitionRetention, 7*24*time.Hour)
 	if c.MaxCandidates <= 0 {
 		c.MaxCandidates = 16
@@ -254,6 +260,9 @@ func (j *Joiner) StageConfig(name string) stage.Config {
 	}
 	return stage.Config{
 		Name: name, Brokers: j.cfg.Brokers, Group: j.cfg.Group, Inputs: inputs,
+		// Stages that join two topics (or partitions keyed differently)
+		// must not let one run ahead of the other through a backlog.
+		AlignSlack:           j.cfg.AlignSlack,
 		ChangelogReplication: j.cfg.RepartitionReplication,
 		StateDir:             j.cfg.StateDir, Cache: j.cfg.Cache,
 		TransactionTimeout: j.cfg.TransactionTimeout, SessionTimeout: j.cfg.SessionTimeout,

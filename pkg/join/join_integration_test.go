@@ -255,3 +255,8 @@ telemetry: {addr: "", log_format: text, log_level: info}
 		t.Errorf("no restore logged")
 	}
 }
+
+// TestBacklogIntegration is backlogScenario on the real broker.
+func TestBacklogIntegration(t *testing.T) {
+	backlogScenario(t, integrationConfig(t))
+}

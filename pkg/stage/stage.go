@@ -47,9 +47,10 @@
 // # Ordering
 //
 // Within one input partition records are processed in offset order. Across
-// the inputs of one partition number, records are processed in the order the
-// fetch returns them (topic by topic within a poll); there is no merge by
-// timestamp.
+// partitions, records are processed in the order the fetch returns them
+// (topic by topic within a poll), unless Config.AlignSlack is set: then no
+// partition is read more than the slack ahead, in record time, of the least
+// advanced one that still has a backlog (see align.go).
 package stage
 
 import (
@@ -135,6 +136,15 @@ type Config struct {
 	// MaxPollRecords bounds the records of one poll, hence of one
 	// transaction; zero means no bound (whatever one fetch returns).
 	MaxPollRecords int
+	// AlignSlack, when positive, aligns the input partitions by record
+	// time: while some assigned partition still has a backlog, partitions
+	// whose last processed record is more than AlignSlack newer than that
+	// backlog's are paused (their fetched, unprocessed records are dropped
+	// and fetched again later; no offset moves past them). Joins need it
+	// when a backlog is read: without it a fast partition's installs can
+	// overtake the clicks of a slow one by hours. With every partition
+	// caught up nothing is paused. Zero disables alignment.
+	AlignSlack time.Duration
 	// Logger receives the stage's log lines; nil discards them.
 	Logger *slog.Logger
 }
@@ -180,6 +190,9 @@ func Run(ctx context.Context, cfg Config, p Processor) error {
 	}
 	r := &runner{cfg: cfg, conn: conn, p: p, nparts: partitions,
 		stores: map[int32]*statestore.Store{}, needRestore: map[int32]bool{}, owned: map[int32]bool{}}
+	if cfg.AlignSlack > 0 {
+		r.align = newAligner(cfg, conn)
+	}
 	defer r.closeAll()
 
 	changelog := cfg.Changelog
@@ -193,12 +206,25 @@ func Run(ctx context.Context, cfg Config, p Processor) error {
 		kgo.Balancers(kgo.RangeBalancer()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.RecordPartitioner(statestore.Partitioner(func(t string) bool { return t == changelog }, kgo.StickyKeyPartitioner(nil))),
-		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { r.event(evAssigned, m) }),
+		kgo.OnPartitionsAssigned(func(_ context.Context, cl *kgo.Client, m map[string][]int32) {
+			if r.align != nil {
+				// Nothing is fetched until the loop knows where each
+				// partition stands (aligner.reset).
+				r.align.hold(cl, m)
+			}
+			r.event(evAssigned, m)
+		}),
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { r.event(evRevoked, m) }),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { r.event(evRevoked, m) }),
 	)
 	if cfg.SessionTimeout > 0 {
 		opts = append(opts, kgo.SessionTimeout(cfg.SessionTimeout))
+	}
+	if cfg.AlignSlack > 0 {
+		// A resumed partition joins the next fetch request only when the
+		// broker answers the current one; keep that wait well below the
+		// aligner's silence.
+		opts = append(opts, kgo.FetchMaxWait(alignFetchWait))
 	}
 	sess, err := kgo.NewGroupTransactSession(opts...)
 	if err != nil {
@@ -290,8 +316,9 @@ const (
 )
 
 type event struct {
-	kind  evKind
-	parts []int32
+	kind   evKind
+	parts  []int32
+	topics map[string][]int32 // as the callback gave them
 }
 
 type runner struct {
@@ -308,6 +335,7 @@ type runner struct {
 	stores      map[int32]*statestore.Store
 	needRestore map[int32]bool
 	owned       map[int32]bool
+	align       *aligner // nil without AlignSlack
 }
 
 // event records a callback; partition numbers are merged across inputs.
@@ -325,12 +353,13 @@ func (r *runner) event(kind evKind, m map[string][]int32) {
 	slices.Sort(parts)
 	r.cfg.Logger.Info("partitions "+map[evKind]string{evAssigned: "assigned", evRevoked: "revoked"}[kind], "stage", r.cfg.Name, "partitions", parts)
 	r.mu.Lock()
-	r.events = append(r.events, event{kind, parts})
+	r.events = append(r.events, event{kind, parts, m})
 	r.mu.Unlock()
 }
 
-// applyEvents replays the callbacks seen since the last call, in order.
-func (r *runner) applyEvents() {
+// applyEvents replays the callbacks seen since the last call, in order, and
+// returns the latest assignment among them (nil if none).
+func (r *runner) applyEvents() (assigned map[string][]int32) {
 	r.mu.Lock()
 	evs := r.events
 	r.events = nil
@@ -357,8 +386,10 @@ func (r *runner) applyEvents() {
 				r.owned[p] = true
 				r.needRestore[p] = true
 			}
+			assigned = ev.topics
 		}
 	}
+	return assigned
 }
 
 func (r *runner) closeStore(p int32) {
@@ -407,12 +438,19 @@ func (r *runner) store(ctx context.Context, p int32) (*statestore.Store, error) 
 
 func (r *runner) loop(ctx context.Context) error {
 	for {
+		pctx, cancel := ctx, context.CancelFunc(func() {})
+		if r.align != nil {
+			// Paused partitions can leave nothing to fetch: come back to
+			// re-plan rather than block.
+			pctx, cancel = context.WithTimeout(ctx, time.Second)
+		}
 		var fetches kgo.Fetches
 		if r.cfg.MaxPollRecords > 0 {
-			fetches = r.sess.PollRecords(ctx, r.cfg.MaxPollRecords)
+			fetches = r.sess.PollRecords(pctx, r.cfg.MaxPollRecords)
 		} else {
-			fetches = r.sess.PollFetches(ctx)
+			fetches = r.sess.PollFetches(pctx)
 		}
+		cancel()
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -420,9 +458,19 @@ func (r *runner) loop(ctx context.Context) error {
 			return fmt.Errorf("stage %s: client closed", r.cfg.Name)
 		}
 		fetches.EachError(func(t string, p int32, err error) {
-			r.cfg.Logger.Warn("fetch error", "stage", r.cfg.Name, "topic", t, "partition", p, "err", err)
+			if !errors.Is(err, context.DeadlineExceeded) {
+				r.cfg.Logger.Warn("fetch error", "stage", r.cfg.Name, "topic", t, "partition", p, "err", err)
+			}
 		})
-		r.applyEvents()
+		assigned := r.applyEvents()
+		if r.align != nil {
+			if assigned != nil {
+				r.align.reset(ctx, r.sess.Client(), assigned)
+			}
+			if fetches.NumRecords() == 0 {
+				r.align.idle(r.sess.Client())
+			}
+		}
 		if fetches.NumRecords() == 0 {
 			continue
 		}
@@ -571,6 +619,9 @@ func (r *runner) transact(ctx context.Context, fetches kgo.Fetches) (err error) 
 			r.cfg.Logger.Warn("state commit failed; will restore", "stage", r.cfg.Name, "partition", p, "err", err)
 			r.needRestore[p] = true
 		}
+	}
+	if r.align != nil {
+		r.align.processed(r.sess.Client(), fetches)
 	}
 	return nil
 }

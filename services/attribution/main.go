@@ -85,7 +85,7 @@ func run(cfg config.Attribution, log *slog.Logger) error {
 		Rules:                  cfg.RuleSet(), Rates: rates, Campaigns: reg,
 		DedupWindow: cfg.Join.DedupWindow, LateAllowance: cfg.Join.LateAllowance,
 		EventJoinWindow: cfg.Join.EventJoinWindow, EventGrace: cfg.Join.EventGrace,
-		MaxCandidates: cfg.Join.MaxCandidates, ExpiryInterval: cfg.Join.ExpiryInterval,
+		MaxCandidates: cfg.Join.MaxCandidates, ExpiryInterval: cfg.Join.ExpiryInterval, AlignSlack: cfg.Join.AlignSlack,
 		TransactionTimeout: cfg.Join.TransactionTimeout, SessionTimeout: cfg.Join.SessionTimeout,
 		MaxPollRecords: cfg.Join.MaxPollRecords, Cache: cache,
 		Registerer: tel.Registry, Logger: log,
