@@ -83,15 +83,8 @@ func (s *clickIDStage) click(rec *kgo.Record, b *statestore.Batch, emit func(*kg
 	s.j.routeTouch(tagClick, c.AppID, &c.Device, rec, emit)
 
 	// Installs that were waiting for this click go on now.
-	type wait struct {
-		id []byte
-		v  []byte
-	}
-	var waits []wait
-	if err := aWaiting.scan(b, joinKey(c.ClickID), func(id, v []byte) error {
-		waits = append(waits, wait{append([]byte{}, id...), append([]byte{}, v...)})
-		return nil
-	}); err != nil {
+	waits, err := aWaiting.entries(b, joinKey(c.ClickID))
+	if err != nil {
 		return err
 	}
 	for _, w := range waits {
@@ -123,6 +116,31 @@ func (s *clickIDStage) impression(rec *kgo.Record, emit func(*kgo.Record)) error
 	return nil
 }
 
+// admit decodes a raw install or event into v (whose postback is pb) and
+// reports whether to process it: undecodable records and records without
+// an event id or app id go to the rejected topic, and an event id already
+// seen within the dedup window (an MMP retry) is dropped and counted. An
+// admitted record's event id is marked seen.
+func (j *Joiner) admit(rec *kgo.Record, b *statestore.Batch, emit func(*kgo.Record), seen tindex, kind string, v any, pb *event.Postback) (bool, error) {
+	if err := json.Unmarshal(rec.Value, v); err != nil {
+		j.reject(rec, kind, "undecodable "+kind+": "+err.Error(), emit)
+		return false, nil
+	}
+	if pb.EventID == "" || pb.AppID == "" {
+		j.reject(rec, kind, kind+" lacks event_id or app_id", emit)
+		return false, nil
+	}
+	id := []byte(pb.EventID)
+	if _, dup, err := seen.get(b, id); err != nil || dup {
+		if dup {
+			j.m.duplicates.WithLabelValues(kind).Inc()
+		}
+		return false, err
+	}
+	seen.put(b, id, pb.ReceivedAt, nil)
+	return true, nil
+}
+
 // routeTouch sends a click or impression (its original bytes behind a tag)
 // to the stages that look touches up by device and by IP + UA.
 func (j *Joiner) routeTouch(tag byte, app string, d *event.Device, rec *kgo.Record, emit func(*kgo.Record)) {
@@ -137,22 +155,9 @@ func (j *Joiner) routeTouch(tag byte, app string, d *event.Device, rec *kgo.Reco
 
 func (s *clickIDStage) install(rec *kgo.Record, b *statestore.Batch, emit func(*kgo.Record), now time.Time) error {
 	var in event.Install
-	if err := json.Unmarshal(rec.Value, &in); err != nil {
-		s.j.reject(rec, "install", "undecodable install: "+err.Error(), emit)
-		return nil
-	}
-	if in.EventID == "" || in.AppID == "" {
-		s.j.reject(rec, "install", "install lacks event_id or app_id", emit)
-		return nil
-	}
-	id := []byte(in.EventID)
-	if _, seen, err := aSeen.get(b, id); err != nil {
+	if ok, err := s.j.admit(rec, b, emit, aSeen, "install", &in, &in.Postback); !ok || err != nil {
 		return err
-	} else if seen {
-		s.j.m.duplicates.WithLabelValues("install").Inc()
-		return nil
 	}
-	aSeen.put(b, id, in.ReceivedAt, nil)
 	s.j.m.lookups.WithLabelValues(StageClickID).Inc()
 
 	p := &pending{Install: in}

@@ -107,12 +107,8 @@ func (s *eventsStage) install(rec *kgo.Record, b *statestore.Batch, emit func(*k
 // wake publishes the events waiting for the install of (key, app). With a
 // nil install (a newer one is stored) it reads the stored one.
 func (s *eventsStage) wake(rec *kgo.Record, b *statestore.Batch, emit func(*kgo.Record), key, app string, a *event.AttributedInstall) error {
-	type wait struct{ id, v []byte }
-	var waits []wait
-	if err := eWaiting.scan(b, joinKey(key, app), func(id, v []byte) error {
-		waits = append(waits, wait{append([]byte{}, id...), append([]byte{}, v...)})
-		return nil
-	}); err != nil {
+	waits, err := eWaiting.entries(b, joinKey(key, app))
+	if err != nil {
 		return err
 	}
 	if len(waits) == 0 {
@@ -152,22 +148,9 @@ func (s *eventsStage) lookup(b *statestore.Batch, key, app string) (*event.Attri
 
 func (s *eventsStage) event(rec *kgo.Record, b *statestore.Batch, emit func(*kgo.Record), now time.Time) error {
 	ev := new(event.InAppEvent)
-	if err := json.Unmarshal(rec.Value, ev); err != nil {
-		s.j.reject(rec, "event", "undecodable event: "+err.Error(), emit)
-		return nil
-	}
-	if ev.EventID == "" || ev.AppID == "" {
-		s.j.reject(rec, "event", "event lacks event_id or app_id", emit)
-		return nil
-	}
-	id := []byte(ev.EventID)
-	if _, seen, err := eSeen.get(b, id); err != nil {
+	if ok, err := s.j.admit(rec, b, emit, eSeen, "event", ev, &ev.Postback); !ok || err != nil {
 		return err
-	} else if seen {
-		s.j.m.duplicates.WithLabelValues("event").Inc()
-		return nil
 	}
-	eSeen.put(b, id, ev.ReceivedAt, nil)
 
 	key := ev.JoinKey()
 	if key == "" {

@@ -41,6 +41,19 @@ func (ix tindex) scan(b *statestore.Batch, prefix []byte, fn func(id, v []byte) 
 	return b.Scan(ix.key(prefix), func(k, v []byte) error { return fn(k[1:], v) })
 }
 
+// entry is an index entry copied out of a scan.
+type entry struct{ id, v []byte }
+
+// entries returns copies of the entries whose id starts with prefix.
+func (ix tindex) entries(b *statestore.Batch, prefix []byte) ([]entry, error) {
+	var out []entry
+	err := ix.scan(b, prefix, func(id, v []byte) error {
+		out = append(out, entry{append([]byte{}, id...), append([]byte{}, v...)})
+		return nil
+	})
+	return out, err
+}
+
 // expire deletes every entry whose time is before `before`, calling fn (if
 // not nil) with each entry's id, time and value first. It returns how many
 // entries it removed.
