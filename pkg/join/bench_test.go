@@ -142,17 +142,22 @@ func BenchmarkStoredClickBytes(b *testing.B) {
 
 // BenchmarkRSS stores clicks through stages A, B and C (all inside the
 // windows: 8 ms apart, 10M clicks span 22 h) and reports the process RSS
-// after 1M and after 10M (BENCH_RSS_CLICKS overrides the 10M), after a GC.
-// State lives on disk; memory is the shared block cache (64 MiB here) and
-// the memtables, so RSS should stay flat while the stores grow.
+// after 1M, every 2M and after 10M (BENCH_RSS_CLICKS overrides the 10M),
+// after a GC. State lives on disk; memory is the shared block cache
+// (BENCH_RSS_CACHE_MIB, default 64 like the service) and the memtables, so
+// RSS should stop growing once the cache is full.
 func BenchmarkRSS(b *testing.B) {
 	total := 10_000_000
 	if v, err := strconv.Atoi(os.Getenv("BENCH_RSS_CLICKS")); err == nil && v > 0 {
 		total = v
 	}
+	cacheMiB := 64 // the service's default join.cache_size
+	if v, err := strconv.Atoi(os.Getenv("BENCH_RSS_CACHE_MIB")); err == nil && v > 0 {
+		cacheMiB = v
+	}
 	for b.Loop() {
 		cfg := testConfig(b)
-		cfg.Cache = statestore.NewCache(64 << 20)
+		cfg.Cache = statestore.NewCache(int64(cacheMiB) << 20)
 		defer cfg.Cache.Close()
 		e := newEngine(b, cfg)
 		start := time.Now().Add(-23 * time.Hour)
@@ -162,9 +167,12 @@ func BenchmarkRSS(b *testing.B) {
 			clicks, _ := benchUsers(done, chunk, start)
 			e.feed(clicks...)
 			e.out = map[string][]*kgo.Record{}
-			if done+chunk == 1_000_000 {
+			switch n := done + chunk; {
+			case n == 1_000_000:
 				rss1M = rssMiB(b)
 				b.ReportMetric(rss1M, "RSS-MiB@1M")
+			case n < total && n%2_000_000 == 0:
+				b.ReportMetric(rssMiB(b), fmt.Sprintf("RSS-MiB@%dM", n/1_000_000))
 			}
 		}
 		last := rssMiB(b)
