@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -181,7 +182,7 @@ telemetry: {addr: "", log_format: text, log_level: info}
 	if err := os.WriteFile(conf, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var logs bytes.Buffer
+	var logs syncBuffer // written by the running process's copier, read here
 	startBin := func() *exec.Cmd {
 		cmd := exec.Command(bin, "--config", conf)
 		cmd.Stdout, cmd.Stderr = &logs, &logs
@@ -259,4 +260,22 @@ telemetry: {addr: "", log_format: text, log_level: info}
 // TestBacklogIntegration is backlogScenario on the real broker.
 func TestBacklogIntegration(t *testing.T) {
 	backlogScenario(t, integrationConfig(t))
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
