@@ -7,14 +7,14 @@
 # Usage: deploy/local/clickhouse.sh {start|stop|restart|status|logs [-f]|version}
 #
 # Environment (all optional):
-#   POSTBACK_STATE_DIR               data/logs/pid  (default ~/.local/state/postback)
+#   POSTBACK_LOCAL_STATE_DIR               data/logs/pid  (default ~/.local/state/postback)
 #   POSTBACK_CLICKHOUSE_HOST         address to use (default 127.0.0.1)
 #   POSTBACK_CLICKHOUSE_PORT         native TCP     (default 9000)
 #   POSTBACK_CLICKHOUSE_HTTP_PORT    HTTP           (default 8123)
 #   POSTBACK_CLICKHOUSE_START_TIMEOUT seconds       (default 60)
 set -euo pipefail
 
-STATE_DIR=${POSTBACK_STATE_DIR:-$HOME/.local/state/postback}
+STATE_DIR=${POSTBACK_LOCAL_STATE_DIR:-$HOME/.local/state/postback}
 HOST=${POSTBACK_CLICKHOUSE_HOST:-127.0.0.1}
 PORT=${POSTBACK_CLICKHOUSE_PORT:-9000}
 HTTP_PORT=${POSTBACK_CLICKHOUSE_HTTP_PORT:-8123}

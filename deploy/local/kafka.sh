@@ -8,7 +8,7 @@
 #
 # Environment (all optional):
 #   POSTBACK_CACHE_DIR               jar cache        (default ~/.cache/postback)
-#   POSTBACK_STATE_DIR               data/logs/pid    (default ~/.local/state/postback)
+#   POSTBACK_LOCAL_STATE_DIR               data/logs/pid    (default ~/.local/state/postback)
 #   POSTBACK_KAFKA_PORT              PLAINTEXT port   (default 9092)
 #   POSTBACK_KAFKA_CONTROLLER_PORT   KRaft port       (default 9093)
 #   POSTBACK_KAFKA_VERSION           pin one version  (default: first of the
@@ -21,7 +21,7 @@ SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 POM="$SCRIPT_DIR/kafka-pom.xml"
 
 CACHE_DIR=${POSTBACK_CACHE_DIR:-$HOME/.cache/postback}
-STATE_DIR=${POSTBACK_STATE_DIR:-$HOME/.local/state/postback}
+STATE_DIR=${POSTBACK_LOCAL_STATE_DIR:-$HOME/.local/state/postback}
 HOST=127.0.0.1
 PORT=${POSTBACK_KAFKA_PORT:-9092}
 CONTROLLER_PORT=${POSTBACK_KAFKA_CONTROLLER_PORT:-9093}

@@ -4,12 +4,12 @@
 #
 #   deploy/local/services.sh start|stop|status
 #
-# Env: POSTBACK_STATE_DIR (default ~/.local/state/postback). Services whose
+# Env: POSTBACK_LOCAL_STATE_DIR (default ~/.local/state/postback). Services whose
 # binary or config is missing are skipped with a note.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-state=${POSTBACK_STATE_DIR:-$HOME/.local/state/postback}
+state=${POSTBACK_LOCAL_STATE_DIR:-$HOME/.local/state/postback}
 run="$state/services"
 mkdir -p "$run"
 services=(ingest attribution sink)
@@ -24,7 +24,7 @@ start() {
     fi
     if alive "$s"; then echo "services: $s already running (pid $(cat "$run/$s.pid"))"; continue; fi
     args=(--config "$cfg")
-    # Flags rather than env: POSTBACK_STATE_DIR is also the scripts' own root.
+    # A flag: the service's own state_dir key, not the scripts' state root.
     [[ $s == attribution ]] && args+=(--state_dir "$state/attribution")
     nohup "$bin" "${args[@]}" >>"$run/$s.log" 2>&1 &
     echo $! >"$run/$s.pid"

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -43,9 +44,19 @@ func integrationConfigCampaigns(t *testing.T) (Config, string) {
 	cfg.TransactionTimeout = 10 * time.Second
 	cfg.SessionTimeout = 6 * time.Second
 	cfg.MaxPollRecords = 100
+	// The joins' log is shown when the test fails (or always with
+	// JOIN_TEST_LOG set).
+	var logs syncBuffer
+	var w io.Writer = &logs
 	if os.Getenv("JOIN_TEST_LOG") != "" {
-		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+		w = os.Stderr
 	}
+	cfg.Logger = slog.New(slog.NewTextHandler(w, nil))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("joins log:\n%s", logs.String())
+		}
+	})
 	return cfg, tc.Campaigns
 }
 

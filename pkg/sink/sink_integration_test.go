@@ -307,7 +307,7 @@ func TestClickHouseOutage(t *testing.T) {
 	}
 	state := t.TempDir()
 	port, httpPort := testenv.FreePort(t), testenv.FreePort(t)
-	env := append(os.Environ(), "POSTBACK_STATE_DIR="+state,
+	env := append(os.Environ(), "POSTBACK_LOCAL_STATE_DIR="+state,
 		fmt.Sprintf("POSTBACK_CLICKHOUSE_PORT=%d", port), fmt.Sprintf("POSTBACK_CLICKHOUSE_HTTP_PORT=%d", httpPort))
 	ch := func(action string) {
 		t.Helper()

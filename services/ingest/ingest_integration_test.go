@@ -191,7 +191,7 @@ func TestBrokerOutage(t *testing.T) {
 	}
 	state := t.TempDir()
 	port, cport := testenv.FreePort(t), testenv.FreePort(t)
-	env := append(os.Environ(), "POSTBACK_STATE_DIR="+state,
+	env := append(os.Environ(), "POSTBACK_LOCAL_STATE_DIR="+state,
 		"POSTBACK_KAFKA_PORT="+fmt.Sprint(port), "POSTBACK_KAFKA_CONTROLLER_PORT="+fmt.Sprint(cport), "POSTBACK_KAFKA_HEAP=256m")
 	kafka := func(action string) {
 		t.Helper()
