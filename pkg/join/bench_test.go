@@ -212,7 +212,7 @@ func rssMiB(b *testing.B) float64 {
 // stages share this machine's cores.
 func BenchmarkEndToEndKfake(b *testing.B) {
 	const n = 20_000
-	for b.Loop() {
+	for range b.N {
 		b.StopTimer()
 		cfg := testConfig(b)
 		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, testTopics.Clicks, testTopics.Impressions, testTopics.InstallsRaw,
