@@ -237,7 +237,7 @@ func DefaultAttribution() Attribution {
 			EventGrace:           10 * time.Minute,
 			MaxCandidates:        16,
 			ExpiryInterval:       time.Minute,
-			AlignSlack:           time.Second,
+			AlignSlack:           100 * time.Millisecond,
 			TransactionTimeout:   30 * time.Second,
 			SessionTimeout:       15 * time.Second,
 			MaxPollRecords:       2000,
@@ -285,11 +285,14 @@ func (c *Attribution) Validate() error {
 		key string
 		v   time.Duration
 	}{{"join.dedup_window", j.DedupWindow}, {"join.late_allowance", j.LateAllowance}, {"join.event_join_window", j.EventJoinWindow},
-		{"join.event_grace", j.EventGrace}, {"join.expiry_interval", j.ExpiryInterval}, {"join.align_slack", j.AlignSlack}, {"join.transaction_timeout", j.TransactionTimeout},
+		{"join.event_grace", j.EventGrace}, {"join.expiry_interval", j.ExpiryInterval}, {"join.transaction_timeout", j.TransactionTimeout},
 		{"join.repartition_retention", j.RepartitionRetention}} {
 		if d.v < time.Second {
 			return Errorf(d.key, "must be at least 1s, got %v", d.v)
 		}
+	}
+	if j.AlignSlack < time.Millisecond || j.AlignSlack > time.Minute {
+		return Errorf("join.align_slack", "must be within 1ms..1m, got %v", j.AlignSlack)
 	}
 	if j.TransactionTimeout > 80*time.Second {
 		return Errorf("join.transaction_timeout", "must be at most 80s (state restore waits 90s for a crashed owner's transaction), got %v", j.TransactionTimeout)

@@ -85,7 +85,7 @@ type Config struct {
 	// of a partition's state (0: 1 min).
 	ExpiryInterval time.Duration
 	// AlignSlack bounds how far, in record time, a stage reads one input
-	// partition ahead of another that still has a backlog (0: 1 s; see
+	// partition ahead of another that still has a backlog (0: 100 ms; see
 	// stage.Config.AlignSlack). It keeps installs behind the clicks that
 	// precede them when a backlog is read after an outage.
 	AlignSlack time.Duration
@@ -128,7 +128,7 @@ func (c *Config) fill() error {
 	def(&c.EventJoinWindow, 30*24*time.Hour)
 	def(&c.EventGrace, 10*time.Minute)
 	def(&c.ExpiryInterval, time.Minute)
-	def(&c.AlignSlack, time.Second)
+	def(&c.AlignSlack, 100*time.Millisecond)
 	def(&c.RepartitionRetention, 7*24*time.Hour)
 	if c.MaxCandidates <= 0 {
 		c.MaxCandidates = 16

@@ -22,9 +22,11 @@ import (
 // with a separate client; nothing is consumed). From then on, while some
 // partitions have a backlog, the floor is the earliest timestamp among
 // them, and only partitions whose next records are at most AlignSlack past
-// the floor are fetched; partitions without a backlog stay paused too (new
-// records there are newer than any backlog). With no backlog left, every
-// partition is resumed and alignment costs nothing.
+// the floor are fetched. A partition without a backlog counts as being at
+// the time it was last seen caught up (records it gets later are newer), so
+// it waits while the backlog is older than that and runs freely once the
+// backlog is live too. With no backlog left, every partition is resumed and
+// alignment costs nothing.
 //
 // Pausing never loses records: kgo drops the buffered, unpolled records of
 // a paused partition and fetches them again on resume, and offsets only
@@ -39,6 +41,10 @@ type aligner struct {
 
 	parts  map[topicPartition]*progress
 	paused map[topicPartition]bool
+	// txn marks topics seen with gaps between consecutive records: they
+	// are written in transactions, and an offset left at the end of a
+	// partition can be a commit marker rather than a record.
+	txn map[string]bool
 }
 
 type topicPartition struct {
@@ -51,6 +57,18 @@ type progress struct {
 	next    time.Time // timestamp of its next record to process (or of the last processed, a lower bound)
 	backlog bool      // records remain beyond the processed ones
 	active  time.Time // when it was last resumed or delivered records (wall clock)
+	// caughtAt is when it was last seen without a backlog (wall clock):
+	// records it receives later were produced after that, so their
+	// timestamps are at least this (producers stamp records on send).
+	caughtAt time.Time
+}
+
+// upTo is the earliest timestamp its next record can have, as known.
+func (st *progress) upTo() time.Time {
+	if !st.backlog && st.caughtAt.After(st.next) {
+		return st.caughtAt
+	}
+	return st.next
 }
 
 // silence is how long a resumed partition with a backlog may deliver
@@ -65,7 +83,7 @@ const (
 
 func newAligner(cfg Config, conn []kgo.Opt) *aligner {
 	return &aligner{slack: cfg.AlignSlack, name: cfg.Name, group: cfg.GroupID(), conn: conn, log: cfg.Logger,
-		parts: map[topicPartition]*progress{}, paused: map[topicPartition]bool{}}
+		parts: map[topicPartition]*progress{}, paused: map[topicPartition]bool{}, txn: map[string]bool{}}
 }
 
 // hold pauses the newly assigned partitions; it runs in the assignment
@@ -134,9 +152,12 @@ func (a *aligner) learn(ctx context.Context, cl *kgo.Client, assigned map[string
 				at = max(at, c.At)
 			}
 			end, _ := ends.Lookup(t, p)
-			// Every write to the inputs is transactional: the last offset
-			// may be a commit marker.
-			st := &progress{backlog: end.Offset-at > 1}
+			// Offsets left may be records or only transaction markers;
+			// the peek below tells which.
+			st := &progress{backlog: end.Offset > at}
+			if !st.backlog {
+				st.caughtAt = time.Now()
+			}
 			a.parts[topicPartition{t, p}] = st
 			if st.backlog {
 				if from[t] == nil {
@@ -150,7 +171,7 @@ func (a *aligner) learn(ctx context.Context, cl *kgo.Client, assigned map[string
 		return nil
 	}
 	peek, err := kgo.NewClient(append(slices.Clone(a.conn), kgo.ConsumePartitions(from),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()))...)
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())...)
 	if err != nil {
 		return err
 	}
@@ -167,12 +188,28 @@ func (a *aligner) learn(ctx context.Context, cl *kgo.Client, assigned map[string
 		got := false
 		fs.EachPartition(func(p kgo.FetchTopicPartition) {
 			k := topicPartition{p.Topic, p.Partition}
-			if len(p.Records) == 0 || seen[k] {
+			if seen[k] {
 				return
 			}
-			seen[k], got = true, true
-			a.parts[k].next = p.Records[0].Timestamp
-			peek.PauseFetchPartitions(map[string][]int32{p.Topic: {p.Partition}})
+			for _, r := range p.Records {
+				got = true
+				if r.Attrs.IsControl() {
+					a.txn[p.Topic] = true
+					if end, _ := ends.Lookup(p.Topic, p.Partition); r.Offset+1 >= end.Offset {
+						seen[k] = true // only markers were left
+						a.parts[k].backlog = false
+						a.parts[k].caughtAt = time.Now()
+						break
+					}
+					continue
+				}
+				seen[k] = true
+				a.parts[k].next = r.Timestamp
+				break
+			}
+			if seen[k] {
+				peek.PauseFetchPartitions(map[string][]int32{p.Topic: {p.Partition}})
+			}
 		})
 		if !got {
 			break // the rest hold no committed records (aborted data only)
@@ -180,7 +217,7 @@ func (a *aligner) learn(ctx context.Context, cl *kgo.Client, assigned map[string
 	}
 	for k, st := range a.parts {
 		if st.backlog && !seen[k] {
-			st.backlog = false
+			st.backlog, st.caughtAt = false, time.Now()
 		}
 	}
 	return nil
@@ -201,7 +238,14 @@ func (a *aligner) processed(cl *kgo.Client, fetches kgo.Fetches) {
 		}
 		last := p.Records[n-1]
 		st.next, st.active = last.Timestamp, time.Now()
-		st.backlog = p.LastStableOffset-(last.Offset+1) > 1
+		if last.Offset-p.Records[0].Offset+1 != int64(n) {
+			a.txn[p.Topic] = true // markers between the records
+		}
+		left := p.LastStableOffset - (last.Offset + 1)
+		st.backlog = left > 1 || (left == 1 && !a.txn[p.Topic])
+		if !st.backlog {
+			st.caughtAt = time.Now()
+		}
 	})
 	a.plan(cl)
 }
@@ -213,7 +257,7 @@ func (a *aligner) idle(cl *kgo.Client) {
 	changed := false
 	for k, st := range a.parts {
 		if st.backlog && !a.paused[k] && time.Since(st.active) > silence {
-			st.backlog, changed = false, true
+			st.backlog, st.caughtAt, changed = false, time.Now(), true
 		}
 	}
 	if changed {
@@ -232,7 +276,7 @@ func (a *aligner) plan(cl *kgo.Client) {
 	}
 	pause, resume := map[string][]int32{}, map[string][]int32{}
 	for k, st := range a.parts {
-		hold := backlog && (!st.backlog || st.next.After(floor.Add(a.slack)))
+		hold := backlog && st.upTo().After(floor.Add(a.slack))
 		switch {
 		case hold && !a.paused[k]:
 			pause[k.topic] = append(pause[k.topic], k.partition)

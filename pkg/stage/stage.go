@@ -47,10 +47,11 @@
 // # Ordering
 //
 // Within one input partition records are processed in offset order. Across
-// partitions, records are processed in the order the fetch returns them
-// (topic by topic within a poll), unless Config.AlignSlack is set: then no
-// partition is read more than the slack ahead, in record time, of the least
-// advanced one that still has a backlog (see align.go).
+// the partitions of one poll they are merged by record timestamp, so a
+// click and the install it caused are processed in that order whichever
+// partitions they came from. Across polls, Config.AlignSlack keeps any
+// partition from being read more than the slack ahead, in record time, of
+// the least advanced one that still has a backlog (see align.go).
 package stage
 
 import (
@@ -451,19 +452,20 @@ func (r *runner) loop(ctx context.Context) error {
 			fetches = r.sess.PollFetches(pctx)
 		}
 		cancel()
-		if ctx.Err() != nil {
+		stopping := ctx.Err() != nil
+		if stopping && fetches.NumRecords() == 0 {
 			return ctx.Err()
 		}
 		if fetches.IsClientClosed() {
 			return fmt.Errorf("stage %s: client closed", r.cfg.Name)
 		}
 		fetches.EachError(func(t string, p int32, err error) {
-			if !errors.Is(err, context.DeadlineExceeded) {
+			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
 				r.cfg.Logger.Warn("fetch error", "stage", r.cfg.Name, "topic", t, "partition", p, "err", err)
 			}
 		})
 		assigned := r.applyEvents()
-		if r.align != nil {
+		if r.align != nil && !stopping {
 			if assigned != nil {
 				r.align.reset(ctx, r.sess.Client(), assigned)
 			}
@@ -474,23 +476,53 @@ func (r *runner) loop(ctx context.Context) error {
 		if fetches.NumRecords() == 0 {
 			continue
 		}
-		if err := r.transact(ctx, fetches); err != nil {
-			if ctx.Err() != nil {
-				// Shutting down: the transaction was aborted (or its
-				// commit interrupted; Restore covers the state).
-				r.cfg.Logger.Info("stopped mid-transaction", "stage", r.cfg.Name, "err", err)
-				return ctx.Err()
+		err := r.transact(ctx, fetches)
+		if stopping {
+			if err != nil {
+				r.cfg.Logger.Info("stopped; last transaction failed", "stage", r.cfg.Name, "err", err)
 			}
+			return ctx.Err()
+		}
+		if err != nil {
 			return err
 		}
 	}
+}
+
+// mergeByTime orders the records of several partitions by timestamp,
+// keeping each partition's offset order: a k-way merge on the queues'
+// heads (ties go to the earlier queue). Joins need a click fetched in the
+// same poll as the install it caused to be processed first, whichever
+// partitions they came from.
+func mergeByTime(queues [][]*kgo.Record) []*kgo.Record {
+	n := 0
+	for _, q := range queues {
+		n += len(q)
+	}
+	out := make([]*kgo.Record, 0, n)
+	heads := make([]int, len(queues))
+	for len(out) < n {
+		best := -1
+		for i, q := range queues {
+			if heads[i] == len(q) {
+				continue
+			}
+			if best < 0 || q[heads[i]].Timestamp.Before(queues[best][heads[best]].Timestamp) {
+				best = i
+			}
+		}
+		out = append(out, queues[best][heads[best]])
+		heads[best]++
+	}
+	return out
 }
 
 // transact runs one transaction over the polled records.
 func (r *runner) transact(ctx context.Context, fetches kgo.Fetches) (err error) {
 	// Group the records by partition number, keeping the fetch order.
 	var order []int32
-	recs := map[int32][]*kgo.Record{}
+	var queues [][]*kgo.Record // per input partition, in offset order
+	seen := map[int32]bool{}
 	stale := false
 	fetches.EachPartition(func(ftp kgo.FetchTopicPartition) {
 		if len(ftp.Records) == 0 {
@@ -500,10 +532,11 @@ func (r *runner) transact(ctx context.Context, fetches kgo.Fetches) (err error) 
 			stale = true
 			return
 		}
-		if _, ok := recs[ftp.Partition]; !ok {
+		if !seen[ftp.Partition] {
+			seen[ftp.Partition] = true
 			order = append(order, ftp.Partition)
 		}
-		recs[ftp.Partition] = append(recs[ftp.Partition], ftp.Records...)
+		queues = append(queues, ftp.Records)
 	})
 
 	// Restore before Begin: no transaction is open while we wait.
@@ -516,6 +549,11 @@ func (r *runner) transact(ctx context.Context, fetches kgo.Fetches) (err error) 
 		stores[p] = s
 	}
 
+	// From Begin on, a stop does not interrupt: the transaction of the
+	// records already polled finishes (bounded by the transaction
+	// timeout), so the next owner finds no backlog this instance had read.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.TransactionTimeout)
+	defer cancel()
 	if err := r.sess.Begin(); err != nil {
 		return fmt.Errorf("stage %s: begin: %w", r.cfg.Name, err)
 	}
@@ -558,26 +596,28 @@ func (r *runner) transact(ctx context.Context, fetches kgo.Fetches) (err error) 
 			}
 		})
 	}
+	emit := func(rec *kgo.Record) {
+		if rec.Topic == r.cfg.Changelog {
+			// Only the batch writes the changelog.
+			produceMu.Lock()
+			produceErr = errors.Join(produceErr, fmt.Errorf("stage %s: processor emitted to the changelog", r.cfg.Name))
+			produceMu.Unlock()
+			return
+		}
+		produce(rec)
+	}
 	for _, p := range order {
-		b := stores[p].NewBatch()
-		batches[p] = b
-		emit := func(rec *kgo.Record) {
-			if rec.Topic == r.cfg.Changelog {
-				// Only the batch writes the changelog.
-				produceMu.Lock()
-				produceErr = errors.Join(produceErr, fmt.Errorf("stage %s: processor emitted to the changelog", r.cfg.Name))
-				produceMu.Unlock()
-				return
-			}
-			produce(rec)
+		batches[p] = stores[p].NewBatch()
+	}
+	for _, rec := range mergeByTime(queues) {
+		if err := r.p.Process(ctx, rec, batches[rec.Partition], emit); err != nil {
+			err := abort(fmt.Errorf("stage %s: process %s/%d@%d: %w", r.cfg.Name, rec.Topic, rec.Partition, rec.Offset, err))
+			wg.Wait() // End(TryAbort) fails what is still buffered
+			return err
 		}
-		for _, rec := range recs[p] {
-			if err := r.p.Process(ctx, rec, b, emit); err != nil {
-				err := abort(fmt.Errorf("stage %s: process %s/%d@%d: %w", r.cfg.Name, rec.Topic, rec.Partition, rec.Offset, err))
-				wg.Wait() // End(TryAbort) fails what is still buffered
-				return err
-			}
-		}
+	}
+	for _, p := range order {
+		b := batches[p]
 		if err := b.Err(); err != nil {
 			err := abort(fmt.Errorf("stage %s: state of partition %d: %w", r.cfg.Name, p, err))
 			wg.Wait() // End(TryAbort) fails what is still buffered

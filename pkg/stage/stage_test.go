@@ -3,6 +3,7 @@ package stage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -181,4 +182,24 @@ func TestProcessErrorAbortsKfake(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkCounts(t, testenv.ReadAll(t, cfg.Brokers, out, 2*time.Second), counts)
+}
+
+// TestMergeByTime: records of several partitions come out in timestamp
+// order, each partition's in offset order even where its timestamps go
+// back, and ties keep the queues' order.
+func TestMergeByTime(t *testing.T) {
+	at := func(topic string, off int64, sec int) *kgo.Record {
+		return &kgo.Record{Topic: topic, Offset: off, Timestamp: time.Unix(int64(sec), 0)}
+	}
+	installs := []*kgo.Record{at("i", 0, 5), at("i", 1, 9)}
+	clicks := []*kgo.Record{at("c", 0, 1), at("c", 1, 7), at("c", 2, 6), at("c", 3, 9)}
+	got := mergeByTime([][]*kgo.Record{installs, clicks})
+	var order []string
+	for _, r := range got {
+		order = append(order, fmt.Sprintf("%s%d", r.Topic, r.Offset))
+	}
+	want := "[c0 i0 c1 c2 i1 c3]"
+	if fmt.Sprint(order) != want {
+		t.Fatalf("merged %v, want %s", order, want)
+	}
 }
