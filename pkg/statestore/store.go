@@ -86,6 +86,10 @@ func Open(dir string, opts Options) (*Store, error) {
 	po.Levels = make([]pebble.LevelOptions, 7)
 	for i := range po.Levels {
 		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+		// Every open table costs memory (its reader, top-level index,
+		// properties); Pebble's 2 MiB default makes hundreds of tables
+		// per GB of state, so memory would grow with the data.
+		po.Levels[i].TargetFileSize = 64 << 20
 	}
 	db, err := pebble.Open(dir, po)
 	if err != nil {
