@@ -168,6 +168,10 @@ func (j *Joiner) Changelog(stageName string) string {
 	return stage.Config{Group: j.cfg.Group, Name: stageName}.GroupID() + "-changelog"
 }
 
+// inputWait is how long EnsureTopics looks for an input topic before it
+// reports it missing.
+const inputWait = 15 * time.Second
+
 // EnsureTopics checks that the four input topics are co-partitioned and
 // creates the repartition topics with the same partition count (or checks
 // the count of those that exist). Every mismatch is an error naming both
@@ -182,17 +186,36 @@ func (j *Joiner) EnsureTopics(ctx context.Context) (partitions int32, err error)
 	adm := kadm.NewClient(cl)
 	t := j.cfg.Topics
 	inputs := []string{t.Clicks, t.Impressions, t.InstallsRaw, t.EventsRaw}
-	td, err := adm.ListTopics(ctx, append(slices.Clone(inputs), j.InternalTopics()...)...)
-	if err != nil {
-		return 0, fmt.Errorf("join: list topics: %w", err)
+	// A topic created a moment ago may not be in every broker's metadata
+	// yet: look again for a while before calling it missing.
+	var td kadm.TopicDetails
+	for wait := time.Now().Add(inputWait); ; {
+		td, err = adm.ListTopics(ctx, append(slices.Clone(inputs), j.InternalTopics()...)...)
+		if err != nil {
+			return 0, fmt.Errorf("join: list topics: %w", err)
+		}
+		missing := ""
+		for _, name := range inputs {
+			if d, ok := td[name]; !ok || d.Err != nil {
+				missing = name
+			}
+		}
+		if missing == "" {
+			break
+		}
+		if time.Now().After(wait) {
+			return 0, fmt.Errorf("join: input topic %s does not exist (run postbackctl bootstrap)", missing)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
 	}
 	n, first := int32(-1), ""
 	for _, name := range append(inputs, j.InternalTopics()...) {
 		d, ok := td[name]
 		if !ok || d.Err != nil {
-			if slices.Contains(inputs, name) {
-				return 0, fmt.Errorf("join: input topic %s does not exist (run postbackctl bootstrap)", name)
-			}
 			continue // internal: created below
 		}
 		c := int32(len(d.Partitions))

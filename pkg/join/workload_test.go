@@ -225,7 +225,13 @@ func runJoiner(t testing.TB, cfg Config) (stop func() error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- j.Run(ctx) }()
+	go func() {
+		err := j.Run(ctx)
+		if err != nil && ctx.Err() == nil {
+			t.Errorf("joins stopped on their own: %v", err) // shown even if the test then times out waiting
+		}
+		done <- err
+	}()
 	stopped, res := false, error(nil)
 	stop = func() error {
 		if !stopped {
