@@ -20,6 +20,7 @@ import (
 	"github.com/adtrack/postback/pkg/event"
 	"github.com/adtrack/postback/pkg/stage"
 	"github.com/adtrack/postback/pkg/statestore"
+	"github.com/adtrack/postback/pkg/topics"
 )
 
 // Stage names: the consumer group of a stage is Group+"."+name, its state
@@ -188,29 +189,18 @@ func (j *Joiner) EnsureTopics(ctx context.Context) (partitions int32, err error)
 	inputs := []string{t.Clicks, t.Impressions, t.InstallsRaw, t.EventsRaw}
 	// A topic created a moment ago may not be in every broker's metadata
 	// yet: look again for a while before calling it missing.
-	var td kadm.TopicDetails
-	for wait := time.Now().Add(inputWait); ; {
-		td, err = adm.ListTopics(ctx, append(slices.Clone(inputs), j.InternalTopics()...)...)
-		if err != nil {
-			return 0, fmt.Errorf("join: list topics: %w", err)
-		}
-		missing := ""
-		for _, name := range inputs {
-			if d, ok := td[name]; !ok || d.Err != nil {
-				missing = name
-			}
-		}
-		if missing == "" {
-			break
-		}
-		if time.Now().After(wait) {
-			return 0, fmt.Errorf("join: input topic %s does not exist (run postbackctl bootstrap)", missing)
-		}
-		select {
-		case <-ctx.Done():
+	wctx, cancel := context.WithTimeout(ctx, inputWait)
+	_, err = topics.WaitVisible(wctx, adm, inputs)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
 			return 0, ctx.Err()
-		case <-time.After(250 * time.Millisecond):
 		}
+		return 0, fmt.Errorf("join: input %w (run postbackctl bootstrap)", err)
+	}
+	td, err := adm.ListTopics(ctx, append(slices.Clone(inputs), j.InternalTopics()...)...)
+	if err != nil {
+		return 0, fmt.Errorf("join: list topics: %w", err)
 	}
 	n, first := int32(-1), ""
 	for _, name := range append(inputs, j.InternalTopics()...) {
@@ -245,26 +235,10 @@ func (j *Joiner) EnsureTopics(ctx context.Context) (partitions int32, err error)
 	}
 	// A created topic takes a moment to reach every broker's metadata; the
 	// stages would refuse it as missing.
-	for {
-		td, err := adm.ListTopics(ctx, j.InternalTopics()...)
-		if err == nil {
-			missing := ""
-			for _, name := range j.InternalTopics() {
-				if d, ok := td[name]; !ok || d.Err != nil || len(d.Partitions) != int(n) {
-					missing = name
-				}
-			}
-			if missing == "" {
-				return n, nil
-			}
-			err = fmt.Errorf("%s not visible yet", missing)
-		}
-		select {
-		case <-ctx.Done():
-			return 0, fmt.Errorf("join: waiting for the repartition topics: %w (%w)", err, ctx.Err())
-		case <-time.After(100 * time.Millisecond):
-		}
+	if _, err := topics.WaitVisible(ctx, adm, j.InternalTopics()); err != nil {
+		return 0, fmt.Errorf("join: waiting for the repartition topics: %w", err)
 	}
+	return n, nil
 }
 
 // StageConfig returns the stage.Config of one stage.

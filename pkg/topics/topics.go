@@ -102,7 +102,7 @@ func Ensure(ctx context.Context, adm *kadm.Client, specs []Spec) (Result, error)
 		}
 		res.Created = append(res.Created, s.Name)
 	}
-	if existing, err = waitVisible(ctx, adm, names); err != nil {
+	if existing, err = WaitVisible(ctx, adm, names); err != nil {
 		return res, err
 	}
 	configs, err := adm.DescribeTopicConfigs(ctx, names...)
@@ -141,9 +141,9 @@ func Ensure(ctx context.Context, adm *kadm.Client, specs []Spec) (Result, error)
 	return res, nil
 }
 
-// waitVisible polls metadata until every topic is listed with its
+// WaitVisible polls metadata until every topic is listed with its
 // partitions: a just-created topic takes a moment to reach every broker.
-func waitVisible(ctx context.Context, adm *kadm.Client, names []string) (kadm.TopicDetails, error) {
+func WaitVisible(ctx context.Context, adm *kadm.Client, names []string) (kadm.TopicDetails, error) {
 	for {
 		td, err := adm.ListTopics(ctx, names...)
 		if err != nil {
