@@ -77,6 +77,14 @@ func TopicWithConfigs(t testing.TB, brokers []string, partitions int32, configs 
 	if len(name) > 200 {
 		name = name[len(name)-200:]
 	}
+	NamedTopic(t, brokers, name, partitions, configs)
+	return name
+}
+
+// NamedTopic creates topic name with the given partitions and configs, and
+// deletes it when the test ends.
+func NamedTopic(t testing.TB, brokers []string, name string, partitions int32, configs map[string]string) {
+	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +110,6 @@ func TopicWithConfigs(t testing.TB, brokers []string, partitions int32, configs 
 		_, _ = adm.DeleteTopics(ctx, name)
 		cl.Close()
 	})
-	return name
 }
 
 // ClickHouseConfig returns the configured test server with database db.

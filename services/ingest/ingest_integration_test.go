@@ -185,25 +185,8 @@ func TestEndpointsLandOnTheRightPartition(t *testing.T) {
 // 503 with Retry-After and /readyz fails; when the broker returns, ingest
 // accepts again without a restart.
 func TestBrokerOutage(t *testing.T) {
-	script, err := filepath.Abs("../../deploy/local/kafka.sh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	state := t.TempDir()
-	port, cport := testenv.FreePort(t), testenv.FreePort(t)
-	env := append(os.Environ(), "POSTBACK_LOCAL_STATE_DIR="+state,
-		"POSTBACK_KAFKA_PORT="+fmt.Sprint(port), "POSTBACK_KAFKA_CONTROLLER_PORT="+fmt.Sprint(cport), "POSTBACK_KAFKA_HEAP=256m")
-	kafka := func(action string) {
-		t.Helper()
-		cmd := exec.Command("bash", script, action)
-		cmd.Env = env
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("kafka.sh %s: %v\n%s", action, err, out)
-		}
-	}
-	kafka("start")
-	t.Cleanup(func() { kafka("stop") })
-	brokers := []string{fmt.Sprintf("127.0.0.1:%d", port)}
+	b := testenv.StartBroker(t)
+	brokers := b.Brokers()
 	topics := testenv.Topics(t, brokers, 1)
 	cfg := testConfig(brokers, topics)
 	cfg.Ingest.Produce.Timeout = time.Second
@@ -216,7 +199,7 @@ func TestBrokerOutage(t *testing.T) {
 	if code, _ := postback(1); code != 200 {
 		t.Fatalf("before outage: %d", code)
 	}
-	kafka("stop")
+	b.Stop()
 	code, h := postback(2)
 	if code != 503 || h.Get("Retry-After") == "" {
 		t.Fatalf("broker down: %d Retry-After=%q, want 503 with Retry-After", code, h.Get("Retry-After"))
@@ -224,7 +207,7 @@ func TestBrokerOutage(t *testing.T) {
 	if code, _, m := get(t, hs.URL+"/readyz"); code != 503 {
 		t.Fatalf("/readyz with broker down: %d %v", code, m)
 	}
-	kafka("start")
+	b.Start()
 	deadline := time.Now().Add(60 * time.Second)
 	for i := 3; ; i++ {
 		if code, _ := postback(i); code == 200 {
