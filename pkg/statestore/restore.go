@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/cockroachdb/pebble"
@@ -22,6 +23,11 @@ const restoreBatchRecords = 10_000
 // transaction timeout (kgo: 40 s) plus the coordinator's sweep, so that a
 // previous owner's transaction left open is aborted before Restore gives up.
 const restoreStall = 90 * time.Second
+
+// ErrAheadOfChangelog is returned by Restore for a store that reflects
+// more of its changelog than the topic holds: the changelog was recreated
+// or truncated. The store cannot be trusted; wipe it and restore again.
+var ErrAheadOfChangelog = errors.New("statestore: store ahead of its changelog")
 
 // Restore brings s up to date with its changelog partition: it replays the
 // committed records (read_committed: aborted transactions are skipped)
@@ -43,8 +49,9 @@ const restoreStall = 90 * time.Second
 // exact offset, keeping transaction markers to see the end) is fixed at
 // creation, and the stage's own client is a group consumer.
 //
-// A store whose offset is beyond the changelog's end is refused: the topic
-// was recreated or truncated, and the directory must be wiped. A store
+// A store whose offset is beyond the changelog's end is refused with
+// [ErrAheadOfChangelog]: the topic was recreated or truncated, and the
+// directory must be wiped (pkg/stage does so and restores again). A store
 // that was left behind for longer than the topic's delete.retention.ms can
 // miss tombstones that compaction has since dropped; wipe such a directory
 // too rather than restoring it incrementally.
@@ -69,7 +76,7 @@ func Restore(ctx context.Context, s *Store, topic string, partition int32, clien
 	}
 	switch {
 	case stored+1 > end:
-		return 0, fmt.Errorf("statestore: store reflects %s/%d offset %d but the changelog ends at %d (topic recreated or truncated?): wipe the state directory and restore", topic, partition, stored, end)
+		return 0, fmt.Errorf("%w: store reflects %s/%d offset %d but the changelog ends at %d (topic recreated or truncated?)", ErrAheadOfChangelog, topic, partition, stored, end)
 	case stored+1 == end:
 		if !hasStored && end > 0 {
 			return 0, s.SetChangelogOffset(end - 1) // log fully deleted: nothing to replay
@@ -170,4 +177,33 @@ func listOffset(ctx context.Context, list func(context.Context, ...string) (kadm
 		return 0, fmt.Errorf("statestore: changelog %s has no partition %d", topic, partition)
 	}
 	return o.Offset, nil
+}
+
+// Verify checks that the closed store in dir holds exactly what its
+// changelog partition says: it restores a fresh copy from the changelog
+// into a temporary directory and compares the two ([Compare]). For tests
+// and for an operator who suspects a store; the store must not be open.
+func Verify(ctx context.Context, dir, topic string, partition int32, clientOpts ...kgo.Opt) error {
+	kept, err := Open(dir, Options{})
+	if err != nil {
+		return err
+	}
+	defer kept.Close()
+	tmp, err := os.MkdirTemp("", "statestore-verify-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	fresh, err := Open(tmp, Options{})
+	if err != nil {
+		return err
+	}
+	defer fresh.Close()
+	if _, err := Restore(ctx, fresh, topic, partition, clientOpts...); err != nil {
+		return fmt.Errorf("statestore: verify %s/%d: restore: %w", topic, partition, err)
+	}
+	if err := Compare(kept, fresh); err != nil {
+		return fmt.Errorf("statestore: %s differs from %s/%d: %w", dir, topic, partition, err)
+	}
+	return nil
 }
