@@ -22,6 +22,10 @@ import (
 	"github.com/adtrack/postback/pkg/config"
 )
 
+// ErrNotCoPartitioned wraps Ensure's error for a joined topic whose
+// partition count differs from its spec: no retry fixes it.
+var ErrNotCoPartitioned = errors.New("topics are not co-partitioned (every joined topic needs the same partition count)")
+
 // Spec is one topic to create.
 type Spec struct {
 	Name              string
@@ -118,8 +122,8 @@ func Ensure(ctx context.Context, adm *kadm.Client, specs []Spec) (Result, error)
 			res.Existed = append(res.Existed, s.Name)
 		}
 		if s.CoPartitioned && int32(len(d.Partitions)) != s.Partitions {
-			return res, fmt.Errorf("topic %s has %d partitions, want %d: joined topics must be co-partitioned (fix the topic or kafka.topics.partitions)",
-				s.Name, len(d.Partitions), s.Partitions)
+			return res, fmt.Errorf("topic %s has %d partitions, want %d: %w (fix the topic or kafka.topics.partitions)",
+				s.Name, len(d.Partitions), s.Partitions, ErrNotCoPartitioned)
 		}
 		if s.Configs["cleanup.policy"] == "compact" {
 			rc, err := configs.On(s.Name, nil)
