@@ -33,39 +33,38 @@ type clickIDStage struct {
 }
 
 func (s *clickIDStage) Process(_ context.Context, rec *kgo.Record, b *statestore.Batch, emit func(*kgo.Record)) error {
-	cl, timers, expiry := s.clocks.advance(rec.Partition, rec.Timestamp, s.j.cfg.ExpiryInterval)
 	t := s.j.cfg.Topics
-	var err error
-	switch rec.Topic {
-	case t.Clicks:
-		err = s.click(rec, b, emit)
-	case t.Impressions:
-		err = s.impression(rec, emit)
-	case t.InstallsRaw:
-		err = s.install(rec, b, emit, cl.now)
-	default:
+	return s.j.step(s, s.clocks, rec.Partition, rec.Timestamp, b, emit, func(now time.Time) error {
+		switch rec.Topic {
+		case t.Clicks:
+			return s.click(rec, b, emit)
+		case t.Impressions:
+			return s.impression(rec, emit)
+		case t.InstallsRaw:
+			return s.install(rec, b, emit, now)
+		}
 		return fmt.Errorf("unexpected input topic %s", rec.Topic)
-	}
+	})
+}
+
+// Tick moves the partition's stream time on while it receives nothing.
+func (s *clickIDStage) Tick(_ context.Context, p int32, now time.Time, b *statestore.Batch, emit func(*kgo.Record)) error {
+	return s.j.step(s, s.clocks, p, now, b, emit, nil)
+}
+
+// expire drops clicks past the longest window and seen ids past the dedup
+// window.
+func (s *clickIDStage) expire(b *statestore.Batch, now time.Time) error {
+	ret := s.j.cfg.Rules.Retention()
+	n, err := aClicks.expire(b, now.Add(-ret.Clicks-s.j.cfg.LateAllowance), nil)
 	if err != nil {
 		return err
 	}
-	if timers {
-		if err := s.settleExpired(b, emit, cl.now); err != nil {
-			return err
-		}
+	s.j.m.expired.WithLabelValues(StageClickID, "clicks").Add(float64(n))
+	if n, err = aSeen.expire(b, now.Add(-s.j.cfg.DedupWindow), nil); err != nil {
+		return err
 	}
-	if expiry {
-		ret := s.j.cfg.Rules.Retention()
-		n, err := aClicks.expire(b, cl.now.Add(-ret.Clicks-s.j.cfg.LateAllowance), nil)
-		if err != nil {
-			return err
-		}
-		s.j.m.expired.WithLabelValues(StageClickID, "clicks").Add(float64(n))
-		if n, err = aSeen.expire(b, cl.now.Add(-s.j.cfg.DedupWindow), nil); err != nil {
-			return err
-		}
-		s.j.m.expired.WithLabelValues(StageClickID, "seen").Add(float64(n))
-	}
+	s.j.m.expired.WithLabelValues(StageClickID, "seen").Add(float64(n))
 	return nil
 }
 
@@ -116,43 +115,6 @@ func (s *clickIDStage) impression(rec *kgo.Record, emit func(*kgo.Record)) error
 	return nil
 }
 
-// admit decodes a raw install or event into v (whose postback is pb) and
-// reports whether to process it: undecodable records and records without
-// an event id or app id go to the rejected topic, and an event id already
-// seen within the dedup window (an MMP retry) is dropped and counted. An
-// admitted record's event id is marked seen.
-func (j *Joiner) admit(rec *kgo.Record, b *statestore.Batch, emit func(*kgo.Record), seen tindex, kind string, v any, pb *event.Postback) (bool, error) {
-	if err := json.Unmarshal(rec.Value, v); err != nil {
-		j.reject(rec, kind, "undecodable "+kind+": "+err.Error(), emit)
-		return false, nil
-	}
-	if pb.EventID == "" || pb.AppID == "" {
-		j.reject(rec, kind, kind+" lacks event_id or app_id", emit)
-		return false, nil
-	}
-	id := []byte(pb.EventID)
-	if _, dup, err := seen.get(b, id); err != nil || dup {
-		if dup {
-			j.m.duplicates.WithLabelValues(kind).Inc()
-		}
-		return false, err
-	}
-	seen.put(b, id, pb.ReceivedAt, nil)
-	return true, nil
-}
-
-// routeTouch sends a click or impression (its original bytes behind a tag)
-// to the stages that look touches up by device and by IP + UA.
-func (j *Joiner) routeTouch(tag byte, app string, d *event.Device, rec *kgo.Record, emit func(*kgo.Record)) {
-	val := func() []byte { return append([]byte{tag}, rec.Value...) }
-	if ad := d.AdID(); ad != "" {
-		emit(&kgo.Record{Topic: j.byDevice, Key: joinKey(app, ad), Value: val(), Timestamp: rec.Timestamp})
-	}
-	if tag == tagClick && d.IP != "" && d.UA != "" {
-		emit(&kgo.Record{Topic: j.byIPUA, Key: joinKey(app, d.IP, d.UA), Value: val(), Timestamp: rec.Timestamp})
-	}
-}
-
 func (s *clickIDStage) install(rec *kgo.Record, b *statestore.Batch, emit func(*kgo.Record), now time.Time) error {
 	var in event.Install
 	if ok, err := s.j.admit(rec, b, emit, aSeen, "install", &in, &in.Postback); !ok || err != nil {
@@ -182,9 +144,9 @@ func (s *clickIDStage) install(rec *kgo.Record, b *statestore.Batch, emit func(*
 	return s.j.toDevice(p, rec.Timestamp, emit)
 }
 
-// settleExpired sends on the installs whose grace ended by now, without
-// their click: the other rules decide them.
-func (s *clickIDStage) settleExpired(b *statestore.Batch, emit func(*kgo.Record), now time.Time) error {
+// settle sends on the installs whose grace ended by now, without their
+// click: the other rules decide them.
+func (s *clickIDStage) settle(_ int32, b *statestore.Batch, emit func(*kgo.Record), now time.Time) error {
 	n, err := aWaiting.expire(b, now.Add(time.Nanosecond), func(id []byte, deadline time.Time, v []byte) error {
 		_, in, err := decodeWaiting(v)
 		if err != nil {
@@ -206,48 +168,4 @@ func decodeWaiting(v []byte) (time.Time, *event.Install, error) {
 		return time.Time{}, nil, err
 	}
 	return time.Unix(0, ns).UTC(), in, nil
-}
-
-// deviceKey is the id reinstalls are tracked by: the advertising id, else
-// the vendor or Android id.
-func deviceKey(in *event.Install) string {
-	if ad := in.AdID(); ad != "" {
-		return ad
-	}
-	if in.IDFV != "" {
-		return in.IDFV
-	}
-	return in.AndroidID
-}
-
-// toDevice forwards an install to the device stage, or straight to the
-// IP + UA stage when it has no device id at all.
-func (j *Joiner) toDevice(p *pending, ts time.Time, emit func(*kgo.Record)) error {
-	in := &p.Install
-	dk := deviceKey(in)
-	if dk == "" {
-		return j.toIPUA(p, ts, emit)
-	}
-	r, err := out(j.byDevice, joinKey(in.AppID, dk), tagInstall, p, ts)
-	if err != nil {
-		return err
-	}
-	emit(r)
-	return nil
-}
-
-// toIPUA forwards an install to the IP + UA stage, keyed like the clicks it
-// must meet there; without an IP and UA any partition will do.
-func (j *Joiner) toIPUA(p *pending, ts time.Time, emit func(*kgo.Record)) error {
-	in := &p.Install
-	key := []byte(in.EventID)
-	if in.IP != "" && in.UA != "" {
-		key = joinKey(in.AppID, in.IP, in.UA)
-	}
-	r, err := out(j.byIPUA, key, tagInstall, p, ts)
-	if err != nil {
-		return err
-	}
-	emit(r)
-	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/segmentio/encoding/json"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/adtrack/postback/pkg/attribution"
@@ -31,58 +30,50 @@ type deviceStage struct {
 }
 
 func (s *deviceStage) Process(_ context.Context, rec *kgo.Record, b *statestore.Batch, emit func(*kgo.Record)) error {
-	cl, _, expiry := s.clocks.advance(rec.Partition, rec.Timestamp, s.j.cfg.ExpiryInterval)
-	if len(rec.Value) == 0 {
-		s.j.reject(rec, "", "empty repartition record", emit)
+	return s.j.step(s, s.clocks, rec.Partition, rec.Timestamp, b, emit, func(time.Time) error {
+		d, ok := s.j.decodeRepartition(rec, emit)
+		switch {
+		case !ok:
+		case d.click != nil:
+			bClicks.put(b, joinKey(d.click.AppID, d.click.AdID()), d.click.Time, d.click.ClickID, appendTouch(nil, &d.click.Touch, false))
+		case d.impression != nil:
+			m := d.impression
+			bImpressions.put(b, joinKey(m.AppID, m.AdID()), m.Time, m.ImpressionID, appendTouch(nil, &m.Touch, false))
+		default:
+			return s.install(rec, b, emit, d.install)
+		}
 		return nil
-	}
-	var err error
-	switch tag, v := rec.Value[0], rec.Value[1:]; tag {
-	case tagClick:
-		var c event.Click
-		if err := json.Unmarshal(v, &c); err != nil {
-			s.j.reject(rec, "click", "undecodable click: "+err.Error(), emit)
-			return nil
+	})
+}
+
+// Tick moves the partition's stream time on while it receives nothing.
+func (s *deviceStage) Tick(_ context.Context, p int32, now time.Time, b *statestore.Batch, emit func(*kgo.Record)) error {
+	return s.j.step(s, s.clocks, p, now, b, emit, nil)
+}
+
+// settle: nothing waits in stage B.
+func (s *deviceStage) settle(int32, *statestore.Batch, func(*kgo.Record), time.Time) error {
+	return nil
+}
+
+// expire drops touches past their windows and counted installs past the
+// re-attribution window.
+func (s *deviceStage) expire(b *statestore.Batch, now time.Time) error {
+	ret := s.j.cfg.Rules.Retention()
+	late := s.j.cfg.LateAllowance
+	for _, e := range []struct {
+		name string
+		run  func() (int, error)
+	}{
+		{"clicks", func() (int, error) { return bClicks.expire(b, now.Add(-ret.Clicks-late)) }},
+		{"impressions", func() (int, error) { return bImpressions.expire(b, now.Add(-ret.Impressions-late)) }},
+		{"installs", func() (int, error) { return bPrior.expire(b, now.Add(-ret.Installs-late), nil) }},
+	} {
+		n, err := e.run()
+		if err != nil {
+			return err
 		}
-		bClicks.put(b, joinKey(c.AppID, c.AdID()), c.Time, c.ClickID, appendTouch(nil, &c.Touch, false))
-	case tagImpression:
-		var m event.Impression
-		if err := json.Unmarshal(v, &m); err != nil {
-			s.j.reject(rec, "impression", "undecodable impression: "+err.Error(), emit)
-			return nil
-		}
-		bImpressions.put(b, joinKey(m.AppID, m.AdID()), m.Time, m.ImpressionID, appendTouch(nil, &m.Touch, false))
-	case tagInstall:
-		var p pending
-		if err := json.Unmarshal(v, &p); err != nil {
-			s.j.reject(rec, "install", "undecodable install: "+err.Error(), emit)
-			return nil
-		}
-		err = s.install(rec, b, emit, &p)
-	default:
-		s.j.reject(rec, "", fmt.Sprintf("unknown repartition record tag %q", tag), emit)
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if expiry {
-		ret := s.j.cfg.Rules.Retention()
-		late := s.j.cfg.LateAllowance
-		for _, e := range []struct {
-			name string
-			run  func() (int, error)
-		}{
-			{"clicks", func() (int, error) { return bClicks.expire(b, cl.now.Add(-ret.Clicks-late)) }},
-			{"impressions", func() (int, error) { return bImpressions.expire(b, cl.now.Add(-ret.Impressions-late)) }},
-			{"installs", func() (int, error) { return bPrior.expire(b, cl.now.Add(-ret.Installs-late), nil) }},
-		} {
-			n, err := e.run()
-			if err != nil {
-				return err
-			}
-			s.j.m.expired.WithLabelValues(StageDevice, e.name).Add(float64(n))
-		}
+		s.j.m.expired.WithLabelValues(StageDevice, e.name).Add(float64(n))
 	}
 	return nil
 }

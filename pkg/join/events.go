@@ -35,43 +35,51 @@ type eventsStage struct {
 }
 
 func (s *eventsStage) Process(_ context.Context, rec *kgo.Record, b *statestore.Batch, emit func(*kgo.Record)) error {
-	cl, timers, expiry := s.clocks.advance(rec.Partition, rec.Timestamp, s.j.cfg.ExpiryInterval)
-	var err error
-	switch rec.Topic {
-	case s.j.cfg.Topics.EventsRaw:
-		err = s.event(rec, b, emit, cl.now)
-	case s.j.byJoinKey:
-		err = s.install(rec, b, emit)
-	default:
+	return s.j.step(s, s.clocks, rec.Partition, rec.Timestamp, b, emit, func(now time.Time) error {
+		switch rec.Topic {
+		case s.j.cfg.Topics.EventsRaw:
+			return s.event(rec, b, emit, now)
+		case s.j.byJoinKey:
+			return s.install(rec, b, emit)
+		}
 		return fmt.Errorf("unexpected input topic %s", rec.Topic)
-	}
+	})
+}
+
+// Tick moves the partition's stream time on while it receives nothing.
+func (s *eventsStage) Tick(_ context.Context, p int32, now time.Time, b *statestore.Batch, emit func(*kgo.Record)) error {
+	return s.j.step(s, s.clocks, p, now, b, emit, nil)
+}
+
+// settle publishes, organic, the events whose install did not come within
+// the event grace.
+func (s *eventsStage) settle(p int32, b *statestore.Batch, emit func(*kgo.Record), now time.Time) error {
+	// Where a rejected event came from, for its reason; the waiting
+	// entry does not keep its offset.
+	from := &kgo.Record{Topic: s.j.cfg.Topics.EventsRaw, Partition: p, Offset: -1}
+	n, err := eWaiting.expire(b, now.Add(time.Nanosecond), func(id []byte, deadline time.Time, v []byte) error {
+		ev := new(event.InAppEvent)
+		if err := unmarshalTimed(v, ev); err != nil {
+			return fmt.Errorf("waiting event %q: %w", id, err)
+		}
+		return s.publish(from, ev, nil, deadline, emit)
+	})
+	s.j.m.waited.WithLabelValues("event", "deadline").Add(float64(n))
+	return err
+}
+
+// expire drops installs past the event join window and seen ids past the
+// dedup window.
+func (s *eventsStage) expire(b *statestore.Batch, now time.Time) error {
+	n, err := eInstalls.expire(b, now.Add(-s.j.cfg.EventJoinWindow), nil)
 	if err != nil {
 		return err
 	}
-	if timers {
-		n, err := eWaiting.expire(b, cl.now.Add(time.Nanosecond), func(id []byte, deadline time.Time, v []byte) error {
-			ev := new(event.InAppEvent)
-			if err := unmarshalTimed(v, ev); err != nil {
-				return fmt.Errorf("waiting event %q: %w", id, err)
-			}
-			return s.publish(rec, ev, nil, deadline, emit)
-		})
-		if err != nil {
-			return err
-		}
-		s.j.m.waited.WithLabelValues("event", "deadline").Add(float64(n))
+	s.j.m.expired.WithLabelValues(StageEvents, "installs").Add(float64(n))
+	if n, err = eSeen.expire(b, now.Add(-s.j.cfg.DedupWindow), nil); err != nil {
+		return err
 	}
-	if expiry {
-		n, err := eInstalls.expire(b, cl.now.Add(-s.j.cfg.EventJoinWindow), nil)
-		if err != nil {
-			return err
-		}
-		s.j.m.expired.WithLabelValues(StageEvents, "installs").Add(float64(n))
-		if n, err = eSeen.expire(b, cl.now.Add(-s.j.cfg.DedupWindow), nil); err != nil {
-			return err
-		}
-		s.j.m.expired.WithLabelValues(StageEvents, "seen").Add(float64(n))
-	}
+	s.j.m.expired.WithLabelValues(StageEvents, "seen").Add(float64(n))
 	return nil
 }
 

@@ -6,7 +6,6 @@ import (
 	"hash/fnv"
 	"time"
 
-	"github.com/segmentio/encoding/json"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/adtrack/postback/pkg/attribution"
@@ -37,39 +36,37 @@ func ipuaGroup(app, ip, ua string) []byte {
 }
 
 func (s *ipuaStage) Process(_ context.Context, rec *kgo.Record, b *statestore.Batch, emit func(*kgo.Record)) error {
-	cl, _, expiry := s.clocks.advance(rec.Partition, rec.Timestamp, s.j.cfg.ExpiryInterval)
-	if len(rec.Value) == 0 {
-		s.j.reject(rec, "", "empty repartition record", emit)
+	return s.j.step(s, s.clocks, rec.Partition, rec.Timestamp, b, emit, func(time.Time) error {
+		d, ok := s.j.decodeRepartition(rec, emit)
+		switch {
+		case !ok:
+		case d.click != nil:
+			c := d.click
+			cClicks.put(b, ipuaGroup(c.AppID, c.IP, c.UA), c.Time, c.ClickID, appendTouch(nil, &c.Touch, false))
+		case d.impression != nil:
+			s.j.reject(rec, "impression", "impression on the IP + UA repartition topic", emit)
+		default:
+			return s.install(rec, b, emit, d.install)
+		}
 		return nil
+	})
+}
+
+// Tick moves the partition's stream time on while it receives nothing.
+func (s *ipuaStage) Tick(_ context.Context, p int32, now time.Time, b *statestore.Batch, emit func(*kgo.Record)) error {
+	return s.j.step(s, s.clocks, p, now, b, emit, nil)
+}
+
+// settle: nothing waits in stage C.
+func (s *ipuaStage) settle(int32, *statestore.Batch, func(*kgo.Record), time.Time) error { return nil }
+
+// expire drops clicks past the longest window.
+func (s *ipuaStage) expire(b *statestore.Batch, now time.Time) error {
+	n, err := cClicks.expire(b, now.Add(-s.j.cfg.Rules.Retention().Clicks-s.j.cfg.LateAllowance))
+	if err != nil {
+		return err
 	}
-	switch tag, v := rec.Value[0], rec.Value[1:]; tag {
-	case tagClick:
-		var c event.Click
-		if err := json.Unmarshal(v, &c); err != nil {
-			s.j.reject(rec, "click", "undecodable click: "+err.Error(), emit)
-			return nil
-		}
-		cClicks.put(b, ipuaGroup(c.AppID, c.IP, c.UA), c.Time, c.ClickID, appendTouch(nil, &c.Touch, false))
-	case tagInstall:
-		var p pending
-		if err := json.Unmarshal(v, &p); err != nil {
-			s.j.reject(rec, "install", "undecodable install: "+err.Error(), emit)
-			return nil
-		}
-		if err := s.install(rec, b, emit, &p); err != nil {
-			return err
-		}
-	default:
-		s.j.reject(rec, "", fmt.Sprintf("unknown repartition record tag %q", tag), emit)
-		return nil
-	}
-	if expiry {
-		n, err := cClicks.expire(b, cl.now.Add(-s.j.cfg.Rules.Retention().Clicks-s.j.cfg.LateAllowance))
-		if err != nil {
-			return err
-		}
-		s.j.m.expired.WithLabelValues(StageIPUA, "clicks").Add(float64(n))
-	}
+	s.j.m.expired.WithLabelValues(StageIPUA, "clicks").Add(float64(n))
 	return nil
 }
 

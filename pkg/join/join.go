@@ -1,26 +1,27 @@
 package join
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
-	"slices"
-	"strconv"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/encoding/json"
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/adtrack/postback/pkg/attribution"
 	"github.com/adtrack/postback/pkg/event"
 	"github.com/adtrack/postback/pkg/stage"
 	"github.com/adtrack/postback/pkg/statestore"
-	"github.com/adtrack/postback/pkg/topics"
 )
 
 // Stage names: the consumer group of a stage is Group+"."+name, its state
@@ -42,8 +43,9 @@ type Topics struct {
 	Rejected                                    string // records the joins cannot use
 }
 
-// Config configures the joins. Zero durations and counts take the defaults
-// documented on each field.
+// Config configures the joins. Every duration and count is required: the
+// service takes them from its configuration (pkg/config documents each
+// key and its default), and New refuses a zero.
 type Config struct {
 	Brokers []string
 	// ClientOpts (TLS, SASL, ...) apply to every Kafka client.
@@ -52,12 +54,18 @@ type Config struct {
 	// topics: Group+".by-device-repartition" and so on.
 	Group    string
 	StateDir string
-	Topics   Topics
-	// RepartitionReplication is the replication factor of internal topics
-	// created at start (0: the broker default).
+	// InstanceID names this instance in the stages' transactional ids
+	// (Group.stage.InstanceID): stable across restarts and unique among
+	// instances, so a restarted instance fences its predecessor's open
+	// transactions at once. Empty means the id kept in
+	// StateDir/instance-id, created on first start.
+	InstanceID string
+	Topics     Topics
+	// RepartitionReplication is the replication factor of the internal
+	// topics created at start (0: the broker default).
 	RepartitionReplication int16
 	// RepartitionRetention is retention.ms of the repartition topics created
-	// at start; records there are consumed within seconds (0: 7 days).
+	// at start; records there are consumed within seconds.
 	RepartitionRetention time.Duration
 
 	Rules attribution.RuleSet
@@ -67,32 +75,45 @@ type Config struct {
 	Campaigns attribution.CampaignLookup
 
 	// DedupWindow is how long an event_id is remembered to drop MMP
-	// retries (0: 72 h; MMPs retry for up to a day or two).
+	// retries.
 	DedupWindow time.Duration
 	// LateAllowance is added to every window before state expires, because
-	// windows run to the install time and postbacks arrive late (0: 24 h).
+	// windows run to the install time and postbacks arrive late.
 	LateAllowance time.Duration
 	// EventJoinWindow is how long an attributed install stays joinable by
-	// its in-app events (0: 30 days).
+	// its in-app events.
 	EventJoinWindow time.Duration
 	// EventGrace is how long an in-app event whose install has not reached
-	// the events stage waits for it before it is published organic (0: 10 min).
+	// the events stage waits for it before it is published organic.
 	EventGrace time.Duration
 	// MaxCandidates bounds the device, IP+UA and impression candidates
-	// carried per install: the latest ones before the install win anyway
-	// (0: 16). Click flooding still counts every click in the window.
+	// carried per install: the latest ones before the install win anyway.
+	// Click flooding still counts every click in the window.
 	MaxCandidates int
 	// ExpiryInterval is how much stream time passes between expiry runs
-	// of a partition's state (0: 1 min).
+	// of a partition's state.
 	ExpiryInterval time.Duration
 	// AlignSlack bounds how far, in record time, a stage reads one input
-	// partition ahead of another that still has a backlog (0: 100 ms; see
+	// partition ahead of another that still has a backlog (see
 	// stage.Config.AlignSlack). It keeps installs behind the clicks that
 	// precede them when a backlog is read after an outage.
 	AlignSlack time.Duration
+	// TickInterval is how often, while every stage has caught up with its
+	// inputs, stream time on every partition is moved to the wall clock
+	// minus TickLag, so grace deadlines and expiry come on partitions that
+	// receive nothing. Zero disables ticks: stream time then moves only
+	// with records.
+	TickInterval time.Duration
+	// TickLag is how far behind the wall clock ticks put stream time: a
+	// record accepted by ingest reaches its topic within it.
+	TickLag time.Duration
 
-	TransactionTimeout time.Duration // per stage; see stage.Config
+	// TransactionTimeout, CommitInterval, SessionTimeout, StallTimeout and
+	// MaxPollRecords apply to every stage; see stage.Config.
+	TransactionTimeout time.Duration
+	CommitInterval     time.Duration
 	SessionTimeout     time.Duration
+	StallTimeout       time.Duration
 	MaxPollRecords     int
 	// Cache is the block cache shared by every store of the process (nil:
 	// one small cache per store).
@@ -119,20 +140,19 @@ func (c *Config) fill() error {
 	if err := c.Rates.Validate(); err != nil {
 		return err
 	}
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
+	for name, d := range map[string]time.Duration{"RepartitionRetention": c.RepartitionRetention, "DedupWindow": c.DedupWindow,
+		"LateAllowance": c.LateAllowance, "EventJoinWindow": c.EventJoinWindow, "EventGrace": c.EventGrace,
+		"ExpiryInterval": c.ExpiryInterval, "AlignSlack": c.AlignSlack, "TransactionTimeout": c.TransactionTimeout,
+		"CommitInterval": c.CommitInterval, "StallTimeout": c.StallTimeout} {
+		if d <= 0 {
+			return fmt.Errorf("join: %s must be positive, got %v", name, d)
 		}
 	}
-	def(&c.DedupWindow, 72*time.Hour)
-	def(&c.LateAllowance, 24*time.Hour)
-	def(&c.EventJoinWindow, 30*24*time.Hour)
-	def(&c.EventGrace, 10*time.Minute)
-	def(&c.ExpiryInterval, time.Minute)
-	def(&c.AlignSlack, 100*time.Millisecond)
-	def(&c.RepartitionRetention, 7*24*time.Hour)
 	if c.MaxCandidates <= 0 {
-		c.MaxCandidates = 16
+		return fmt.Errorf("join: MaxCandidates must be positive, got %d", c.MaxCandidates)
+	}
+	if c.TickInterval < 0 || (c.TickInterval > 0 && c.TickLag <= 0) {
+		return fmt.Errorf("join: TickInterval must be 0 (off) or positive with a positive TickLag, got %v and %v", c.TickInterval, c.TickLag)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -144,8 +164,11 @@ func (c *Config) fill() error {
 type Joiner struct {
 	cfg Config
 	m   *metrics
-	// Internal repartition topics.
-	byDevice, byIPUA, byJoinKey string
+	sm  *stage.Metrics
+	// Internal topics: repartition topics between the stages, and ticks.
+	byDevice, byIPUA, byJoinKey, ticks string
+	health                             map[string]*stage.Health
+	topicsHealth                       *stage.Health // creating the internal topics
 }
 
 // New validates cfg and returns a Joiner.
@@ -153,10 +176,16 @@ func New(cfg Config) (*Joiner, error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
-	j := &Joiner{cfg: cfg, m: newMetrics(cfg.Registerer),
-		byDevice:  cfg.Group + ".by-device-repartition",
-		byIPUA:    cfg.Group + ".by-ipua-repartition",
-		byJoinKey: cfg.Group + ".by-joinkey-repartition",
+	j := &Joiner{cfg: cfg, m: newMetrics(cfg.Registerer), sm: stage.NewMetrics(cfg.Registerer, "attribution"),
+		byDevice:     cfg.Group + ".by-device-repartition",
+		byIPUA:       cfg.Group + ".by-ipua-repartition",
+		byJoinKey:    cfg.Group + ".by-joinkey-repartition",
+		ticks:        cfg.Group + ".ticks",
+		health:       map[string]*stage.Health{},
+		topicsHealth: stage.NewHealth("topics"),
+	}
+	for _, name := range Stages {
+		j.health[name] = stage.NewHealth(name)
 	}
 	return j, nil
 }
@@ -169,80 +198,18 @@ func (j *Joiner) Changelog(stageName string) string {
 	return stage.Config{Group: j.cfg.Group, Name: stageName}.GroupID() + "-changelog"
 }
 
-// inputWait is how long EnsureTopics looks for an input topic before it
-// reports it missing.
-const inputWait = 15 * time.Second
-
-// EnsureTopics checks that the four input topics are co-partitioned and
-// creates the repartition topics with the same partition count (or checks
-// the count of those that exist). Every mismatch is an error naming both
-// topics and counts: a join over differently partitioned topics would
-// silently miss matches.
-func (j *Joiner) EnsureTopics(ctx context.Context) (partitions int32, err error) {
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(j.cfg.Brokers...)}, j.cfg.ClientOpts...)...)
-	if err != nil {
-		return 0, err
+// Ready returns nil when every stage is making progress (or has nothing
+// to do), else an error naming each stage that is not and why.
+func (j *Joiner) Ready() error {
+	errs := []error{j.topicsHealth.Ready()}
+	for _, name := range Stages {
+		errs = append(errs, j.health[name].Ready())
 	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	t := j.cfg.Topics
-	inputs := []string{t.Clicks, t.Impressions, t.InstallsRaw, t.EventsRaw}
-	// A topic created a moment ago may not be in every broker's metadata
-	// yet: look again for a while before calling it missing.
-	wctx, cancel := context.WithTimeout(ctx, inputWait)
-	_, err = topics.WaitVisible(wctx, adm, inputs)
-	cancel()
-	if err != nil {
-		if ctx.Err() != nil {
-			return 0, ctx.Err()
-		}
-		return 0, fmt.Errorf("join: input %w (run postbackctl bootstrap)", err)
-	}
-	td, err := adm.ListTopics(ctx, append(slices.Clone(inputs), j.InternalTopics()...)...)
-	if err != nil {
-		return 0, fmt.Errorf("join: list topics: %w", err)
-	}
-	n, first := int32(-1), ""
-	for _, name := range append(inputs, j.InternalTopics()...) {
-		d, ok := td[name]
-		if !ok || d.Err != nil {
-			continue // internal: created below
-		}
-		c := int32(len(d.Partitions))
-		if n < 0 {
-			n, first = c, name
-		} else if c != n {
-			return 0, fmt.Errorf("join: topics are not co-partitioned: %s has %d partitions, %s has %d; every joined topic needs the same count", first, n, name, c)
-		}
-	}
-	rf := j.cfg.RepartitionReplication
-	if rf == 0 {
-		rf = -1
-	}
-	retention := strconv.FormatInt(j.cfg.RepartitionRetention.Milliseconds(), 10)
-	for _, name := range j.InternalTopics() {
-		if d, ok := td[name]; ok && d.Err == nil {
-			continue
-		}
-		resp, err := adm.CreateTopic(ctx, n, rf, map[string]*string{"retention.ms": &retention}, name)
-		if err == nil {
-			err = resp.Err
-		}
-		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-			return 0, fmt.Errorf("join: create %s: %w", name, err)
-		}
-		j.cfg.Logger.Info("created repartition topic", "topic", name, "partitions", n)
-	}
-	// A created topic takes a moment to reach every broker's metadata; the
-	// stages would refuse it as missing.
-	if _, err := topics.WaitVisible(ctx, adm, j.InternalTopics()); err != nil {
-		return 0, fmt.Errorf("join: waiting for the repartition topics: %w", err)
-	}
-	return n, nil
+	return errors.Join(errs...)
 }
 
-// StageConfig returns the stage.Config of one stage.
-func (j *Joiner) StageConfig(name string) stage.Config {
+// StageConfig returns the stage.Config of one stage for this instance.
+func (j *Joiner) StageConfig(name, instance string) stage.Config {
 	t := j.cfg.Topics
 	var inputs []string
 	switch name {
@@ -255,17 +222,31 @@ func (j *Joiner) StageConfig(name string) stage.Config {
 	case StageEvents:
 		inputs = []string{t.EventsRaw, j.byJoinKey}
 	}
-	return stage.Config{
+	c := stage.Config{
 		Name: name, Brokers: j.cfg.Brokers, Group: j.cfg.Group, Inputs: inputs,
-		// Stages that join two topics (or partitions keyed differently)
-		// must not let one run ahead of the other through a backlog.
-		AlignSlack:           j.cfg.AlignSlack,
-		ChangelogReplication: j.cfg.RepartitionReplication,
-		StateDir:             j.cfg.StateDir, Cache: j.cfg.Cache,
-		TransactionTimeout: j.cfg.TransactionTimeout, SessionTimeout: j.cfg.SessionTimeout,
+		StateDir: j.cfg.StateDir, Cache: j.cfg.Cache,
+		TransactionTimeout: j.cfg.TransactionTimeout, CommitInterval: j.cfg.CommitInterval,
+		SessionTimeout: j.cfg.SessionTimeout, StallTimeout: j.cfg.StallTimeout,
 		ClientOpts: j.cfg.ClientOpts, MaxPollRecords: j.cfg.MaxPollRecords,
-		Logger: j.cfg.Logger,
+		Health: j.health[name], Metrics: j.sm, Logger: j.cfg.Logger,
 	}
+	if name == StageClickID || name == StageEvents {
+		// These join topics written by different producers (clicks and
+		// installs; events and the installs the other stages publish):
+		// through a backlog one must not run ahead of the other. The
+		// device and IP+UA stages read one repartition topic whose
+		// partitions share no state, so their order across partitions
+		// changes nothing they compute.
+		c.AlignSlack = j.cfg.AlignSlack
+	}
+	if instance != "" {
+		c.TransactionalID = c.GroupID() + "." + instance
+	}
+	if j.cfg.TickInterval > 0 {
+		c.Inputs = append(c.Inputs, j.ticks)
+		c.Ticks = j.ticks
+	}
+	return c
 }
 
 // Processor returns the processor of one stage (for Run, tests and
@@ -285,22 +266,34 @@ func (j *Joiner) Processor(name string) stage.Processor {
 }
 
 // Run ensures the topics, then runs every stage until ctx is done or one
-// fails; a failure stops the others and is returned (the service exits and
-// restarts, re-reading from the last commit).
+// fails with an error no retry can fix; that error stops the others and is
+// returned. Kafka faults do not end Run: the stages ride them out (see
+// pkg/stage) and Ready says what is stuck meanwhile.
 func (j *Joiner) Run(ctx context.Context) error {
-	n, err := j.EnsureTopics(ctx)
+	n, err := j.ensureTopicsRetrying(ctx)
 	if err != nil {
 		return err
 	}
-	j.cfg.Logger.Info("attribution joins starting", "partitions", n, "stages", Stages)
+	instance, err := j.instanceID()
+	if err != nil {
+		return err
+	}
+	j.cfg.Logger.Info("attribution joins starting", "partitions", n, "stages", Stages, "instance", instance)
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
+	if j.cfg.TickInterval > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			j.tick(ctx, n)
+		}()
+	}
 	for _, name := range Stages {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := stage.Run(ctx, j.StageConfig(name), j.Processor(name))
+			err := stage.Run(ctx, j.StageConfig(name, instance), j.Processor(name))
 			if err != nil && !errors.Is(err, context.Canceled) {
 				cancel(err) // names the stage already
 			}
@@ -313,11 +306,37 @@ func (j *Joiner) Run(ctx context.Context) error {
 	return nil
 }
 
-// clock is a partition's stream time (the greatest record timestamp seen
-// since the partition was assigned to this process) and when its timers
-// and expiry last ran. It is memory only: after a restart the first
-// record's timestamp starts it again, and any grace deadline that passed
-// meanwhile is settled then.
+// instanceID returns Config.InstanceID, else the id kept under the state
+// directory (created on first start).
+func (j *Joiner) instanceID() (string, error) {
+	if j.cfg.InstanceID != "" {
+		return j.cfg.InstanceID, nil
+	}
+	path := filepath.Join(j.cfg.StateDir, "instance-id")
+	b, err := os.ReadFile(path)
+	if err == nil && len(bytes.TrimSpace(b)) > 0 {
+		return string(bytes.TrimSpace(b)), nil
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("join: read instance id: %w", err)
+	}
+	r := make([]byte, 6)
+	_, _ = rand.Read(r)
+	id := hex.EncodeToString(r)
+	if err := os.MkdirAll(j.cfg.StateDir, 0o755); err != nil {
+		return "", fmt.Errorf("join: state dir: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o644); err != nil {
+		return "", fmt.Errorf("join: write instance id: %w", err)
+	}
+	return id, nil
+}
+
+// clock is a partition's stream time (the greatest record or tick
+// timestamp seen since the partition was assigned to this process) and
+// when its timers and expiry last ran. It is memory only: after a restart
+// the first record's timestamp starts it again, and any grace deadline that
+// passed meanwhile is settled then.
 type clock struct {
 	now, timers, expiry time.Time
 }
@@ -343,6 +362,33 @@ func (c clocks) advance(p int32, ts time.Time, interval time.Duration) (cl *cloc
 		cl.expiry, expiry = cl.now, true
 	}
 	return cl, timers, expiry
+}
+
+// timed is what a stage runs as its stream time moves: settle publishes
+// what waited past its grace deadline, expire drops state past its window.
+type timed interface {
+	settle(p int32, b *statestore.Batch, emit func(*kgo.Record), now time.Time) error
+	expire(b *statestore.Batch, now time.Time) error
+}
+
+// step advances partition p's stream time to ts, runs handle (nil for a
+// tick) with the new stream time, then the timers that came due.
+func (j *Joiner) step(t timed, c clocks, p int32, ts time.Time, b *statestore.Batch, emit func(*kgo.Record), handle func(now time.Time) error) error {
+	cl, timers, expiry := c.advance(p, ts, j.cfg.ExpiryInterval)
+	if handle != nil {
+		if err := handle(cl.now); err != nil {
+			return err
+		}
+	}
+	if timers {
+		if err := t.settle(p, b, emit, cl.now); err != nil {
+			return err
+		}
+	}
+	if expiry {
+		return t.expire(b, cl.now)
+	}
+	return nil
 }
 
 // reject sends an input record the joins cannot use to the rejected topic,

@@ -4,15 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/segmentio/encoding/json"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/adtrack/postback/pkg/event"
 	"github.com/adtrack/postback/pkg/money"
+	"github.com/adtrack/postback/pkg/stage"
 	"github.com/adtrack/postback/schemas/schematest"
 )
 
@@ -252,39 +253,33 @@ func runJoiner(t testing.TB, cfg Config) (stop func() error) {
 	return stop
 }
 
-// groupLag is the number of records of topics that group has not
-// committed past. Every write to those topics is transactional, so the last
-// offset of a partition is a commit marker, never consumed: a partition
-// whose committed offset is one below its end counts as caught up.
-func groupLag(t testing.TB, brokers []string, group string, topics []string) (int64, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+// groupLag is the number of partitions of topics where group has
+// committed records left to process (transaction markers and aborted
+// records do not count).
+func groupLag(t testing.TB, brokers []string, group string, topics []string) (int, error) {
+	p, err := stage.NewProber(kgo.SeedBrokers(brokers...))
 	if err != nil {
 		return 0, err
 	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
+	defer p.Close()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	ends, err := adm.ListEndOffsets(ctx, topics...)
+	pos, err := p.Backlog(ctx, group, topics, nil)
 	if err != nil {
 		return 0, err
 	}
-	committed, err := adm.FetchOffsets(ctx, group)
-	if err != nil {
-		return 0, err
+	lag := 0
+	for _, q := range pos {
+		if q.Backlog {
+			lag++
+		}
 	}
-	var lag int64
-	ends.Each(func(o kadm.ListedOffset) {
-		c, ok := committed.Lookup(o.Topic, o.Partition)
-		if !ok {
-			lag += o.Offset
-			return
-		}
-		if d := o.Offset - c.At; d > 1 {
-			lag += d
-		}
-	})
 	return lag, nil
+}
+
+// dataInputs are a stage's inputs without the ticks topic.
+func dataInputs(c stage.Config) []string {
+	return slices.DeleteFunc(slices.Clone(c.Inputs), func(t string) bool { return t == c.Ticks })
 }
 
 // readUncommitted counts every data record of topic, aborted ones included.

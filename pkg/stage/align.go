@@ -3,10 +3,8 @@ package stage
 import (
 	"context"
 	"log/slog"
-	"slices"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -19,7 +17,7 @@ import (
 // On assignment every partition is paused (hold) and the loop learns where
 // each stands (reset): which partitions have records left beyond the
 // group's committed offset, and the timestamp of the first of them (read
-// with a separate client; nothing is consumed). From then on, while some
+// by a [Prober]; nothing is consumed). From then on, while some
 // partitions have a backlog, the floor is the earliest timestamp among
 // them, and only partitions whose next records are at most AlignSlack past
 // the floor are fetched. A partition without a backlog counts as being at
@@ -33,11 +31,11 @@ import (
 // move past records the stage processed. The granularity is one poll: a
 // partition within the slack delivers its whole fetch.
 type aligner struct {
-	slack time.Duration
-	name  string
-	group string
-	conn  []kgo.Opt
-	log   *slog.Logger
+	slack  time.Duration
+	name   string
+	group  string
+	prober func() (*Prober, error)
+	log    *slog.Logger
 
 	parts  map[topicPartition]*progress
 	paused map[topicPartition]bool
@@ -81,8 +79,15 @@ const (
 	alignFetchWait = 500 * time.Millisecond
 )
 
-func newAligner(cfg Config, conn []kgo.Opt) *aligner {
-	return &aligner{slack: cfg.AlignSlack, name: cfg.Name, group: cfg.GroupID(), conn: conn, log: cfg.Logger,
+// liveWindow is how recent a partition's next record may be for the
+// partition to count as live rather than as a backlog. Pausing a live
+// partition costs a fetch round trip per pause; what it could reorder is
+// a touch and an install less than this apart, which no real install is
+// (a click-to-install time under 10 s is already flagged as injection).
+const liveWindow = 2 * time.Second
+
+func newAligner(cfg Config, prober func() (*Prober, error)) *aligner {
+	return &aligner{slack: cfg.AlignSlack, name: cfg.Name, group: cfg.GroupID(), prober: prober, log: cfg.Logger,
 		parts: map[topicPartition]*progress{}, paused: map[topicPartition]bool{}, txn: map[string]bool{}}
 }
 
@@ -103,122 +108,40 @@ func (a *aligner) reset(ctx context.Context, cl *kgo.Client, assigned map[string
 			a.paused[topicPartition{t, p}] = true // as hold left them
 		}
 	}
-	if err := a.learn(ctx, cl, assigned); err != nil {
+	if err := a.learn(ctx, assigned); err != nil {
 		a.log.Warn("cannot read the input backlog; partitions are not aligned until the next assignment", "stage", a.name, "err", err)
 		clear(a.parts)
 	}
 	a.plan(cl)
 }
 
-// learn fills parts from the committed and end offsets, and the first
-// unprocessed record's timestamp of each partition with a backlog.
-func (a *aligner) learn(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) error {
+// learn fills parts from the group's position on every assigned
+// partition: which have records left beyond the committed offset, and the
+// timestamp of the first of them.
+func (a *aligner) learn(ctx context.Context, assigned map[string][]int32) error {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	adm := kadm.NewClient(cl)
+	p, err := a.prober()
+	if err != nil {
+		return err
+	}
 	topics := make([]string, 0, len(assigned))
 	for t := range assigned {
 		topics = append(topics, t)
 	}
-	ends, err := adm.ListEndOffsets(ctx, topics...)
-	if err == nil {
-		err = ends.Error()
-	}
+	pos, err := p.Backlog(ctx, a.group, topics, assigned)
 	if err != nil {
 		return err
 	}
-	starts, err := adm.ListStartOffsets(ctx, topics...)
-	if err == nil {
-		err = starts.Error()
-	}
-	if err != nil {
-		return err
-	}
-	committed, err := adm.FetchOffsets(ctx, a.group)
-	if err == nil {
-		err = committed.Error()
-	}
-	if err != nil {
-		return err
-	}
-	from := map[string]map[int32]kgo.Offset{}
-	for t, ps := range assigned {
-		for _, p := range ps {
-			at := int64(0)
-			if s, ok := starts.Lookup(t, p); ok {
-				at = s.Offset
-			}
-			if c, ok := committed.Lookup(t, p); ok && c.At >= 0 {
-				at = max(at, c.At)
-			}
-			end, _ := ends.Lookup(t, p)
-			// Offsets left may be records or only transaction markers;
-			// the peek below tells which.
-			st := &progress{backlog: end.Offset > at}
-			if !st.backlog {
-				st.caughtAt = time.Now()
-			}
-			a.parts[topicPartition{t, p}] = st
-			if st.backlog {
-				if from[t] == nil {
-					from[t] = map[int32]kgo.Offset{}
-				}
-				from[t][p] = kgo.NewOffset().At(at)
+	for _, q := range pos {
+		st := &progress{backlog: q.Backlog, next: q.Next}
+		if !q.Backlog {
+			st.caughtAt = time.Now()
+			if q.Committed < q.Stable {
+				a.txn[q.Topic] = true // only markers were left
 			}
 		}
-	}
-	if len(from) == 0 {
-		return nil
-	}
-	peek, err := kgo.NewClient(append(slices.Clone(a.conn), kgo.ConsumePartitions(from),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())...)
-	if err != nil {
-		return err
-	}
-	defer peek.Close()
-	want := 0
-	for _, ps := range from {
-		want += len(ps)
-	}
-	seen := map[topicPartition]bool{}
-	for len(seen) < want && ctx.Err() == nil {
-		pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
-		fs := peek.PollFetches(pctx)
-		pcancel()
-		got := false
-		fs.EachPartition(func(p kgo.FetchTopicPartition) {
-			k := topicPartition{p.Topic, p.Partition}
-			if seen[k] {
-				return
-			}
-			for _, r := range p.Records {
-				got = true
-				if r.Attrs.IsControl() {
-					a.txn[p.Topic] = true
-					if end, _ := ends.Lookup(p.Topic, p.Partition); r.Offset+1 >= end.Offset {
-						seen[k] = true // only markers were left
-						a.parts[k].backlog = false
-						a.parts[k].caughtAt = time.Now()
-						break
-					}
-					continue
-				}
-				seen[k] = true
-				a.parts[k].next = r.Timestamp
-				break
-			}
-			if seen[k] {
-				peek.PauseFetchPartitions(map[string][]int32{p.Topic: {p.Partition}})
-			}
-		})
-		if !got {
-			break // the rest hold no committed records (aborted data only)
-		}
-	}
-	for k, st := range a.parts {
-		if st.backlog && !seen[k] {
-			st.backlog, st.caughtAt = false, time.Now()
-		}
+		a.parts[topicPartition{q.Topic, q.Partition}] = st
 	}
 	return nil
 }
@@ -269,8 +192,12 @@ func (a *aligner) idle(cl *kgo.Client) {
 func (a *aligner) plan(cl *kgo.Client) {
 	var floor time.Time
 	backlog := false
+	live := time.Now().Add(-liveWindow)
 	for _, st := range a.parts {
-		if st.backlog && (!backlog || st.next.Before(floor)) {
+		// Under live traffic every partition has a few records waiting
+		// at any moment; only a partition behind the wall clock is a
+		// backlog to align on.
+		if st.backlog && st.next.Before(live) && (!backlog || st.next.Before(floor)) {
 			floor, backlog = st.next, true
 		}
 	}
@@ -303,4 +230,32 @@ func (a *aligner) plan(cl *kgo.Client) {
 	if len(pause) > 0 || len(resume) > 0 {
 		a.log.Debug("aligning inputs", "stage", a.name, "backlog_floor", floor, "paused", pause, "resumed", resume)
 	}
+}
+
+// mergeByTime orders the records of several partitions by timestamp,
+// keeping each partition's offset order: a k-way merge on the queues'
+// heads (ties go to the earlier queue). Joins need a click fetched in the
+// same poll as the install it caused to be processed first, whichever
+// partitions they came from.
+func mergeByTime(queues [][]*kgo.Record) []*kgo.Record {
+	n := 0
+	for _, q := range queues {
+		n += len(q)
+	}
+	out := make([]*kgo.Record, 0, n)
+	heads := make([]int, len(queues))
+	for len(out) < n {
+		best := -1
+		for i, q := range queues {
+			if heads[i] == len(q) {
+				continue
+			}
+			if best < 0 || q[heads[i]].Timestamp.Before(queues[best][heads[best]].Timestamp) {
+				best = i
+			}
+		}
+		out = append(out, queues[best][heads[best]])
+		heads[best]++
+	}
+	return out
 }

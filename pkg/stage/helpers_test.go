@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/adtrack/postback/pkg/statestore"
+	"github.com/adtrack/postback/pkg/testenv"
 )
 
 // counter counts records per key in state and emits "key=count" to out.
@@ -143,4 +144,12 @@ func runStage(t testing.TB, cfg Config, p Processor) (stop func() error) {
 	}
 	t.Cleanup(func() { _ = stop() })
 	return stop
+}
+
+// createChangelog creates cfg's compacted changelog with n partitions
+// (Run expects it; join.EnsureTopics creates the attribution stages') and
+// deletes it at cleanup.
+func createChangelog(t testing.TB, cfg Config, n int32) {
+	t.Helper()
+	testenv.NamedTopic(t, cfg.Brokers, cfg.Group+"."+cfg.Name+"-changelog", n, map[string]string{"cleanup.policy": "compact"})
 }

@@ -26,7 +26,7 @@ import (
 )
 
 // integrationConfig returns a stage config on fresh topics of the real
-// broker; the changelog Run creates is deleted at cleanup.
+// broker, its changelog included (deleted at cleanup).
 func integrationConfig(t *testing.T) (Config, string) {
 	brokers := testenv.Kafka(t)
 	in := testenv.Topic(t, brokers, 3)
@@ -36,17 +36,7 @@ func integrationConfig(t *testing.T) (Config, string) {
 		StateDir: t.TempDir(), TransactionTimeout: 10 * time.Second, SessionTimeout: 6 * time.Second,
 		MaxPollRecords: 50, Logger: testLogger(t),
 	}
-	changelog := cfg.Group + "." + cfg.Name + "-changelog"
-	t.Cleanup(func() {
-		cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-		if err != nil {
-			return
-		}
-		defer cl.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_, _ = kadm.NewClient(cl).DeleteTopics(ctx, changelog)
-	})
+	createChangelog(t, cfg, 3)
 	return cfg, out
 }
 

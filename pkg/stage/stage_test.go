@@ -22,7 +22,7 @@ func testLogger(t testing.TB) *slog.Logger {
 	if os.Getenv("STAGE_TEST_LOG") == "" {
 		return nil
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: testLogLevel()}))
 }
 
 // countsScenario runs the counter stage over inputs produced in chunks
@@ -64,7 +64,7 @@ func countsScenario(t *testing.T, cfg Config, out string) {
 
 func TestCountsAndRestoreKfake(t *testing.T) {
 	const in, out = "in", "out"
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, in, out))
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, in, out, "test.count-changelog"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func twoInstancesScenario(t *testing.T, cfg Config, out string) {
 
 func TestTwoInstancesKfake(t *testing.T) {
 	const in, out = "in", "out"
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, in, out))
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, in, out, "test.count-changelog"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func TestTwoInstancesKfake(t *testing.T) {
 // and a restarted stage continues exactly.
 func TestProcessErrorAbortsKfake(t *testing.T) {
 	const in, out = "in", "out"
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, in, out))
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, in, out, "test.count-changelog"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,4 +202,13 @@ func TestMergeByTime(t *testing.T) {
 	if fmt.Sprint(order) != want {
 		t.Fatalf("merged %v, want %s", order, want)
 	}
+}
+
+// testLogLevel is STAGE_TEST_LOG_LEVEL (debug shows franz-go's lines), else info.
+func testLogLevel() slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(os.Getenv("STAGE_TEST_LOG_LEVEL"))); err != nil {
+		return slog.LevelInfo
+	}
+	return l
 }

@@ -75,7 +75,7 @@ func run(cfg config.Attribution, log *slog.Logger) error {
 	cache := statestore.NewCache(cfg.Join.CacheSize)
 	defer cache.Close()
 	j, err := join.New(join.Config{
-		Brokers: cfg.Kafka.Brokers, Group: cfg.Group, StateDir: cfg.StateDir,
+		Brokers: cfg.Kafka.Brokers, Group: cfg.Group, StateDir: cfg.StateDir, InstanceID: cfg.Join.InstanceID,
 		Topics: join.Topics{
 			Clicks: t.Clicks, Impressions: t.Impressions, InstallsRaw: t.InstallsRaw, EventsRaw: t.EventsRaw,
 			InstallsAttributed: t.InstallsAttributed, EventsAttributed: t.EventsAttributed, Rejected: t.Rejected,
@@ -86,12 +86,15 @@ func run(cfg config.Attribution, log *slog.Logger) error {
 		DedupWindow: cfg.Join.DedupWindow, LateAllowance: cfg.Join.LateAllowance,
 		EventJoinWindow: cfg.Join.EventJoinWindow, EventGrace: cfg.Join.EventGrace,
 		MaxCandidates: cfg.Join.MaxCandidates, ExpiryInterval: cfg.Join.ExpiryInterval, AlignSlack: cfg.Join.AlignSlack,
-		TransactionTimeout: cfg.Join.TransactionTimeout, SessionTimeout: cfg.Join.SessionTimeout,
+		TickInterval: cfg.Join.TickInterval, TickLag: cfg.Join.TickLag,
+		TransactionTimeout: cfg.Join.TransactionTimeout, CommitInterval: cfg.Join.CommitInterval,
+		SessionTimeout: cfg.Join.SessionTimeout, StallTimeout: cfg.Join.StallTimeout,
 		MaxPollRecords: cfg.Join.MaxPollRecords, Cache: cache,
 		Registerer: tel.Registry, Logger: log,
 	})
 	if err != nil {
 		return err
 	}
+	tel.AddReadiness("attribution", func(context.Context) error { return j.Ready() })
 	return j.Run(ctx)
 }

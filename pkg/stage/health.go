@@ -1,0 +1,129 @@
+package stage
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Health is what a running stage says about itself: ready, or not ready
+// with the reason an operator needs (which partition is restoring, which
+// error the session is retrying after, how many records have waited how
+// long). Pass one in Config.Health and read it from a readiness probe.
+type Health struct {
+	name string
+
+	mu     sync.Mutex
+	reason string // empty: ready
+	since  time.Time
+	log    *slog.Logger
+	gauge  prometheus.Gauge
+}
+
+// NewHealth returns the health of the stage called name, not ready until
+// the stage has joined its group and restored its partitions.
+func NewHealth(name string) *Health {
+	return &Health{name: name, reason: "not started", since: time.Now()}
+}
+
+// Ready returns nil when the stage is making progress (or has nothing to
+// do), else an error naming the stage, the reason and for how long.
+func (h *Health) Ready() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.reason == "" {
+		return nil
+	}
+	return fmt.Errorf("stage %s: %s (for %s)", h.name, h.reason, time.Since(h.since).Round(time.Second))
+}
+
+// Set records the state, reason "" meaning ready. A stage sets its own;
+// Set is exported for the steps around the stages (creating topics).
+func (h *Health) Set(reason string) { h.set(reason) }
+
+// set records the state; a change is logged (not ready at warn, back to
+// ready at info) and mirrored to the ready gauge.
+func (h *Health) set(reason string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if reason == h.reason {
+		return
+	}
+	was := h.reason
+	h.reason, h.since = reason, time.Now()
+	if h.gauge != nil {
+		if reason == "" {
+			h.gauge.Set(1)
+		} else {
+			h.gauge.Set(0)
+		}
+	}
+	if h.log == nil {
+		return
+	}
+	switch {
+	case reason == "":
+		h.log.Info("stage ready", "stage", h.name, "was", was)
+	case was == "" || was == "not started":
+		h.log.Warn("stage not ready", "stage", h.name, "reason", reason)
+	default:
+		h.log.Warn("stage still not ready", "stage", h.name, "reason", reason)
+	}
+}
+
+// Metrics are the stage metrics of a process, shared by its stages and
+// labelled by stage name. Create them once per registry.
+type Metrics struct {
+	transactions *prometheus.CounterVec
+	restarts     *prometheus.CounterVec
+	ready        *prometheus.GaugeVec
+	restored     *prometheus.CounterVec
+}
+
+// NewMetrics registers the stage metrics under namespace with reg (nil:
+// they are kept but not exported):
+//
+//	<ns>_transactions_total{stage,outcome,reason}  outcome: committed, aborted, failed (outcome unknown)
+//	<ns>_stage_restarts_total{stage,reason}        sessions rebuilt after a failure
+//	<ns>_stage_ready{stage}                        1 while the stage makes progress
+//	<ns>_restored_records_total{stage}             changelog records replayed into state
+func NewMetrics(reg prometheus.Registerer, namespace string) *Metrics {
+	m := &Metrics{
+		transactions: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "transactions_total",
+			Help: "Transactions ended, by stage, outcome (committed, aborted, failed: outcome unknown) and reason."}, []string{"stage", "outcome", "reason"}),
+		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "stage_restarts_total",
+			Help: "Kafka sessions of a stage rebuilt after a failure, by reason."}, []string{"stage", "reason"}),
+		ready: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "stage_ready",
+			Help: "1 while the stage makes progress or has nothing to do; 0 while it is stuck (see /readyz for why)."}, []string{"stage"}),
+		restored: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "restored_records_total",
+			Help: "Changelog records replayed into a stage's local state."}, []string{"stage"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.transactions, m.restarts, m.ready, m.restored)
+	}
+	return m
+}
+
+// reason labels an error for the metrics: a small fixed set an operator
+// can alert on, the full error goes to the log.
+func reason(err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, errRebalance):
+		return "rebalance"
+	case errors.Is(err, errCommitRefused):
+		return "commit_refused"
+	case errors.Is(err, errStale):
+		return "stale_records"
+	case errors.Is(err, errStopping):
+		return "stopping"
+	case errors.Is(err, errRewound):
+		return "position_rewound"
+	}
+	return kafkaReason(err)
+}

@@ -1,0 +1,211 @@
+package stage
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+)
+
+// loopState is what the loop tells the watchdog: the step it is in (if it
+// can block), when it last committed, and its last failure.
+type loopState struct {
+	mu         sync.Mutex
+	phase      string // "" while polling and processing
+	since      time.Time
+	assigned   map[string][]int32 // nil until the session's first assignment
+	assignedAt time.Time
+	lastCommit time.Time
+	failure    error // the last session's failure, until a new one is assigned
+	fetchErr   error // the latest fetch error, with its time
+	fetchAt    time.Time
+
+	// Watchdog-only state.
+	lastQuiet time.Time                          // last probe that found nothing waiting
+	open      map[topicPartition]openTransaction // partitions seen with an open transaction
+}
+
+type openTransaction struct {
+	stable int64
+	since  time.Time
+}
+
+func (r *runner) setPhase(phase string) {
+	r.prog.mu.Lock()
+	if phase != r.prog.phase {
+		r.prog.phase, r.prog.since = phase, time.Now()
+	}
+	r.prog.mu.Unlock()
+}
+
+func (r *runner) setAssigned(m map[string][]int32) {
+	r.prog.mu.Lock()
+	r.prog.assigned, r.prog.assignedAt, r.prog.failure = m, time.Now(), nil
+	r.prog.mu.Unlock()
+}
+
+func (r *runner) setUnassigned() {
+	r.prog.mu.Lock()
+	r.prog.assigned = nil
+	r.prog.mu.Unlock()
+}
+
+func (r *runner) fetchFailed(err error) {
+	r.prog.mu.Lock()
+	r.prog.fetchErr, r.prog.fetchAt = err, time.Now()
+	r.prog.mu.Unlock()
+}
+
+func (r *runner) committed() {
+	r.prog.mu.Lock()
+	r.prog.lastCommit = time.Now()
+	r.prog.mu.Unlock()
+}
+
+func (r *runner) failed(err error) {
+	r.prog.mu.Lock()
+	r.prog.failure, r.prog.phase, r.prog.since = err, "waiting to start a new session", time.Now()
+	r.prog.mu.Unlock()
+	r.cfg.Health.set(r.diagnose(context.Background(), false))
+}
+
+// watch keeps Health current until ctx is done.
+func (r *runner) watch(ctx context.Context) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		r.cfg.Health.set(r.diagnose(ctx, true))
+	}
+}
+
+// diagnose returns why the stage is not making progress, or "" when it is
+// (or has nothing to do). With probe set it may ask the broker whether
+// records are waiting.
+func (r *runner) diagnose(ctx context.Context, probe bool) string {
+	stall := r.cfg.StallTimeout
+	r.prog.mu.Lock()
+	phase, since, assigned := r.prog.phase, r.prog.since, r.prog.assigned
+	last, failure := r.prog.lastCommit, r.prog.failure
+	if r.prog.assignedAt.After(last) {
+		last = r.prog.assignedAt
+	}
+	quiet := r.prog.lastQuiet
+	fetchNote := ""
+	if r.prog.fetchErr != nil && time.Since(r.prog.fetchAt) < 10*time.Second {
+		fetchNote = "; last fetch error: " + r.prog.fetchErr.Error()
+	}
+	r.prog.mu.Unlock()
+	elapsed := time.Since(since).Round(time.Second)
+
+	switch {
+	case failure != nil:
+		// Not ready from the failure until a new session is assigned.
+		if phase == "" {
+			phase = "running"
+		}
+		return fmt.Sprintf("Kafka session failed, retrying (now %s): %v", phase, failure)
+	case assigned == nil && phase != "":
+		if elapsed > stall {
+			return fmt.Sprintf("%s for %s%s", phase, elapsed, fetchNote)
+		}
+		return phase + fetchNote
+	case assigned == nil:
+		return "joining the group" + fetchNote
+	case phase != "" && elapsed > stall:
+		return fmt.Sprintf("%s for %s%s", phase, elapsed, fetchNote)
+	case !probe || time.Since(last) < stall || time.Since(quiet) < stall/3:
+		return ""
+	}
+	// Nothing committed for a while: is that because there is nothing to do?
+	p, err := r.probe()
+	if err != nil {
+		return "cannot check for waiting records: " + err.Error()
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	pos, err := p.Backlog(pctx, r.cfg.GroupID(), r.cfg.Inputs, assigned)
+	if err != nil {
+		return "cannot check for waiting records: " + err.Error()
+	}
+	reason := r.stuckReason(pos, last, stall)
+	if reason == "" {
+		r.prog.mu.Lock()
+		r.prog.lastQuiet = time.Now()
+		r.prog.mu.Unlock()
+		return ""
+	}
+	return r.explain(ctx, p, reason)
+}
+
+// stuckReason interprets a probe: records waiting while nothing commits,
+// or a transaction open on an input for longer than stall.
+func (r *runner) stuckReason(pos []Position, last time.Time, stall time.Duration) string {
+	r.prog.mu.Lock()
+	defer r.prog.mu.Unlock()
+	if r.prog.open == nil {
+		r.prog.open = map[topicPartition]openTransaction{}
+	}
+	open := map[topicPartition]openTransaction{}
+	waiting, why := 0, ""
+	for _, q := range pos {
+		k := topicPartition{q.Topic, q.Partition}
+		if q.Backlog {
+			if waiting++; why == "" {
+				why = fmt.Sprintf("%s/%d from offset %d, record time %s", q.Topic, q.Partition, q.Committed, q.Next.UTC().Format(time.RFC3339))
+			}
+		}
+		if q.Open() {
+			o, ok := r.prog.open[k]
+			if !ok || o.stable != q.Stable {
+				o = openTransaction{q.Stable, time.Now()}
+			}
+			open[k] = o
+		}
+	}
+	r.prog.open = open
+	if waiting > 0 {
+		return fmt.Sprintf("%d partition(s) have records waiting (%s) but nothing was committed for %s", waiting, why, time.Since(last).Round(time.Second))
+	}
+	for k, o := range open {
+		if d := time.Since(o.since); d > stall {
+			return fmt.Sprintf("a transaction has been open on %s/%d at offset %d for %s: records past it cannot be read", k.topic, k.partition, o.stable, d.Round(time.Second))
+		}
+	}
+	return ""
+}
+
+// explain adds to reason what a hanging transaction behind it is, if one
+// is: the operator's next step (see hanging.go).
+func (r *runner) explain(ctx context.Context, p *Prober, reason string) string {
+	stall := r.cfg.StallTimeout
+	r.prog.mu.Lock()
+	if r.prog.fetchErr != nil && time.Since(r.prog.fetchAt) < stall {
+		reason += "; last fetch error: " + r.prog.fetchErr.Error()
+	}
+	blocked := kadm.TopicsSet{}
+	for k, o := range r.prog.open {
+		if time.Since(o.since) > stall {
+			blocked.Add(k.topic, k.partition)
+		}
+	}
+	r.prog.mu.Unlock()
+	if len(blocked) == 0 {
+		ok, err := groupOffsetsBlocked(ctx, p, r.cfg.GroupID(), r.cfg.Inputs)
+		if err != nil || !ok {
+			return reason
+		}
+		reason = "the group's committed offsets cannot be read (UNSTABLE_OFFSET_COMMIT): " + reason
+		blocked = kadm.TopicsSet{"__consumer_offsets": {}}
+	}
+	if desc, err := describeHanging(ctx, p, blocked, stall); err == nil && desc != "" {
+		return reason + "; " + desc
+	}
+	return reason
+}
