@@ -61,13 +61,15 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
-bench: infra ## benchmarks: ns/op and allocs/op, plus side-by-side ratios (ingest vs bare net/http, sink vs raw clickhouse-go, attribution stages vs rules alone)
+bench: infra ## benchmarks: ns/op and allocs/op, side-by-side ratios (ingest vs bare net/http, sink vs raw clickhouse-go, attribution stages vs rules alone), pipeline freshness
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./pkg/postback/
 	$(GO) test -run '^$$' -bench 'IngestVsBare' -benchtime 1x ./pkg/ingest/
 	$(GO) test -tags integration -run '^$$' -bench 'SinkVsRaw' -benchtime 1x ./pkg/sink/
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/attribution/
 	$(GO) test -run '^$$' -bench 'Engine' -benchmem -benchtime 20000x ./pkg/join/
 	$(GO) test -run '^$$' -bench 'StoredClickBytes|EndToEndKfake' -benchtime 1x ./pkg/join/
+	@echo "Freshness from a postback's 2xx to its row in ClickHouse, through the three services at 1000 installs/s + 5000 clicks/s + 500 events/s (about 70 s):"
+	$(GO) test -tags integration -run '^$$' -bench 'Freshness' -benchtime 1x -timeout 15m ./services/attribution/
 	@echo "RSS after 1M and $(RSS_CLICKS) clicks stored (about 90 s per million on 2 cores):"
 	BENCH_RSS_CLICKS=$(RSS_CLICKS) $(GO) test -run '^$$' -bench 'RSS' -benchtime 1x -timeout 90m ./pkg/join/
 
