@@ -241,6 +241,7 @@ func (j *Joiner) StageConfig(name, instance string) stage.Config {
 	}
 	if instance != "" {
 		c.TransactionalID = c.GroupID() + "." + instance
+		c.GroupInstanceID = instance
 	}
 	if j.cfg.TickInterval > 0 {
 		c.Inputs = append(c.Inputs, j.ticks)

@@ -189,7 +189,7 @@ telemetry: {addr: "", log_format: text, log_level: info}`)
 	var logs syncBuffer // written by the running process's copier, read here
 	startBin := func() *serviceProcess { return startService(t, bin, conf, &logs) }
 	defer func() {
-		if t.Failed() {
+		if t.Failed() || os.Getenv("JOIN_TEST_LOG") != "" {
 			t.Logf("service logs:\n%s", logs.String())
 		}
 	}()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,10 +19,13 @@ type Health struct {
 	name string
 
 	mu     sync.Mutex
-	reason string // empty: ready
-	since  time.Time
+	reason string    // empty: ready
+	since  time.Time // of the current state, ready or not
 	log    *slog.Logger
 	gauge  prometheus.Gauge
+
+	loggedKind string // the last reason logged, numbers masked
+	loggedAt   time.Time
 }
 
 // NewHealth returns the health of the stage called name, not ready until
@@ -38,15 +42,20 @@ func (h *Health) Ready() error {
 	if h.reason == "" {
 		return nil
 	}
-	return fmt.Errorf("stage %s: %s (for %s)", h.name, h.reason, time.Since(h.since).Round(time.Second))
+	return fmt.Errorf("stage %s: %s (not ready for %s)", h.name, h.reason, time.Since(h.since).Round(time.Second))
 }
 
 // Set records the state, reason "" meaning ready. A stage sets its own;
 // Set is exported for the steps around the stages (creating topics).
 func (h *Health) Set(reason string) { h.set(reason) }
 
-// set records the state; a change is logged (not ready at warn, back to
-// ready at info) and mirrored to the ready gauge.
+// relogEvery bounds how often an unchanged kind of reason is logged again.
+const relogEvery = time.Minute
+
+// set records the state and mirrors it to the ready gauge. Becoming not
+// ready is logged at warn, a new kind of reason again at once and the same
+// kind (the same words, other numbers) once a minute; becoming ready at
+// info.
 func (h *Health) set(reason string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -54,7 +63,10 @@ func (h *Health) set(reason string) {
 		return
 	}
 	was := h.reason
-	h.reason, h.since = reason, time.Now()
+	h.reason = reason
+	if was == "" || reason == "" {
+		h.since = time.Now() // not ready since: kept while the reason changes
+	}
 	if h.gauge != nil {
 		if reason == "" {
 			h.gauge.Set(1)
@@ -65,14 +77,34 @@ func (h *Health) set(reason string) {
 	if h.log == nil {
 		return
 	}
-	switch {
+	switch kind := kindOf(reason); {
 	case reason == "":
 		h.log.Info("stage ready", "stage", h.name, "was", was)
 	case was == "" || was == "not started":
 		h.log.Warn("stage not ready", "stage", h.name, "reason", reason)
+	case kind != h.loggedKind || time.Since(h.loggedAt) > relogEvery:
+		h.log.Warn("stage still not ready", "stage", h.name, "reason", reason, "not_ready_for", time.Since(h.since).Round(time.Second))
 	default:
-		h.log.Warn("stage still not ready", "stage", h.name, "reason", reason)
+		return
 	}
+	h.loggedKind, h.loggedAt = kindOf(reason), time.Now()
+}
+
+// kindOf masks the numbers of a reason (durations, offsets, counts):
+// reasons of one kind differ only in them.
+func kindOf(reason string) string {
+	var b strings.Builder
+	digit := false
+	for _, r := range reason {
+		d := r >= '0' && r <= '9'
+		if !d {
+			b.WriteRune(r)
+		} else if !digit {
+			b.WriteByte('#')
+		}
+		digit = d
+	}
+	return b.String()
 }
 
 // Metrics are the stage metrics of a process, shared by its stages and

@@ -129,6 +129,9 @@ func (r *runner) session(ctx context.Context) (progressed bool, err error) {
 	if r.cfg.SessionTimeout > 0 {
 		opts = append(opts, kgo.SessionTimeout(r.cfg.SessionTimeout))
 	}
+	if r.cfg.GroupInstanceID != "" {
+		opts = append(opts, kgo.InstanceID(r.cfg.GroupInstanceID))
+	}
 	if r.cfg.AlignSlack > 0 {
 		// A resumed partition joins the next fetch request only when the
 		// broker answers the current one; keep that wait well below the
@@ -143,7 +146,7 @@ func (r *runner) session(ctx context.Context) (progressed bool, err error) {
 	if r.cfg.AlignSlack > 0 {
 		r.align = newAligner(r.cfg, r.probe)
 	}
-	defer r.endSession()
+	defer func() { r.endSession(ctx.Err() != nil) }()
 	r.setPhase("joining the group")
 	return r.loop(ctx)
 }
@@ -276,8 +279,10 @@ func (r *runner) queues(fetches kgo.Fetches) (queues [][]*kgo.Record, stale bool
 }
 
 // endSession aborts what is open, closes the stores (the next session
-// restores them), leaves the group and closes the client.
-func (r *runner) endSession() {
+// restores them) and the client. A dynamic member leaves the group; a
+// static one leaves only when the stage stops (stopping), since after a
+// failure its next session rejoins under the same instance id.
+func (r *runner) endSession(stopping bool) {
 	if r.tx != nil {
 		if err := r.abort(context.Background(), errStopping); err != nil {
 			r.cfg.Logger.Info("abort at the end of the session failed; the next session's producer fences it", "stage", r.cfg.Name, "err", err)
@@ -292,9 +297,17 @@ func (r *runner) endSession() {
 	// Leaving lets the group rebalance at once; do not wait long for a
 	// broker that is away (the session timeout then does it).
 	lctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	_ = r.sess.Client().LeaveGroupContext(lctx)
-	cancel()
+	defer cancel()
+	_ = r.sess.Client().LeaveGroupContext(lctx) // a no-op for a static member
 	r.sess.Close()
+	if stopping && r.cfg.GroupInstanceID != "" {
+		if p, err := r.probe(); err == nil {
+			_, err = p.adm.LeaveGroup(lctx, kadm.LeaveGroup(r.cfg.GroupID()).InstanceIDs(r.cfg.GroupInstanceID).Reason("stopping"))
+			if err != nil {
+				r.cfg.Logger.Info("could not leave the group; its partitions move after the session timeout", "stage", r.cfg.Name, "err", err)
+			}
+		}
+	}
 	r.sess, r.align = nil, nil
 	r.setUnassigned()
 }

@@ -22,6 +22,8 @@ type loopState struct {
 	fetchErr   error // the latest fetch error, with its time
 	fetchAt    time.Time
 
+	unreachableSince time.Time // first failed ping of the current outage
+
 	// Watchdog-only state.
 	lastQuiet time.Time                          // last probe that found nothing waiting
 	open      map[topicPartition]openTransaction // partitions seen with an open transaction
@@ -107,10 +109,10 @@ func (r *runner) diagnose(ctx context.Context, probe bool) string {
 	switch {
 	case failure != nil:
 		// Not ready from the failure until a new session is assigned.
-		if phase == "" {
-			phase = "running"
+		if phase != "" {
+			phase = " (now " + phase + ")"
 		}
-		return fmt.Sprintf("Kafka session failed, retrying (now %s): %v", phase, failure)
+		return fmt.Sprintf("Kafka session failed, retrying%s: %v", phase, failure)
 	case assigned == nil && phase != "":
 		if elapsed > stall {
 			return fmt.Sprintf("%s for %s%s", phase, elapsed, fetchNote)
@@ -120,14 +122,21 @@ func (r *runner) diagnose(ctx context.Context, probe bool) string {
 		return "joining the group" + fetchNote
 	case phase != "" && elapsed > stall:
 		return fmt.Sprintf("%s for %s%s", phase, elapsed, fetchNote)
-	case !probe || time.Since(last) < stall || time.Since(quiet) < stall/3:
+	case !probe:
 		return ""
 	}
-	// Nothing committed for a while: is that because there is nothing to do?
 	p, err := r.probe()
 	if err != nil {
 		return "cannot check for waiting records: " + err.Error()
 	}
+	// An idle stage meets no error of its own while the broker is away.
+	if down := r.unreachable(ctx, p); down != "" {
+		return down
+	}
+	if time.Since(last) < stall || time.Since(quiet) < stall/3 {
+		return ""
+	}
+	// Nothing committed for a while: is that because there is nothing to do?
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	pos, err := p.Backlog(pctx, r.cfg.GroupID(), r.cfg.Inputs, assigned)
@@ -143,6 +152,31 @@ func (r *runner) diagnose(ctx context.Context, probe bool) string {
 	}
 	return r.explain(ctx, p, reason)
 }
+
+// unreachable pings the brokers and returns why none answered, once that
+// has lasted longer than a blip (unreachableAfter).
+func (r *runner) unreachable(ctx context.Context, p *Prober) string {
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	err := p.cl.Ping(pctx)
+	cancel()
+	r.prog.mu.Lock()
+	defer r.prog.mu.Unlock()
+	if err == nil || ctx.Err() != nil {
+		r.prog.unreachableSince = time.Time{}
+		return ""
+	}
+	if r.prog.unreachableSince.IsZero() {
+		r.prog.unreachableSince = time.Now()
+	}
+	if d := time.Since(r.prog.unreachableSince); d >= unreachableAfter {
+		return fmt.Sprintf("no Kafka broker answers (for %s): %v", d.Round(time.Second), err)
+	}
+	return ""
+}
+
+// unreachableAfter is how long the brokers may not answer before the
+// stage is reported: a coordinator move or a slow answer is not news.
+const unreachableAfter = 4 * time.Second
 
 // stuckReason interprets a probe: records waiting while nothing commits,
 // or a transaction open on an input for longer than stall.

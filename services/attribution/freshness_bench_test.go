@@ -41,7 +41,8 @@ import (
 // (5000), BENCH_EVENTS_PER_SEC (500), BENCH_SECONDS measured (30) after
 // BENCH_WARMUP_SECONDS (10). The goal (issue #9) is p99 ≤ 2 s for both.
 // BENCH_KEEP_LOGS=<dir> copies the three services' logs there;
-// BENCH_ATTRIBUTION_BIN runs another build of the attribution service. The
+// BENCH_ATTRIBUTION_BIN runs another build of the attribution service;
+// BENCH_DRAIN_SECONDS (15) is how long late rows are waited for. The
 // services read POSTBACK_* variables as usual, so, for example,
 // POSTBACK_SINK_FLUSH_INTERVAL=500ms measures another flush interval.
 func BenchmarkFreshness(b *testing.B) {
@@ -216,7 +217,7 @@ func (p *pipeline) drive(b *testing.B, rates benchRates, warmup, measure time.Du
 	})
 	cpuEnd, cpuWall := p.cpuTimes(), time.Since(cpuAt)
 	// Let the last measured records arrive.
-	time.Sleep(15 * time.Second)
+	time.Sleep(time.Duration(envInt("BENCH_DRAIN_SECONDS", 15)) * time.Second)
 	cancel()
 
 	res := result{sent: g.sent, failed: g.failed, elapsed: warmup + measure, cpu: map[string]float64{}}
