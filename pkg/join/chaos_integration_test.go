@@ -21,9 +21,7 @@ import (
 	"github.com/segmentio/encoding/json"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/adtrack/postback/pkg/campaign"
 	"github.com/adtrack/postback/pkg/event"
-	"github.com/adtrack/postback/pkg/money"
 	"github.com/adtrack/postback/pkg/statestore"
 	"github.com/adtrack/postback/pkg/testenv"
 )
@@ -220,15 +218,7 @@ func TestBrokerRestartIntegration(t *testing.T) {
 	})
 	cfg, campaigns := integrationConfigOn(t, brokers)
 
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	if err := campaign.Publish(t.Context(), cl, campaigns, []event.Campaign{{ID: "cmp-1", AppID: "app", MediaSource: "net",
-		CostModel: "CPI", Bid: money.FromMicros(1_500_000), Currency: "USD"}}); err != nil {
-		t.Fatal(err)
-	}
+	publishCampaign(t, brokers, campaigns)
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	conf := serviceConfig(t, cfg, campaigns, fmt.Sprintf(`telemetry: {addr: %q, log_format: text, log_level: %s}
 join: {transaction_timeout: 10s, session_timeout: 6s, stall_timeout: 10s}`, addr, cmp.Or(os.Getenv("CHAOS_LOG_LEVEL"), "info")))

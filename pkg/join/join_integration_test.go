@@ -171,15 +171,7 @@ func TestSIGKILLIntegration(t *testing.T) {
 	cfg, campaigns := integrationConfigCampaigns(t)
 	tc := cfg.Topics
 	bin := buildAttribution(t)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	if err := campaign.Publish(t.Context(), cl, campaigns, []event.Campaign{{ID: "cmp-1", AppID: "app", MediaSource: "net",
-		CostModel: "CPI", Bid: money.FromMicros(1_500_000), Currency: "USD"}}); err != nil {
-		t.Fatal(err)
-	}
+	publishCampaign(t, cfg.Brokers, campaigns)
 	// The workload's times are two hours old, so ticks (the wall clock)
 	// would make installs still on their way late for the events sent
 	// with them; live traffic never has such times (the chaos test runs
@@ -283,4 +275,19 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// publishCampaign registers the workload's campaign (cmp-1, CPI 1.50 USD)
+// on the campaigns topic the service follows.
+func publishCampaign(t *testing.T, brokers []string, topic string) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := campaign.Publish(t.Context(), cl, topic, []event.Campaign{{ID: "cmp-1", AppID: "app", MediaSource: "net",
+		CostModel: "CPI", Bid: money.FromMicros(1_500_000), Currency: "USD"}}); err != nil {
+		t.Fatal(err)
+	}
 }
