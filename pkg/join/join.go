@@ -250,6 +250,12 @@ func (j *Joiner) StageConfig(name, instance string) stage.Config {
 	return c
 }
 
+// conn returns the options every client of the Joiner starts from: the
+// seed brokers and Config.ClientOpts (TLS, SASL, ...).
+func (j *Joiner) conn() []kgo.Opt {
+	return append([]kgo.Opt{kgo.SeedBrokers(j.cfg.Brokers...)}, j.cfg.ClientOpts...)
+}
+
 // Processor returns the processor of one stage (for Run, tests and
 // benchmarks that drive a stage without Kafka).
 func (j *Joiner) Processor(name string) stage.Processor {
@@ -280,6 +286,12 @@ func (j *Joiner) Run(ctx context.Context) error {
 		return err
 	}
 	j.cfg.Logger.Info("attribution joins starting", "partitions", n, "stages", Stages, "instance", instance)
+	// One prober (one client) serves the ticker and every stage's watchdog.
+	prober, err := stage.NewProber(j.conn()...)
+	if err != nil {
+		return fmt.Errorf("join: kafka client: %w", err)
+	}
+	defer prober.Close() // after wg.Wait: the stages use it until they return
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
@@ -287,14 +299,16 @@ func (j *Joiner) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			j.tick(ctx, n)
+			j.tick(ctx, prober, n)
 		}()
 	}
 	for _, name := range Stages {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := stage.Run(ctx, j.StageConfig(name, instance), j.Processor(name))
+			c := j.StageConfig(name, instance)
+			c.Prober = prober
+			err := stage.Run(ctx, c, j.Processor(name))
 			if err != nil && !errors.Is(err, context.Canceled) {
 				cancel(err) // names the stage already
 			}

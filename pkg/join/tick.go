@@ -25,16 +25,9 @@ import (
 // and a replay of the topics meets the same ticks in the same order. While
 // any backlog remains, records drive stream time as before.
 
-// tick writes ticks until ctx is done.
-func (j *Joiner) tick(ctx context.Context, partitions int32) {
-	conn := append([]kgo.Opt{kgo.SeedBrokers(j.cfg.Brokers...)}, j.cfg.ClientOpts...)
-	prober, err := stage.NewProber(conn...)
-	if err != nil {
-		j.cfg.Logger.Error("ticks disabled: cannot create a client", "err", err)
-		return
-	}
-	defer prober.Close()
-	cl, err := kgo.NewClient(append(conn, kgo.DefaultProduceTopic(j.ticks), kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
+// tick writes ticks until ctx is done, asking prober for the backlogs.
+func (j *Joiner) tick(ctx context.Context, prober *stage.Prober, partitions int32) {
+	cl, err := kgo.NewClient(append(j.conn(), kgo.DefaultProduceTopic(j.ticks), kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
 	if err != nil {
 		j.cfg.Logger.Error("ticks disabled: cannot create a client", "err", err)
 		return

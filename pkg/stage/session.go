@@ -53,8 +53,8 @@ type runner struct {
 	cfg    Config
 	conn   []kgo.Opt
 	p      Processor
-	ticker Ticker // p as a Ticker, nil if it is not one
-	prober *Prober
+	ticker Ticker  // p as a Ticker, nil if it is not one
+	prober *Prober // cfg.Prober, or the runner's own once made (closed by close)
 
 	// The session's state, owned by the loop goroutine.
 	sess   *kgo.GroupTransactSession
@@ -78,13 +78,14 @@ func newRunner(cfg Config, p Processor) *runner {
 	r := &runner{cfg: cfg, p: p, conn: append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...)}, cfg.ClientOpts...),
 		stores: map[int32]*statestore.Store{}, owned: map[int32]bool{}, next: map[topicPartition]int64{}}
 	r.ticker, _ = p.(Ticker)
+	r.prober = cfg.Prober
 	r.prog.phase, r.prog.since = "starting", time.Now()
 	return r
 }
 
 func (r *runner) close() {
 	r.closeStores()
-	if r.prober != nil {
+	if r.prober != nil && r.prober != r.cfg.Prober {
 		r.prober.Close()
 	}
 }
@@ -312,7 +313,7 @@ func (r *runner) endSession(stopping bool) {
 	r.setUnassigned()
 }
 
-// probe returns the runner's prober, creating it on first use.
+// probe returns Config.Prober, else the runner's own, created on first use.
 func (r *runner) probe() (*Prober, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -335,13 +336,14 @@ func checkTopics(ctx context.Context, cfg Config, conn []kgo.Opt) error {
 		return fatal(err)
 	}
 	defer cl.Close()
-	td, err := kadm.NewClient(cl).ListTopics(ctx, append(slices.Clone(cfg.Inputs), cfg.Changelog)...)
+	names := append(slices.Clone(cfg.Inputs), cfg.Changelog)
+	td, err := kadm.NewClient(cl).ListTopics(ctx, names...)
 	if err != nil {
 		return fmt.Errorf("stage %s: list topics: %w", cfg.Name, err)
 	}
 	var n int32 = -1
 	first := ""
-	for _, t := range append(slices.Clone(cfg.Inputs), cfg.Changelog) {
+	for _, t := range names {
 		d, ok := td[t]
 		if !ok || d.Err != nil {
 			err := errors.New("not found")

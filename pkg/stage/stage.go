@@ -137,6 +137,10 @@ type Config struct {
 	// Cache is the process-wide block cache shared by the stores (nil: one
 	// small cache per store).
 	Cache *statestore.Cache
+	// Prober is the process-wide prober shared by the stages, for the
+	// watchdog, the aligner and leaving the group; the caller closes it
+	// after Run returns. Nil: the stage makes its own on first use.
+	Prober *Prober
 	// TransactionalID is this instance's transactional id for the stage.
 	// Keep it stable across restarts of one instance and unique among
 	// instances: then a restarted instance fences its predecessor's open

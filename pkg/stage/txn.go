@@ -187,8 +187,8 @@ func (r *runner) commit(ctx context.Context) error {
 func (r *runner) abort(ctx context.Context, why error) error {
 	t := r.tx
 	r.tx = nil
-	clear(r.next) // the position goes back to the committed offsets
 	if t == nil {
+		clear(r.next) // the position goes back to the committed offsets
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.TransactionTimeout)
 		defer cancel()
 		if _, err := r.sess.End(actx, kgo.TryAbort); err != nil {
