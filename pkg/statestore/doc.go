@@ -25,9 +25,10 @@
 // atomic Pebble write. Then every crash leaves Pebble at or behind the
 // changelog, never ahead of it: an abort discards the batch (Pebble never saw
 // it), and a crash between the Kafka commit and [Batch.Commit] leaves a stored
-// offset that [Restore] resumes from. For the same reason Pebble commits
-// without fsync: losing the unsynced tail of its WAL loses the offset with
-// the data, and Restore refills both. Hence: run Restore on every
+// offset that [Restore] resumes from. For the same reason Pebble runs
+// without a write-ahead log: a crash loses the memtables not yet flushed,
+// and with them the offset they carried (a flush holds a prefix of the
+// commits), so the store is behind, never torn, and Restore refills it. Hence: run Restore on every
 // assignment, even when the directory exists (it is incremental and cheap
 // when nothing is missing), and after a failed Batch.Commit treat the
 // store as behind (Restore it before the next transaction).
