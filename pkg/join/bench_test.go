@@ -11,11 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/encoding/json"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/adtrack/postback/pkg/attribution"
 	"github.com/adtrack/postback/pkg/event"
 	"github.com/adtrack/postback/pkg/statestore"
 )
@@ -48,74 +46,6 @@ func uuid7(t time.Time, seq uint64) string {
 	binary.BigEndian.PutUint64(b[:8], uint64(t.UnixMilli())<<16|0x7000|seq&0x0fff)
 	binary.BigEndian.PutUint64(b[8:], seq*0x9e3779b97f4a7c15&^(3<<62)|(2<<62))
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
-
-// BenchmarkEngine measures joins per second through the four stages'
-// processors and their Pebble stores, in process (no Kafka): each op is one
-// install, fed in rounds of 100 (one batch per stage and round, as one
-// transaction per poll), against 100k stored clicks. Beside it, the rules
-// alone (attribution.Decide on the candidates) in the same run: the ratio
-// is what the stores, the repartition encoding and the three hops cost.
-func BenchmarkEngine(b *testing.B) {
-	const stored = 100_000
-	clicks, installs := benchUsers(0, stored, time.Now().Add(-24*time.Hour))
-	b.Run("stages", func(b *testing.B) {
-		cfg := testConfig(b)
-		cfg.Cache = statestore.NewCache(64 << 20) // the service's default
-		defer cfg.Cache.Close()
-		e := newEngine(b, cfg)
-		for i := 0; i < len(clicks); i += 1000 {
-			e.feed(clicks[i:min(i+1000, len(clicks))]...)
-		}
-		e.out = map[string][]*kgo.Record{}
-		if os.Getenv("BENCH_PEBBLE_METRICS") != "" {
-			b.Log(e.procs[StageDevice].s.Metrics())
-		}
-		b.ReportAllocs()
-		clear(e.spent)
-		b.ResetTimer()
-		done := 0
-		for done < b.N {
-			n := min(100, b.N-done)
-			batch := make([]*kgo.Record, n)
-			for k := range batch {
-				// Replays of the same installs would be dropped as
-				// duplicates: give each op a fresh event id.
-				r := *installs[(done+k)%stored]
-				r.Value = []byte(strings.Replace(string(r.Value), `"event_id":"`, `"event_id":"`+strconv.Itoa(done+k)+"-", 1))
-				batch[k] = &r
-			}
-			e.feed(batch...)
-			done += n
-		}
-		b.StopTimer()
-		if got := len(e.out[cfg.Topics.InstallsAttributed]); got != b.N {
-			b.Fatalf("%d installs attributed, want %d", got, b.N)
-		}
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "joins/s")
-		for st, d := range e.spent {
-			b.ReportMetric(float64(d.Nanoseconds())/float64(b.N), "ns/op-"+st)
-		}
-	})
-	b.Run("decide-only", func(b *testing.B) {
-		r := attribution.DefaultRules()
-		var c event.Click
-		var in event.Install
-		if err := json.Unmarshal(clicks[0].Value, &c); err != nil {
-			b.Fatal(err)
-		}
-		if err := json.Unmarshal(installs[0].Value, &in); err != nil {
-			b.Fatal(err)
-		}
-		cands := attribution.Candidates{ByClickID: &c, ByDevice: []event.Click{c}, ByIPUA: []event.Click{c}, DeviceClickCount: 1}
-		b.ReportAllocs()
-		for b.Loop() {
-			if a := r.Decide(&in, cands, nil, in.ReceivedAt); a.MatchType != event.MatchClickID {
-				b.Fatal(a.MatchType)
-			}
-		}
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "joins/s")
-	})
 }
 
 // BenchmarkStoredClickBytes stores 100k clicks through the stages (each
