@@ -28,8 +28,9 @@ var (
 // click an install names, and parks installs whose click has not arrived
 // for the grace period.
 type clickIDStage struct {
-	j      *Joiner
-	clocks clocks
+	j       *Joiner
+	clocks  clocks
+	waiting occupancy // of aWaiting
 }
 
 func (s *clickIDStage) Process(_ context.Context, rec *kgo.Record, b *statestore.Batch, emit func(*kgo.Record)) error {
@@ -79,21 +80,24 @@ func (s *clickIDStage) click(rec *kgo.Record, b *statestore.Batch, emit func(*kg
 		return nil
 	}
 	aClicks.put(b, []byte(c.ClickID), c.Time, appendTouch(nil, &c.Touch, true))
-	s.j.routeTouch(tagClick, c.AppID, &c.Device, rec, emit)
+	s.j.routeTouch(tagClickBin, c.ClickID, &c.Touch, rec.Timestamp, emit)
 
 	// Installs that were waiting for this click go on now.
+	if any, err := s.waiting.mayHold(aWaiting, rec.Partition, b); err != nil || !any {
+		return err
+	}
 	waits, err := aWaiting.entries(b, joinKey(c.ClickID))
 	if err != nil {
 		return err
 	}
 	for _, w := range waits {
-		deadline, in, err := decodeWaiting(w.v)
+		deadline, in, raw, err := decodeWaiting(w.v)
 		if err != nil {
 			return fmt.Errorf("waiting install %q: %w", w.id, err)
 		}
 		aWaiting.del(b, w.id, deadline)
 		s.j.m.waited.WithLabelValues("install", "matched").Inc()
-		p := &pending{Install: *in, ByClickID: &c}
+		p := &pending{Install: *in, ByClickID: &c, raw: raw}
 		if err := s.j.toDevice(p, rec.Timestamp, emit); err != nil {
 			return err
 		}
@@ -111,7 +115,7 @@ func (s *clickIDStage) impression(rec *kgo.Record, emit func(*kgo.Record)) error
 		s.j.reject(rec, "impression", "impression lacks impression_id, app_id or time", emit)
 		return nil
 	}
-	s.j.routeTouch(tagImpression, m.AppID, &m.Device, rec, emit)
+	s.j.routeTouch(tagImpBin, m.ImpressionID, &m.Touch, rec.Timestamp, emit)
 	return nil
 }
 
@@ -122,7 +126,7 @@ func (s *clickIDStage) install(rec *kgo.Record, b *statestore.Batch, emit func(*
 	}
 	s.j.m.lookups.WithLabelValues(StageClickID).Inc()
 
-	p := &pending{Install: in}
+	p := &pending{Install: in, raw: rec.Value}
 	if in.ClickID != "" {
 		v, ok, err := aClicks.get(b, []byte(in.ClickID))
 		if err != nil {
@@ -138,6 +142,7 @@ func (s *clickIDStage) install(rec *kgo.Record, b *statestore.Batch, emit func(*
 			deadline := r.GraceDeadline(&in)
 			v := statestore.AppendTime(nil, deadline)
 			aWaiting.put(b, joinKey(in.ClickID, in.EventID), deadline, append(v, rec.Value...))
+			s.waiting.added(rec.Partition, b)
 			return nil
 		}
 	}
@@ -148,24 +153,27 @@ func (s *clickIDStage) install(rec *kgo.Record, b *statestore.Batch, emit func(*
 // click: the other rules decide them.
 func (s *clickIDStage) settle(_ int32, b *statestore.Batch, emit func(*kgo.Record), now time.Time) error {
 	n, err := aWaiting.expire(b, now.Add(time.Nanosecond), func(id []byte, deadline time.Time, v []byte) error {
-		_, in, err := decodeWaiting(v)
+		_, in, raw, err := decodeWaiting(v)
 		if err != nil {
 			return fmt.Errorf("waiting install %q: %w", id, err)
 		}
-		return s.j.toDevice(&pending{Install: *in}, deadline, emit)
+		return s.j.toDevice(&pending{Install: *in, raw: raw}, deadline, emit)
 	})
 	s.j.m.waited.WithLabelValues("install", "deadline").Add(float64(n))
 	return err
 }
 
-func decodeWaiting(v []byte) (time.Time, *event.Install, error) {
+// decodeWaiting decodes a waiting install: its deadline, the install, and
+// the install's JSON (a copy: v is only valid during a scan).
+func decodeWaiting(v []byte) (time.Time, *event.Install, []byte, error) {
 	if len(v) < 8 {
-		return time.Time{}, nil, errShort
+		return time.Time{}, nil, nil, errShort
 	}
 	ns := int64(binary.BigEndian.Uint64(v) ^ (1 << 63))
+	raw := append([]byte(nil), v[8:]...)
 	in := new(event.Install)
-	if err := json.Unmarshal(v[8:], in); err != nil {
-		return time.Time{}, nil, err
+	if err := json.Unmarshal(raw, in); err != nil {
+		return time.Time{}, nil, nil, err
 	}
-	return time.Unix(0, ns).UTC(), in, nil
+	return time.Unix(0, ns).UTC(), in, raw, nil
 }

@@ -9,9 +9,10 @@ import (
 	"github.com/adtrack/postback/pkg/event"
 )
 
-// Record tags: the first byte of every value on the internal repartition
-// topics. The rest is the JSON of the tagged type. A tag rather than a JSON
-// envelope keeps one decode per record.
+// Record tags of the JSON values earlier versions wrote on the internal
+// repartition topics (the rest is the JSON of the tagged type); they are
+// still decoded so that such records drain after an upgrade. Current
+// values are binary (wire.go).
 const (
 	tagClick      byte = 'c' // event.Click
 	tagImpression byte = 'i' // event.Impression
@@ -29,6 +30,10 @@ type pending struct {
 	Impressions      []event.Impression `json:"impressions,omitempty"`
 	DeviceClickCount int                `json:"device_click_count,omitempty"`
 	PriorInstall     *time.Time         `json:"prior_install,omitempty"`
+
+	// raw is the install's JSON as ingest wrote it, when Install holds
+	// only the fields a binary value's header carries (decodePending).
+	raw []byte
 }
 
 var errShort = errors.New("truncated touch entry")

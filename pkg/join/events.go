@@ -30,8 +30,9 @@ var (
 // attribution. An event that arrives before its install waits for it up to
 // EventGrace of stream time and is then published organic.
 type eventsStage struct {
-	j      *Joiner
-	clocks clocks
+	j       *Joiner
+	clocks  clocks
+	waiting occupancy // of eWaiting
 }
 
 func (s *eventsStage) Process(_ context.Context, rec *kgo.Record, b *statestore.Batch, emit func(*kgo.Record)) error {
@@ -84,18 +85,30 @@ func (s *eventsStage) expire(b *statestore.Batch, now time.Time) error {
 }
 
 func (s *eventsStage) install(rec *kgo.Record, b *statestore.Batch, emit func(*kgo.Record)) error {
-	if len(rec.Value) == 0 || rec.Value[0] != tagAttributed {
+	var a *event.AttributedInstall
+	var at time.Time
+	var stored []byte // the stored form: time, then a joined install (binary) or JSON
+	switch {
+	case len(rec.Value) > 0 && rec.Value[0] == tagJoinBin:
+		var err error
+		if a, at, err = decodeJoined(rec.Value[1:]); err != nil {
+			s.j.reject(rec, "install", "undecodable attributed install: "+err.Error(), emit)
+			return nil
+		}
+		stored = rec.Value
+	case len(rec.Value) > 0 && rec.Value[0] == tagAttributed: // JSON, from an earlier version
+		a = new(event.AttributedInstall)
+		if err := json.Unmarshal(rec.Value[1:], a); err != nil {
+			s.j.reject(rec, "install", "undecodable attributed install: "+err.Error(), emit)
+			return nil
+		}
+		at, stored = attribution.InstallTime(&a.Install), rec.Value[1:]
+	default:
 		s.j.reject(rec, "install", "repartition record is not an attributed install", emit)
-		return nil
-	}
-	a := new(event.AttributedInstall)
-	if err := json.Unmarshal(rec.Value[1:], a); err != nil {
-		s.j.reject(rec, "install", "undecodable attributed install: "+err.Error(), emit)
 		return nil
 	}
 	key := string(rec.Key)
 	id := joinKey(key, a.AppID)
-	at := attribution.InstallTime(&a.Install)
 	old, ok, err := eInstalls.get(b, id)
 	if err != nil {
 		return err
@@ -108,13 +121,16 @@ func (s *eventsStage) install(rec *kgo.Record, b *statestore.Batch, emit func(*k
 		}
 		eInstalls.del(b, id, ot)
 	}
-	eInstalls.put(b, id, at, append(statestore.AppendTime(nil, at), rec.Value[1:]...))
+	eInstalls.put(b, id, at, append(statestore.AppendTime(nil, at), stored...))
 	return s.wake(rec, b, emit, key, a.AppID, a)
 }
 
 // wake publishes the events waiting for the install of (key, app). With a
 // nil install (a newer one is stored) it reads the stored one.
 func (s *eventsStage) wake(rec *kgo.Record, b *statestore.Batch, emit func(*kgo.Record), key, app string, a *event.AttributedInstall) error {
+	if any, err := s.waiting.mayHold(eWaiting, rec.Partition, b); err != nil || !any {
+		return err
+	}
 	waits, err := eWaiting.entries(b, joinKey(key, app))
 	if err != nil {
 		return err
@@ -123,7 +139,6 @@ func (s *eventsStage) wake(rec *kgo.Record, b *statestore.Batch, emit func(*kgo.
 		return nil
 	}
 	if a == nil {
-		var err error
 		if a, err = s.lookup(b, key, app); err != nil || a == nil {
 			return err
 		}
@@ -142,10 +157,20 @@ func (s *eventsStage) wake(rec *kgo.Record, b *statestore.Batch, emit func(*kgo.
 	return nil
 }
 
+// lookup reads the stored install of (key, app), nil when there is none.
+// Stored installs are a joined install (binary), or JSON when an earlier
+// version stored them.
 func (s *eventsStage) lookup(b *statestore.Batch, key, app string) (*event.AttributedInstall, error) {
 	v, ok, err := eInstalls.get(b, joinKey(key, app))
 	if err != nil || !ok {
 		return nil, err
+	}
+	if len(v) > 8 && v[8] == tagJoinBin {
+		a, _, err := decodeJoined(v[9:])
+		if err != nil {
+			return nil, fmt.Errorf("stored install of %q: %w", key, err)
+		}
+		return a, nil
 	}
 	a := new(event.AttributedInstall)
 	if err := unmarshalTimed(v, a); err != nil {
@@ -172,6 +197,7 @@ func (s *eventsStage) event(rec *kgo.Record, b *statestore.Batch, emit func(*kgo
 		if deadline := ev.ReceivedAt.Add(s.j.cfg.EventGrace); now.Before(deadline) {
 			eWaiting.put(b, joinKey(key, ev.AppID, ev.EventID), deadline,
 				append(statestore.AppendTime(nil, deadline), rec.Value...))
+			s.waiting.added(rec.Partition, b)
 			return nil
 		}
 	}

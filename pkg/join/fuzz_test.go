@@ -18,7 +18,11 @@ func FuzzStages(f *testing.F) {
 	c := click("k1", 0, withIDFA(idfa1), withIPUA("10.0.0.1"))
 	in := install("i", min_, iClick("k1"), iIDFA(idfa1), iIPUA("10.0.0.1"))
 	ev := inAppEvent("e", 2*min_, func(e *event.InAppEvent) { e.IDFA = idfa1 })
+	bin := wireSamples(f)
 	for topic := range 7 {
+		for _, v := range bin {
+			f.Add(uint8(topic), v)
+		}
 		f.Add(uint8(topic), c.Value)
 		f.Add(uint8(topic), in.Value)
 		f.Add(uint8(topic), ev.Value)

@@ -41,6 +41,51 @@ func (ix tindex) scan(b *statestore.Batch, prefix []byte, fn func(id, v []byte) 
 	return b.Scan(ix.key(prefix), func(k, v []byte) error { return fn(k[1:], v) })
 }
 
+var errStop = errors.New("stop")
+
+// nonEmpty reports whether the index holds any entry.
+func (ix tindex) nonEmpty(b *statestore.Batch) (bool, error) {
+	found := false
+	err := b.Scan([]byte{ix.p}, func(_, _ []byte) error { found = true; return errStop })
+	if err != nil && !errors.Is(err, errStop) {
+		return false, err
+	}
+	return found, nil
+}
+
+// occupancy remembers, per partition and for the batch at hand, whether an
+// index may hold entries, so that a stage looking for waiting entries on
+// every record scans once per batch while none wait. Holding the batch
+// keeps its address from being reused by a later one.
+type occupancy map[int32]*occupied
+
+type occupied struct {
+	b   *statestore.Batch
+	any bool
+}
+
+// mayHold reports whether ix may hold entries in batch b of partition p.
+func (o occupancy) mayHold(ix tindex, p int32, b *statestore.Batch) (bool, error) {
+	m := o[p]
+	if m == nil {
+		m = &occupied{}
+		o[p] = m
+	}
+	if m.b != b {
+		any, err := ix.nonEmpty(b)
+		if err != nil {
+			return false, err
+		}
+		m.b, m.any = b, any
+	}
+	return m.any, nil
+}
+
+// added records that batch b of partition p wrote an entry.
+func (o occupancy) added(p int32, b *statestore.Batch) {
+	o[p] = &occupied{b: b, any: true}
+}
+
 // entry is an index entry copied out of a scan.
 type entry struct{ id, v []byte }
 

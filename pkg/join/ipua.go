@@ -71,11 +71,14 @@ func (s *ipuaStage) expire(b *statestore.Batch, now time.Time) error {
 }
 
 func (s *ipuaStage) install(rec *kgo.Record, b *statestore.Batch, emit func(*kgo.Record), p *pending) error {
+	if err := p.decodeInstall(); err != nil {
+		s.j.reject(rec, "install", "undecodable install JSON: "+err.Error(), emit)
+		return nil
+	}
 	in := &p.Install
 	r := s.j.cfg.Rules.For(in.AppID)
 	s.j.m.lookups.WithLabelValues(StageIPUA).Inc()
-	c := attribution.Candidates{ByClickID: p.ByClickID, ByDevice: p.ByDevice, Impressions: p.Impressions,
-		DeviceClickCount: p.DeviceClickCount, PriorInstall: p.PriorInstall}
+	c := p.candidates()
 	if in.IP != "" && in.UA != "" {
 		at := attribution.InstallTime(in)
 		err := cClicks.window(b, ipuaGroup(in.AppID, in.IP, in.UA), at.Add(-r.ProbabilisticWindow), at, func(_ time.Time, id string, v []byte) error {
@@ -92,42 +95,5 @@ func (s *ipuaStage) install(rec *kgo.Record, b *statestore.Batch, emit func(*kgo
 			return err
 		}
 	}
-	a := r.Decide(in, c, s.j.cfg.Campaigns, rec.Timestamp)
-	s.j.m.installs.WithLabelValues(string(a.MatchType)).Inc()
-	o, err := out(s.j.cfg.Topics.InstallsAttributed, []byte(in.EventID), 0, &a, rec.Timestamp)
-	if err != nil {
-		return err
-	}
-	emit(o)
-
-	// The events stage keeps the install without its raw request, once
-	// under every id an event may be keyed by (event.Postback.JoinKey).
-	a.Raw = event.Raw{}
-	var v []byte
-	for i, id := range [...]string{in.ClickID, in.AdID(), in.IDFV, in.AndroidID} {
-		if id == "" || dupBefore(i, id, in) {
-			continue
-		}
-		if v == nil {
-			r, err := out(s.j.byJoinKey, nil, tagAttributed, &a, rec.Timestamp)
-			if err != nil {
-				return err
-			}
-			v = r.Value
-		}
-		emit(&kgo.Record{Topic: s.j.byJoinKey, Key: []byte(id), Value: v, Timestamp: rec.Timestamp})
-	}
-	return nil
-}
-
-// dupBefore reports whether id already appeared before position i of the
-// install's join ids (an IDFA equal to the IDFV, say).
-func dupBefore(i int, id string, in *event.Install) bool {
-	ids := [...]string{in.ClickID, in.AdID(), in.IDFV, in.AndroidID}
-	for _, x := range ids[:i] {
-		if x == id {
-			return true
-		}
-	}
-	return false
+	return s.j.decide(r, in, c, rec.Timestamp, emit)
 }

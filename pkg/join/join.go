@@ -261,13 +261,13 @@ func (j *Joiner) conn() []kgo.Opt {
 func (j *Joiner) Processor(name string) stage.Processor {
 	switch name {
 	case StageClickID:
-		return &clickIDStage{j: j, clocks: clocks{}}
+		return &clickIDStage{j: j, clocks: clocks{}, waiting: occupancy{}}
 	case StageDevice:
 		return &deviceStage{j: j, clocks: clocks{}}
 	case StageIPUA:
 		return &ipuaStage{j: j, clocks: clocks{}}
 	case StageEvents:
-		return &eventsStage{j: j, clocks: clocks{}}
+		return &eventsStage{j: j, clocks: clocks{}, waiting: occupancy{}}
 	}
 	return nil
 }

@@ -40,15 +40,20 @@ func (j *Joiner) admit(rec *kgo.Record, b *statestore.Batch, emit func(*kgo.Reco
 	return true, nil
 }
 
-// routeTouch sends a click or impression (its original bytes behind a tag)
-// to the stages that look touches up by device and by IP + UA.
-func (j *Joiner) routeTouch(tag byte, app string, d *event.Device, rec *kgo.Record, emit func(*kgo.Record)) {
-	val := func() []byte { return append([]byte{tag}, rec.Value...) }
-	if ad := d.AdID(); ad != "" {
-		emit(&kgo.Record{Topic: j.byDevice, Key: joinKey(app, ad), Value: val(), Timestamp: rec.Timestamp})
+// routeTouch sends a click or impression (tagClickBin or tagImpBin) to the
+// stages that look touches up by device and by IP + UA.
+func (j *Joiner) routeTouch(tag byte, id string, t *event.Touch, ts time.Time, emit func(*kgo.Record)) {
+	ad := t.AdID()
+	ipua := tag == tagClickBin && t.IP != "" && t.UA != ""
+	if ad == "" && !ipua {
+		return
 	}
-	if tag == tagClick && d.IP != "" && d.UA != "" {
-		emit(&kgo.Record{Topic: j.byIPUA, Key: joinKey(app, d.IP, d.UA), Value: val(), Timestamp: rec.Timestamp})
+	val := appendTouchRecord([]byte{tag}, id, t)
+	if ad != "" {
+		emit(&kgo.Record{Topic: j.byDevice, Key: joinKey(t.AppID, ad), Value: val, Timestamp: ts})
+	}
+	if ipua {
+		emit(&kgo.Record{Topic: j.byIPUA, Key: joinKey(t.AppID, t.IP, t.UA), Value: val, Timestamp: ts})
 	}
 }
 
@@ -72,11 +77,11 @@ func (j *Joiner) toDevice(p *pending, ts time.Time, emit func(*kgo.Record)) erro
 	if dk == "" {
 		return j.toIPUA(p, ts, emit)
 	}
-	r, err := out(j.byDevice, joinKey(in.AppID, dk), tagInstall, p, ts)
+	v, err := appendPending(nil, p)
 	if err != nil {
 		return err
 	}
-	emit(r)
+	emit(&kgo.Record{Topic: j.byDevice, Key: joinKey(in.AppID, dk), Value: v, Timestamp: ts})
 	return nil
 }
 
@@ -88,11 +93,11 @@ func (j *Joiner) toIPUA(p *pending, ts time.Time, emit func(*kgo.Record)) error 
 	if in.IP != "" && in.UA != "" {
 		key = joinKey(in.AppID, in.IP, in.UA)
 	}
-	r, err := out(j.byIPUA, key, tagInstall, p, ts)
+	v, err := appendPending(nil, p)
 	if err != nil {
 		return err
 	}
-	emit(r)
+	emit(&kgo.Record{Topic: j.byIPUA, Key: key, Value: v, Timestamp: ts})
 	return nil
 }
 
@@ -105,29 +110,44 @@ type repartitioned struct {
 }
 
 // decodeRepartition decodes a by-device or by-ipua record by its tag; a
-// record it cannot decode goes to the rejected topic (ok false).
+// record it cannot decode goes to the rejected topic (ok false). Installs
+// come back with only their header decoded (see decodePending).
 func (j *Joiner) decodeRepartition(rec *kgo.Record, emit func(*kgo.Record)) (d repartitioned, ok bool) {
 	if len(rec.Value) == 0 {
 		j.reject(rec, "", "empty repartition record", emit)
 		return d, false
 	}
 	var kind string
-	var v any
-	switch tag := rec.Value[0]; tag {
+	var err error
+	switch tag, v := rec.Value[0], rec.Value[1:]; tag {
+	case tagClickBin:
+		kind, d.click = "click", new(event.Click)
+		r := wireReader{b: v}
+		d.click.ClickID = r.touchRecord(&d.click.Touch)
+		err = r.end()
+	case tagImpBin:
+		kind, d.impression = "impression", new(event.Impression)
+		r := wireReader{b: v}
+		d.impression.ImpressionID = r.touchRecord(&d.impression.Touch)
+		err = r.end()
+	case tagInstallBin:
+		kind = "install"
+		d.install, err = decodePending(v)
+	// JSON values, written by versions before the binary ones.
 	case tagClick:
-		d.click = new(event.Click)
-		kind, v = "click", d.click
+		kind, d.click = "click", new(event.Click)
+		err = json.Unmarshal(v, d.click)
 	case tagImpression:
-		d.impression = new(event.Impression)
-		kind, v = "impression", d.impression
+		kind, d.impression = "impression", new(event.Impression)
+		err = json.Unmarshal(v, d.impression)
 	case tagInstall:
-		d.install = new(pending)
-		kind, v = "install", d.install
+		kind, d.install = "install", new(pending)
+		err = json.Unmarshal(v, d.install)
 	default:
 		j.reject(rec, "", fmt.Sprintf("unknown repartition record tag %q", tag), emit)
 		return d, false
 	}
-	if err := json.Unmarshal(rec.Value[1:], v); err != nil {
+	if err != nil {
 		j.reject(rec, kind, "undecodable "+kind+": "+err.Error(), emit)
 		return repartitioned{}, false
 	}
