@@ -114,6 +114,7 @@ type Metrics struct {
 	restarts     *prometheus.CounterVec
 	ready        *prometheus.GaugeVec
 	restored     *prometheus.CounterVec
+	records      *prometheus.CounterVec
 }
 
 // NewMetrics registers the stage metrics under namespace with reg (nil:
@@ -123,6 +124,7 @@ type Metrics struct {
 //	<ns>_stage_restarts_total{stage,reason}        sessions rebuilt after a failure
 //	<ns>_stage_ready{stage}                        1 while the stage makes progress
 //	<ns>_restored_records_total{stage}             changelog records replayed into state
+//	<ns>_records_total{stage}                      input records of committed transactions (throughput)
 func NewMetrics(reg prometheus.Registerer, namespace string) *Metrics {
 	m := &Metrics{
 		transactions: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "transactions_total",
@@ -133,9 +135,11 @@ func NewMetrics(reg prometheus.Registerer, namespace string) *Metrics {
 			Help: "1 while the stage makes progress or has nothing to do; 0 while it is stuck (see /readyz for why)."}, []string{"stage"}),
 		restored: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "restored_records_total",
 			Help: "Changelog records replayed into a stage's local state."}, []string{"stage"}),
+		records: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "records_total",
+			Help: "Input records (ticks included) of a stage's committed transactions: its throughput, each record counted once."}, []string{"stage"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.transactions, m.restarts, m.ready, m.restored)
+		reg.MustRegister(m.transactions, m.restarts, m.ready, m.restored, m.records)
 	}
 	return m
 }

@@ -159,6 +159,7 @@ func (r *runner) commit(ctx context.Context) error {
 		return nil
 	}
 	r.count("committed", nil)
+	r.cfg.Metrics.records.WithLabelValues(r.cfg.Name).Add(float64(t.records))
 	for _, p := range t.order {
 		b := t.batches[p]
 		b.SetChangelogOffset(statestore.LastOffset(changelogs[p]))
