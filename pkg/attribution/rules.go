@@ -127,6 +127,9 @@ func (r Rules) Settle(in *event.Install, clickFound bool, now time.Time) (wait b
 type Retention struct {
 	// Clicks: the longer of the click lookback and the probabilistic window.
 	Clicks time.Duration
+	// Probabilistic: the probabilistic window, for a store that keeps
+	// clicks for rule 3 only.
+	Probabilistic time.Duration
 	// Impressions: the view lookback.
 	Impressions time.Duration
 	// Installs: the re-attribution window, for reinstall detection only;
@@ -137,9 +140,10 @@ type Retention struct {
 // Retention returns how long records stay relevant under r.
 func (r Rules) Retention() Retention {
 	return Retention{
-		Clicks:      max(r.ClickLookback, r.ProbabilisticWindow),
-		Impressions: r.ViewLookback,
-		Installs:    r.ReattributionWindow,
+		Clicks:        max(r.ClickLookback, r.ProbabilisticWindow),
+		Probabilistic: r.ProbabilisticWindow,
+		Impressions:   r.ViewLookback,
+		Installs:      r.ReattributionWindow,
 	}
 }
 
@@ -179,6 +183,7 @@ func (s RuleSet) Retention() Retention {
 	for _, r := range s.Apps {
 		rr := r.Retention()
 		out.Clicks = max(out.Clicks, rr.Clicks)
+		out.Probabilistic = max(out.Probabilistic, rr.Probabilistic)
 		out.Impressions = max(out.Impressions, rr.Impressions)
 		out.Installs = max(out.Installs, rr.Installs)
 	}

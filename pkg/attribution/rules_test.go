@@ -62,7 +62,7 @@ func TestRuleSet(t *testing.T) {
 	if s.For("short") != short || s.For("long") != long || s.For("any") != DefaultRules() {
 		t.Fatal("For does not pick the app's rules")
 	}
-	if got, want := s.Retention(), (Retention{Clicks: 7 * day, Impressions: 3 * day, Installs: 180 * day}); got != want {
+	if got, want := s.Retention(), (Retention{Clicks: 7 * day, Probabilistic: day, Impressions: 3 * day, Installs: 180 * day}); got != want {
 		t.Fatalf("Retention() = %+v, want %+v", got, want)
 	}
 	// Probabilistic longer than the click lookback keeps clicks that long.

@@ -16,9 +16,10 @@ import (
 // Stage A state (docs/attribution-design.md): clicks by id, seen install
 // event ids, and installs waiting for their click.
 var (
-	aClicks  = tindex{'c', 'C'} // click_id -> touch (with app); time = click time
-	aSeen    = tindex{'s', 'S'} // event_id -> ""; time = received_at
-	aWaiting = tindex{'w', 'W'} // (click_id, event_id) -> deadline + install JSON; time = deadline
+	aClicksV7 = v7index{'v'}     // UUIDv7 click id (16 bytes) -> touch (with app); expires by the id's time
+	aClicks   = tindex{'c', 'C'} // any other click_id -> touch (with app); time = click time
+	aSeen     = tindex{'s', 'S'} // event_id -> ""; time = received_at
+	aWaiting  = tindex{'w', 'W'} // (click_id, event_id) -> deadline + install JSON; time = deadline
 )
 
 // clickIDStage is stage A. It consumes clicks, impressions and raw installs
@@ -31,6 +32,7 @@ type clickIDStage struct {
 	j       *Joiner
 	clocks  clocks
 	waiting occupancy // of aWaiting
+	byText  occupancy // of aClicks, read for UUIDv7 ids while it holds clicks
 }
 
 func (s *clickIDStage) Process(_ context.Context, rec *kgo.Record, b *statestore.Batch, emit func(*kgo.Record)) error {
@@ -61,7 +63,11 @@ func (s *clickIDStage) expire(b *statestore.Batch, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	s.j.m.expired.WithLabelValues(StageClickID, "clicks").Add(float64(n))
+	m, err := aClicksV7.expire(b, now.Add(-ret.Clicks-s.j.cfg.LateAllowance))
+	if err != nil {
+		return err
+	}
+	s.j.m.expired.WithLabelValues(StageClickID, "clicks").Add(float64(n + m))
 	if n, err = aSeen.expire(b, now.Add(-s.j.cfg.DedupWindow), nil); err != nil {
 		return err
 	}
@@ -79,11 +85,13 @@ func (s *clickIDStage) click(rec *kgo.Record, b *statestore.Batch, emit func(*kg
 		s.j.reject(rec, "click", "click lacks click_id, app_id or time", emit)
 		return nil
 	}
-	aClicks.put(b, []byte(c.ClickID), c.Time, appendTouch(nil, &c.Touch, true))
+	if !aClicksV7.put(b, c.ClickID, c.Time, appendTouch(nil, &c.Touch, true)) {
+		aClicks.put(b, []byte(c.ClickID), c.Time, appendTouch(nil, &c.Touch, true))
+	}
 	s.j.routeTouch(tagClickBin, c.ClickID, &c.Touch, rec.Timestamp, emit)
 
 	// Installs that were waiting for this click go on now.
-	if any, err := s.waiting.mayHold(aWaiting, rec.Partition, b); err != nil || !any {
+	if any, err := s.waiting.mayHold(aWaiting.p, rec.Partition, b); err != nil || !any {
 		return err
 	}
 	waits, err := aWaiting.entries(b, joinKey(c.ClickID))
@@ -128,7 +136,7 @@ func (s *clickIDStage) install(rec *kgo.Record, b *statestore.Batch, emit func(*
 
 	p := &pending{Install: in, raw: rec.Value}
 	if in.ClickID != "" {
-		v, ok, err := aClicks.get(b, []byte(in.ClickID))
+		v, ok, err := s.storedClick(b, rec.Partition, in.ClickID)
 		if err != nil {
 			return err
 		}
@@ -147,6 +155,21 @@ func (s *clickIDStage) install(rec *kgo.Record, b *statestore.Batch, emit func(*
 		}
 	}
 	return s.j.toDevice(p, rec.Timestamp, emit)
+}
+
+// storedClick finds a click by id: a UUIDv7 id (as ingest mints them) in
+// the compact index, else, and while it holds clicks of an earlier
+// version, in the text-keyed one.
+func (s *clickIDStage) storedClick(b *statestore.Batch, p int32, id string) ([]byte, bool, error) {
+	if v, ok, err := aClicksV7.get(b, id); err != nil || ok {
+		return v, ok, err
+	}
+	if _, v7 := v7Key(aClicksV7.p, id); v7 {
+		if had, err := s.byText.mayHold(aClicks.p, p, b); err != nil || !had {
+			return nil, false, err
+		}
+	}
+	return aClicks.get(b, []byte(id))
 }
 
 // settle sends on the installs whose grace ended by now, without their

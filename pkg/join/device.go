@@ -15,11 +15,7 @@ import (
 
 // Stage B state: touches by (app, advertising id) as time series, and the
 // last counted install per (app, device).
-var (
-	bClicks      = sindex{'k', 'K'} // (app, ad id), click time, click_id -> touch
-	bImpressions = sindex{'m', 'M'} // (app, ad id), impression time, impression_id -> touch
-	bPrior       = tindex{'p', 'P'} // (app, device key) -> install time (8 bytes); time = install time
-)
+var bPrior = tindex{'p', 'P'} // (app, device key) -> install time (8 bytes); time = install time
 
 // deviceStage is stage B: it stores clicks and impressions by advertising
 // id, and gives each install the device's clicks (rule 2, click flooding),
@@ -27,6 +23,16 @@ var (
 type deviceStage struct {
 	j      *Joiner
 	clocks clocks
+	// (app, ad id), touch time, click or impression id -> touch, in
+	// generations longer than the default windows (7 d and 24 h), so a
+	// lookup reads at most two.
+	clicks, impressions series
+}
+
+func newDeviceStage(j *Joiner) *deviceStage {
+	return &deviceStage{j: j, clocks: clocks{},
+		clicks:      newSeries(gindex{'g', 8 * 24 * time.Hour}, sindex{'k', 'K'}),
+		impressions: newSeries(gindex{'h', 24 * time.Hour}, sindex{'m', 'M'})}
 }
 
 func (s *deviceStage) Process(_ context.Context, rec *kgo.Record, b *statestore.Batch, emit func(*kgo.Record)) error {
@@ -35,10 +41,10 @@ func (s *deviceStage) Process(_ context.Context, rec *kgo.Record, b *statestore.
 		switch {
 		case !ok:
 		case d.click != nil:
-			bClicks.put(b, joinKey(d.click.AppID, d.click.AdID()), d.click.Time, d.click.ClickID, appendTouch(nil, &d.click.Touch, false))
+			s.clicks.put(b, joinKey(d.click.AppID, d.click.AdID()), d.click.Time, d.click.ClickID, appendTouch(nil, &d.click.Touch, false))
 		case d.impression != nil:
 			m := d.impression
-			bImpressions.put(b, joinKey(m.AppID, m.AdID()), m.Time, m.ImpressionID, appendTouch(nil, &m.Touch, false))
+			s.impressions.put(b, joinKey(m.AppID, m.AdID()), m.Time, m.ImpressionID, appendTouch(nil, &m.Touch, false))
 		default:
 			return s.install(rec, b, emit, d.install)
 		}
@@ -65,8 +71,8 @@ func (s *deviceStage) expire(b *statestore.Batch, now time.Time) error {
 		name string
 		run  func() (int, error)
 	}{
-		{"clicks", func() (int, error) { return bClicks.expire(b, now.Add(-ret.Clicks-late)) }},
-		{"impressions", func() (int, error) { return bImpressions.expire(b, now.Add(-ret.Impressions-late)) }},
+		{"clicks", func() (int, error) { return s.clicks.expire(b, now.Add(-ret.Clicks-late)) }},
+		{"impressions", func() (int, error) { return s.impressions.expire(b, now.Add(-ret.Impressions-late)) }},
 		{"installs", func() (int, error) { return bPrior.expire(b, now.Add(-ret.Installs-late), nil) }},
 	} {
 		n, err := e.run()
@@ -93,7 +99,7 @@ func (s *deviceStage) install(rec *kgo.Record, b *statestore.Batch, emit func(*k
 		}
 		var clicks []event.Click
 		n := 0
-		err := bClicks.window(b, group, at.Add(-r.ClickLookback), at, func(t time.Time, id string, v []byte) error {
+		err := s.clicks.window(b, rec.Partition, group, at.Add(-r.ClickLookback), at, func(t time.Time, id string, v []byte) error {
 			n++
 			c := event.Click{ClickID: id}
 			if err := decodeTouch(v, &c.Touch, false); err != nil {
@@ -108,7 +114,7 @@ func (s *deviceStage) install(rec *kgo.Record, b *statestore.Batch, emit func(*k
 		}
 		p.ByDevice, p.DeviceClickCount = clicks, n
 		var imps []event.Impression
-		err = bImpressions.window(b, group, at.Add(-r.ViewLookback), at, func(t time.Time, id string, v []byte) error {
+		err = s.impressions.window(b, rec.Partition, group, at.Add(-r.ViewLookback), at, func(t time.Time, id string, v []byte) error {
 			m := event.Impression{ImpressionID: id}
 			if err := decodeTouch(v, &m.Touch, false); err != nil {
 				return fmt.Errorf("stored impression %s: %w", id, err)

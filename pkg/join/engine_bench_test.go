@@ -72,7 +72,8 @@ func (c *cpuClock) report(n int, unit string) {
 //   - clicks: one op is one click through the click-id, device and IP + UA
 //     stages (stored by id, by device and by IP + UA, routed twice), in
 //     rounds of benchRound per stage batch; its ceiling, store-only, is the
-//     same six Pebble writes per click with the keys and values prebuilt.
+//     same Pebble writes per click with the keys and values prebuilt, in
+//     one store.
 //   - installs: one op is one install joined through all four stages
 //     (half by click id, half by device id) against 100k stored clicks;
 //     its ceiling, decide-only, is the rules alone on the same candidates.
@@ -108,7 +109,7 @@ func BenchmarkEngine(b *testing.B) {
 		for done := 0; done < b.N; {
 			cpu.pause()
 			n := min(benchRound, b.N-done)
-			kv := make([][2][]byte, 0, 6*n)
+			kv := make([][2][]byte, 0, 3*n)
 			for k := range n {
 				kv = appendStoreOnly(kv, benchClickValue(clicks, done+k))
 			}
@@ -223,22 +224,20 @@ func benchClickValue(clicks []*kgo.Record, i int) *event.Click {
 	return &c
 }
 
-// appendStoreOnly appends the six writes the stages make for a click (by
-// id, by device, by IP + UA, each with its expiry entry), sized as the
-// stages size them: the floor the stores put under clicks/s.
+// appendStoreOnly appends the writes the stages make for a click, keyed
+// and sized as the stages key and size them: by id (UUIDv7: one key), by
+// device and by IP + UA (one key each, in generations). The floor the
+// stores put under clicks/s.
 func appendStoreOnly(kv [][2][]byte, c *event.Click) [][2][]byte {
 	withApp, touch := appendTouch(nil, &c.Touch, true), appendTouch(nil, &c.Touch, false)
-	tk := func(p byte, group []byte) []byte {
-		return append(statestore.AppendTime(append([]byte{p}, group...), c.Time), c.ClickID...)
+	byID, ok := v7Key('v', c.ClickID)
+	if !ok {
+		panic("bench click ids are UUIDv7")
 	}
-	dev := joinKey(c.AppID, c.IDFA)
-	ipua := ipuaGroup(c.AppID, c.IP, c.UA)
+	dev, ipua := gindex{'g', 8 * 24 * time.Hour}, gindex{'g', 24 * time.Hour}
 	return append(kv,
-		[2][]byte{append([]byte{'c'}, c.ClickID...), withApp},
-		[2][]byte{statestore.TimeKey([]byte{'C'}, c.Time, c.ClickID), nil},
-		[2][]byte{tk('k', dev), touch},
-		[2][]byte{append(tk('K', nil), dev...), nil},
-		[2][]byte{tk('x', ipua), touch},
-		[2][]byte{append(tk('X', nil), ipua...), nil},
+		[2][]byte{byID, withApp},
+		[2][]byte{dev.key(dev.genOf(c.Time), joinKey(c.AppID, c.IDFA), c.Time, c.ClickID), touch},
+		[2][]byte{ipua.key(ipua.genOf(c.Time), ipuaGroup(c.AppID, c.IP, c.UA), c.Time, c.ClickID), touch},
 	)
 }

@@ -128,7 +128,7 @@ func (s *eventsStage) install(rec *kgo.Record, b *statestore.Batch, emit func(*k
 // wake publishes the events waiting for the install of (key, app). With a
 // nil install (a newer one is stored) it reads the stored one.
 func (s *eventsStage) wake(rec *kgo.Record, b *statestore.Batch, emit func(*kgo.Record), key, app string, a *event.AttributedInstall) error {
-	if any, err := s.waiting.mayHold(eWaiting, rec.Partition, b); err != nil || !any {
+	if any, err := s.waiting.mayHold(eWaiting.p, rec.Partition, b); err != nil || !any {
 		return err
 	}
 	waits, err := eWaiting.entries(b, joinKey(key, app))

@@ -13,9 +13,6 @@ import (
 	"github.com/adtrack/postback/pkg/statestore"
 )
 
-// Stage C state: clicks by (app, IP, hash of UA) as time series.
-var cClicks = sindex{'k', 'K'}
-
 // ipuaStage is stage C: it stores clicks by IP + user agent, adds the
 // probabilistic candidates (rule 3) to each install, decides, and publishes
 // the attributed install to installs.attributed.v1 and, once per id it can
@@ -23,6 +20,14 @@ var cClicks = sindex{'k', 'K'}
 type ipuaStage struct {
 	j      *Joiner
 	clocks clocks
+	// Stage C state: clicks by (app, IP, hash of UA) as time series, in
+	// day-long generations (the default window is 24 h: a lookup reads at
+	// most two).
+	clicks series
+}
+
+func newIPUAStage(j *Joiner) *ipuaStage {
+	return &ipuaStage{j: j, clocks: clocks{}, clicks: newSeries(gindex{'g', 24 * time.Hour}, sindex{'k', 'K'})}
 }
 
 // ipuaGroup keys a click by app, IP and a 64-bit hash of the user agent:
@@ -42,7 +47,7 @@ func (s *ipuaStage) Process(_ context.Context, rec *kgo.Record, b *statestore.Ba
 		case !ok:
 		case d.click != nil:
 			c := d.click
-			cClicks.put(b, ipuaGroup(c.AppID, c.IP, c.UA), c.Time, c.ClickID, appendTouch(nil, &c.Touch, false))
+			s.clicks.put(b, ipuaGroup(c.AppID, c.IP, c.UA), c.Time, c.ClickID, appendTouch(nil, &c.Touch, false))
 		case d.impression != nil:
 			s.j.reject(rec, "impression", "impression on the IP + UA repartition topic", emit)
 		default:
@@ -60,9 +65,10 @@ func (s *ipuaStage) Tick(_ context.Context, p int32, now time.Time, b *statestor
 // settle: nothing waits in stage C.
 func (s *ipuaStage) settle(int32, *statestore.Batch, func(*kgo.Record), time.Time) error { return nil }
 
-// expire drops clicks past the longest window.
+// expire drops clicks past the longest probabilistic window.
 func (s *ipuaStage) expire(b *statestore.Batch, now time.Time) error {
-	n, err := cClicks.expire(b, now.Add(-s.j.cfg.Rules.Retention().Clicks-s.j.cfg.LateAllowance))
+	// Only rule 3 reads these clicks: they expire with its window.
+	n, err := s.clicks.expire(b, now.Add(-s.j.cfg.Rules.Retention().Probabilistic-s.j.cfg.LateAllowance))
 	if err != nil {
 		return err
 	}
@@ -81,7 +87,7 @@ func (s *ipuaStage) install(rec *kgo.Record, b *statestore.Batch, emit func(*kgo
 	c := p.candidates()
 	if in.IP != "" && in.UA != "" {
 		at := attribution.InstallTime(in)
-		err := cClicks.window(b, ipuaGroup(in.AppID, in.IP, in.UA), at.Add(-r.ProbabilisticWindow), at, func(_ time.Time, id string, v []byte) error {
+		err := s.clicks.window(b, rec.Partition, ipuaGroup(in.AppID, in.IP, in.UA), at.Add(-r.ProbabilisticWindow), at, func(_ time.Time, id string, v []byte) error {
 			k := event.Click{ClickID: id}
 			if err := decodeTouch(v, &k.Touch, false); err != nil {
 				return fmt.Errorf("stored ip+ua click %s: %w", id, err)

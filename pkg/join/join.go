@@ -261,11 +261,11 @@ func (j *Joiner) conn() []kgo.Opt {
 func (j *Joiner) Processor(name string) stage.Processor {
 	switch name {
 	case StageClickID:
-		return &clickIDStage{j: j, clocks: clocks{}, waiting: occupancy{}}
+		return &clickIDStage{j: j, clocks: clocks{}, waiting: occupancy{}, byText: occupancy{}}
 	case StageDevice:
-		return &deviceStage{j: j, clocks: clocks{}}
+		return newDeviceStage(j)
 	case StageIPUA:
-		return &ipuaStage{j: j, clocks: clocks{}}
+		return newIPUAStage(j)
 	case StageEvents:
 		return &eventsStage{j: j, clocks: clocks{}, waiting: occupancy{}}
 	}

@@ -338,10 +338,11 @@ func TestExpiry(t *testing.T) {
 	e.feed(click("k1", 0, withIDFA(idfa1), withIPUA("10.0.0.1")), impression("m1", 0, idfa1))
 	e.feed(install("i", hour, iIDFA(idfa1)))
 	before := e.keys()
-	// 7 d lookback + 24 h allowance + a minute later, a click moves the
-	// stream time of every stage (expiry is driven by each partition's
-	// own records).
-	e.feed(click("tick", 8*day+2*min_, withIDFA(idfa2), withIPUA("10.0.0.2")))
+	// 7 d lookback + 24 h allowance, then the rest of the device stage's
+	// 8-day click generation: 16 days and a minute later, a click moves
+	// the stream time of every stage (expiry is driven by each
+	// partition's own records).
+	e.feed(click("tick", 16*day+2*min_, withIDFA(idfa2), withIPUA("10.0.0.2")))
 	after := e.keys()
 	for st, n := range before {
 		t.Logf("stage %s: %d keys before, %d after", st, n, after[st])
@@ -351,15 +352,16 @@ func TestExpiry(t *testing.T) {
 	if after[StageClickID] != 2 {
 		t.Errorf("stage A keys after expiry %d, want 2 (the new click)", after[StageClickID])
 	}
-	if after[StageIPUA] != 2 {
-		t.Errorf("stage C keys after expiry %d, want 2 (the new click)", after[StageIPUA])
+	// Stages B and C keep clicks in generations: one key each.
+	if after[StageIPUA] != 1 {
+		t.Errorf("stage C keys after expiry %d, want 1 (the new click)", after[StageIPUA])
 	}
 	// Stage B keeps the new click and the counted install (90 d
 	// re-attribution window).
-	if after[StageDevice] != 4 {
-		t.Errorf("stage B keys after expiry %d, want 4", after[StageDevice])
+	if after[StageDevice] != 3 {
+		t.Errorf("stage B keys after expiry %d, want 3", after[StageDevice])
 	}
-	e.feed(install("late", 8*day+3*min_, iIDFA(idfa1)))
+	e.feed(install("late", 16*day+3*min_, iIDFA(idfa1)))
 	checkInstall(t, e.installs(), "late", wantInstall{match: event.MatchOrganic, re: true})
 }
 
@@ -382,4 +384,74 @@ func rejValues(rs []*kgo.Record) string {
 		b.WriteByte('\n')
 	}
 	return b.String()
+}
+
+// TestLegacyLayouts: clicks an earlier version stored with an expiry index
+// (sindex) are still found by the device and IP + UA stages after an
+// upgrade, and still expire.
+func TestLegacyLayouts(t *testing.T) {
+	e := newEngine(t, testConfig(t))
+	touch := event.Touch{Time: base, AppID: "app", MediaSource: "net", Placement: event.Placement{CampaignID: "cmp-1"}, Currency: "USD"}
+	for st, group := range map[string][]byte{
+		StageDevice: joinKey("app", idfa1),
+		StageIPUA:   ipuaGroup("app", "10.0.0.1", ua),
+	} {
+		b := e.procs[st].s.NewBatch()
+		sindex{'k', 'K'}.put(b, group, base, "old-"+st, appendTouch(nil, &touch, false))
+		if err := b.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.feed(install("by-device", min_, iIDFA(idfa1)), install("by-ipua", min_, iIPUA("10.0.0.1")))
+	got := e.installs()
+	checkInstall(t, got, "by-device", wantInstall{match: event.MatchDeviceID, touch: "old-" + StageDevice})
+	checkInstall(t, got, "by-ipua", wantInstall{match: event.MatchProbabilistic, touch: "old-" + StageIPUA})
+
+	e.feed(click("tick", 16*day+2*min_, withIDFA(idfa2), withIPUA("10.0.0.2")))
+	for _, st := range []string{StageDevice, StageIPUA} {
+		if err := e.procs[st].s.Scan([]byte{'k'}, func(k, _ []byte) error {
+			t.Errorf("stage %s still holds the legacy entry %q", st, k)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestClickIDLayouts: UUIDv7 click ids (ingest's) are stored in the compact
+// index and expire by their embedded time; other ids, v7 ids minted far
+// from their click's time, and v7 ids an earlier version stored as text are
+// all still found by id.
+func TestClickIDLayouts(t *testing.T) {
+	v7 := func(at time.Duration) string { return uuid7(base.Add(at), 1) }
+	fresh, skewed, legacy := v7(0), v7(-2*hour), v7(time.Second)
+	e := newEngine(t, testConfig(t))
+	b := e.procs[StageClickID].s.NewBatch()
+	touch := event.Touch{Time: base, AppID: "app", MediaSource: "net", Placement: event.Placement{CampaignID: "cmp-1"}, Currency: "USD"}
+	aClicks.put(b, []byte(legacy), base, appendTouch(nil, &touch, true))
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	e.feed(click(fresh, 0), click(skewed, 0), click("plain-id", 0))
+	var v7Keys, textKeys int
+	count := func() {
+		v7Keys, textKeys = 0, 0
+		_ = e.procs[StageClickID].s.Scan([]byte{'v'}, func(_, _ []byte) error { v7Keys++; return nil })
+		_ = e.procs[StageClickID].s.Scan([]byte{'c'}, func(_, _ []byte) error { textKeys++; return nil })
+	}
+	count()
+	if v7Keys != 1 || textKeys != 3 {
+		t.Fatalf("%d compact and %d text-keyed clicks, want 1 (%s) and 3", v7Keys, textKeys, fresh)
+	}
+	e.feed(install("i1", min_, iClick(fresh)), install("i2", min_, iClick(skewed)),
+		install("i3", min_, iClick("plain-id")), install("i4", min_, iClick(legacy)))
+	got := e.installs()
+	for id, touch := range map[string]string{"i1": fresh, "i2": skewed, "i3": "plain-id", "i4": legacy} {
+		checkInstall(t, got, id, wantInstall{match: event.MatchClickID, touch: touch})
+	}
+	e.feed(click("tick", 9*day))
+	count()
+	if v7Keys != 0 || textKeys != 1 {
+		t.Errorf("after expiry %d compact and %d text-keyed clicks, want 0 and 1 (tick)", v7Keys, textKeys)
+	}
 }
