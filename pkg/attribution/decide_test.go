@@ -406,36 +406,3 @@ func TestDecideDoesNotAlias(t *testing.T) {
 		t.Fatalf("output aliases the candidates: %+v", got.Attribution)
 	}
 }
-
-// TestDeterministic checks Deterministic against Decide on every case of
-// the rule table: it holds exactly when Decide credits rule 1 or 2, and
-// then Decide without the probabilistic candidates decides the same.
-func TestDeterministic(t *testing.T) {
-	n := 0
-	for _, tc := range decideCases() {
-		t.Run(tc.name, func(t *testing.T) {
-			r := DefaultRules()
-			if tc.rules != nil {
-				tc.rules(&r)
-			}
-			got := r.Deterministic(tc.in, tc.c)
-			full := r.Decide(tc.in, tc.c, camps, decidedAt)
-			want := full.MatchType == event.MatchClickID || full.MatchType == event.MatchDeviceID
-			if got != want {
-				t.Fatalf("Deterministic = %v, Decide matched %s", got, full.MatchType)
-			}
-			if !got {
-				return
-			}
-			n++
-			c := tc.c
-			c.ByIPUA = nil
-			if without := r.Decide(tc.in, c, camps, decidedAt); !reflect.DeepEqual(without, full) {
-				t.Errorf("without probabilistic candidates Decide gives %+v, want %+v", without.Attribution, full.Attribution)
-			}
-		})
-	}
-	if n == 0 {
-		t.Fatal("no deterministic case in the rule table")
-	}
-}

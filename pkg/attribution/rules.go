@@ -211,13 +211,3 @@ func InstallTime(in *event.Install) time.Time { return installTime(in) }
 func (r Rules) Reinstall(in *event.Install, prior *time.Time) bool {
 	return in.IsReinstall || r.reinstall(installTime(in), prior)
 }
-
-// Deterministic reports whether rule 1 (click id) or rule 2 (advertising
-// id) credits in with the candidates c. Rules 3 to 5 then cannot change
-// the decision, so a store may call Decide without looking up
-// probabilistic candidates (c.ByIPUA is ignored here).
-func (r Rules) Deterministic(in *event.Install, c Candidates) bool {
-	c.ByIPUA = nil
-	w, _, _ := r.match(in, installTime(in), &c)
-	return w.match == event.MatchClickID || w.match == event.MatchDeviceID
-}

@@ -150,18 +150,6 @@ func (s *deviceStage) install(rec *kgo.Record, b *statestore.Batch, emit func(*k
 		}
 		bPrior.put(b, pid, at, statestore.AppendTime(nil, at))
 	}
-	if p.ByClickID != nil || len(p.ByDevice) > 0 {
-		// A click id or device match makes the IP + UA lookup moot:
-		// decide here and spare the install a hop.
-		if err := p.decodeInstall(); err != nil {
-			s.j.reject(rec, "install", "undecodable install JSON: "+err.Error(), emit)
-			return nil
-		}
-		c := p.candidates()
-		if r.Deterministic(in, c) {
-			return s.j.decide(r, in, c, rec.Timestamp, emit)
-		}
-	}
 	return s.j.toIPUA(p, rec.Timestamp, emit)
 }
 
