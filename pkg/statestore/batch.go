@@ -142,35 +142,15 @@ func (b *Batch) ScanRange(lo, hi []byte, fn func(key, value []byte) error) error
 
 // ScanRanges is ScanRange over several ranges, in the order given, with one
 // iterator: cheaper than a ScanRange each when a lookup spans ranges.
-func (b *Batch) ScanRanges(ranges [][2][]byte, fn func(key, value []byte) error) (err error) {
+func (b *Batch) ScanRanges(ranges [][2][]byte, fn func(key, value []byte) error) error {
 	if b.done {
 		return ErrBatchDone
 	}
-	if len(ranges) == 0 {
-		return nil
+	internal := make([][2][]byte, len(ranges))
+	for i, r := range ranges {
+		internal[i] = [2][]byte{userKey(r[0]), userKey(r[1])}
 	}
-	it, err := b.pb.NewIter(&pebble.IterOptions{})
-	if err != nil {
-		return fmt.Errorf("statestore: iterator: %w", err)
-	}
-	defer func() {
-		if cerr := it.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("statestore: iterator: %w", cerr)
-		}
-	}()
-	for _, r := range ranges {
-		it.SetBounds(userKey(r[0]), userKey(r[1]))
-		for ok := it.First(); ok; ok = it.Next() {
-			v, verr := it.ValueAndErr()
-			if verr != nil {
-				return fmt.Errorf("statestore: value: %w", verr)
-			}
-			if err := fn(it.Key()[1:], v); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return scanRanges(b.pb, internal, fn)
 }
 
 // Len is the number of changelog records the batch will produce.

@@ -45,9 +45,10 @@
 //
 // Time-windowed indexes use [TimeKey] (prefix, big-endian time, id), so that
 // everything older than a time is one contiguous key range below
-// prefix+time. Lookup indexes whose keys do not start with the time (clicks
-// by id, by device, by IP+UA) get a secondary expiry index built with
-// [TimeKey] whose values are the primary keys; [ExpireIndex] deletes both.
+// prefix+time. Lookup indexes whose keys do not start with the time (seen
+// ids, say) can get a secondary expiry index built with [TimeKey] whose
+// values are the primary keys; [ExpireIndex] deletes both. A key that starts
+// with a coarse time (a generation) expires by range without one.
 //
 // # How expiry reaches the changelog
 //

@@ -184,8 +184,17 @@ func scan(r reader, prefix []byte, fn func(key, value []byte) error) error {
 }
 
 // scanRange iterates internal keys in [lo, hi) and passes user keys to fn.
-func scanRange(r reader, lo, hi []byte, fn func(key, value []byte) error) (err error) {
-	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+func scanRange(r reader, lo, hi []byte, fn func(key, value []byte) error) error {
+	return scanRanges(r, [][2][]byte{{lo, hi}}, fn)
+}
+
+// scanRanges is scanRange over several ranges of internal keys, in the
+// order given, with one iterator.
+func scanRanges(r reader, ranges [][2][]byte, fn func(key, value []byte) error) (err error) {
+	if len(ranges) == 0 {
+		return nil
+	}
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: ranges[0][0], UpperBound: ranges[0][1]})
 	if err != nil {
 		return fmt.Errorf("statestore: iterator: %w", err)
 	}
@@ -194,13 +203,18 @@ func scanRange(r reader, lo, hi []byte, fn func(key, value []byte) error) (err e
 			err = fmt.Errorf("statestore: iterator: %w", cerr)
 		}
 	}()
-	for ok := it.First(); ok; ok = it.Next() {
-		v, verr := it.ValueAndErr()
-		if verr != nil {
-			return fmt.Errorf("statestore: value: %w", verr)
+	for i, rg := range ranges {
+		if i > 0 {
+			it.SetBounds(rg[0], rg[1])
 		}
-		if err := fn(it.Key()[1:], v); err != nil {
-			return err
+		for ok := it.First(); ok; ok = it.Next() {
+			v, verr := it.ValueAndErr()
+			if verr != nil {
+				return fmt.Errorf("statestore: value: %w", verr)
+			}
+			if err := fn(it.Key()[1:], v); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -342,3 +342,36 @@ func TestSharedCacheAndConcurrentReads(t *testing.T) {
 		t.Fatal("stores sharing a cache share data")
 	}
 }
+
+// TestBatchReadsSeeOwnWrites: Get (whether or not the batch wrote the key)
+// and ScanRanges see the store and the batch's own writes and deletes
+// together, ranges in the order given.
+func TestBatchReadsSeeOwnWrites(t *testing.T) {
+	s, _ := openTemp(t)
+	b := s.NewBatch()
+	for _, k := range []string{"a/1", "a/2", "b/1", "c/1"} {
+		b.Set([]byte(k), []byte("stored "+k))
+	}
+	commit(t, b)
+
+	b = s.NewBatch()
+	defer b.Close()
+	b.Set([]byte("a/3"), []byte("new"))
+	b.Delete([]byte("b/1"))
+	b.Set([]byte("c/1"), []byte("changed"))
+	for k, want := range map[string]string{"a/1": "stored a/1", "a/3": "new", "b/1": "", "c/1": "changed", "zz": ""} {
+		v, ok, err := b.Get([]byte(k))
+		if err != nil || string(v) != want || ok != (want != "") {
+			t.Errorf("get %s = %q, %v, %v; want %q", k, v, ok, err, want)
+		}
+	}
+	var got []string
+	err := b.ScanRanges([][2][]byte{{[]byte("c/"), []byte("c0")}, {[]byte("b/"), []byte("b0")}, {[]byte("a/2"), []byte("a0")}},
+		func(k, v []byte) error { got = append(got, string(k)+"="+string(v)); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != "[c/1=changed a/2=stored a/2 a/3=new]" {
+		t.Errorf("ScanRanges = %v", got)
+	}
+}
