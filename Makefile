@@ -61,16 +61,19 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
-bench: infra ## benchmarks: ns/op and allocs/op, side-by-side ratios (ingest vs bare net/http, sink vs raw clickhouse-go, attribution stages vs rules alone), pipeline freshness
+bench: infra ## benchmarks: ns/op and allocs/op, side-by-side ratios (ingest vs bare net/http, sink vs raw clickhouse-go, attribution stages vs store and rules alone, vs a Kafka pass-through, two instances vs one), pipeline freshness
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./pkg/postback/
 	$(GO) test -run '^$$' -bench 'IngestVsBare' -benchtime 1x ./pkg/ingest/
 	$(GO) test -tags integration -run '^$$' -bench 'SinkVsRaw' -benchtime 1x ./pkg/sink/
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/attribution/
-	$(GO) test -run '^$$' -bench 'Engine' -benchmem -benchtime 20000x ./pkg/join/
+	@echo "Attribution in process: clicks stored and installs joined per CPU second (/cpu-s), beside store-only and decide-only:"
+	$(GO) test -run '^$$' -bench 'Engine' -benchmem -benchtime 50000x ./pkg/join/
 	$(GO) test -run '^$$' -bench 'StoredClickBytes|EndToEndKfake' -benchtime 1x ./pkg/join/
+	@echo "Attribution through the local broker: clicks/s and installs/s beside a stateless transactional pass-through, and two instances beside one (about a minute):"
+	$(GO) test -tags integration -run '^$$' -bench 'ThroughBroker' -benchtime 1x -timeout 20m ./pkg/join/
 	@echo "Freshness from a postback's 2xx to its row in ClickHouse, through the three services at 1000 installs/s + 5000 clicks/s + 500 events/s (about 70 s):"
 	$(GO) test -tags integration -run '^$$' -bench 'Freshness' -benchtime 1x -timeout 15m ./services/attribution/
-	@echo "RSS after 1M and $(RSS_CLICKS) clicks stored (about 90 s per million on 2 cores):"
+	@echo "RSS after 1M and $(RSS_CLICKS) clicks stored (about 20 s per million on 2 cores):"
 	BENCH_RSS_CLICKS=$(RSS_CLICKS) $(GO) test -run '^$$' -bench 'RSS' -benchtime 1x -timeout 90m ./pkg/join/
 
 fuzz: ## run every fuzz target for FUZZTIME each (corpus kept in testdata/fuzz)
