@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/segmentio/encoding/json"
@@ -107,6 +108,7 @@ func appendTime(dst []byte, t time.Time) []byte {
 // stages need it: its id, the fields the rules credit (appendTouch) and the
 // device ids it is keyed by.
 func appendTouchRecord(dst []byte, id string, t *event.Touch) []byte {
+	dst = slices.Grow(dst, touchRecordSize(id, t))
 	dst = appendString(dst, id)
 	dst = appendTime(dst, t.Time)
 	for _, s := range [...]string{t.AppID, t.MediaSource, t.CampaignID, t.AdsetID, t.CreativeID, t.SiteID, t.SubSiteID, t.Currency,
@@ -114,6 +116,14 @@ func appendTouchRecord(dst []byte, id string, t *event.Touch) []byte {
 		dst = appendString(dst, s)
 	}
 	return dst
+}
+
+// touchRecordSize bounds the bytes appendTouchRecord appends, so it grows
+// its buffer once.
+func touchRecordSize(id string, t *event.Touch) int {
+	n := len(id) + len(t.AppID) + len(t.MediaSource) + len(t.CampaignID) + len(t.AdsetID) + len(t.CreativeID) + len(t.SiteID) +
+		len(t.SubSiteID) + len(t.Currency) + len(t.IDFA) + len(t.GAID) + len(t.IP) + len(t.UA)
+	return n + 13*binary.MaxVarintLen32 + binary.MaxVarintLen64
 }
 
 func (r *wireReader) touchRecord(t *event.Touch) (id string) {
@@ -138,6 +148,17 @@ const (
 // the install's JSON (p.raw, or p.Install encoded when there is none).
 func appendPending(dst []byte, p *pending) ([]byte, error) {
 	in := &p.Install
+	n := 64 + len(in.EventID) + len(in.AppID) + len(in.IDFA) + len(in.GAID) + len(in.IDFV) + len(in.AndroidID) + len(in.IP) + len(in.UA) + len(p.raw)
+	if p.ByClickID != nil {
+		n += touchRecordSize(p.ByClickID.ClickID, &p.ByClickID.Touch)
+	}
+	for i := range p.ByDevice {
+		n += touchRecordSize(p.ByDevice[i].ClickID, &p.ByDevice[i].Touch)
+	}
+	for i := range p.Impressions {
+		n += touchRecordSize(p.Impressions[i].ImpressionID, &p.Impressions[i].Touch)
+	}
+	dst = slices.Grow(dst, n)
 	dst = append(dst, tagInstallBin)
 	for _, s := range [...]string{in.EventID, in.AppID, in.IDFA, in.GAID, in.IDFV, in.AndroidID, in.IP, in.UA} {
 		dst = appendString(dst, s)

@@ -36,7 +36,8 @@ type op struct {
 
 // NewBatch starts a batch. Commit or Close it.
 func (s *Store) NewBatch() *Batch {
-	return &Batch{s: s, pb: s.db.NewIndexedBatch(), last: map[string]int{}}
+	n := s.sizeHint.Load()
+	return &Batch{s: s, pb: s.db.NewIndexedBatch(), ops: make([]op, 0, n), last: make(map[string]int, n)}
 }
 
 func (b *Batch) fail(err error) {
@@ -214,6 +215,7 @@ func (b *Batch) Close() {
 		return
 	}
 	b.done = true
+	b.s.sizeHint.Store(int64(len(b.ops)))
 	_ = b.pb.Close()
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble"
 	"github.com/cockroachdb/pebble/bloom"
@@ -63,6 +64,10 @@ type Options struct {
 // directory of its own. See the package documentation for the write protocol.
 type Store struct {
 	db *pebble.DB
+	// sizeHint is the write count of the last batch: the next one starts
+	// with room for as many, so a busy stage's batch does not regrow its
+	// index every transaction.
+	sizeHint atomic.Int64
 }
 
 // Open opens (creating it if needed) the store in dir.
