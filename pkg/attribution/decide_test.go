@@ -406,3 +406,35 @@ func TestDecideDoesNotAlias(t *testing.T) {
 		t.Fatalf("output aliases the candidates: %+v", got.Attribution)
 	}
 }
+
+// TestClickWins checks ClickWins against Decide on every case of the rule
+// table: it holds exactly when Decide credits rule 1 or 2, and then Decide
+// without probabilistic candidates and impressions decides the same.
+func TestClickWins(t *testing.T) {
+	n := 0
+	for _, tc := range decideCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			r := DefaultRules()
+			if tc.rules != nil {
+				tc.rules(&r)
+			}
+			got := r.ClickWins(tc.in, tc.c)
+			full := r.Decide(tc.in, tc.c, camps, decidedAt)
+			if want := full.MatchType == event.MatchClickID || full.MatchType == event.MatchDeviceID; got != want {
+				t.Fatalf("ClickWins = %v, Decide matched %s", got, full.MatchType)
+			}
+			if !got {
+				return
+			}
+			n++
+			c := tc.c
+			c.ByIPUA, c.Impressions = nil, nil
+			if without := r.Decide(tc.in, c, camps, decidedAt); !reflect.DeepEqual(without, full) {
+				t.Errorf("without probabilistic candidates and impressions Decide gives %+v, want %+v", without.Attribution, full.Attribution)
+			}
+		})
+	}
+	if n == 0 {
+		t.Fatal("no case of the rule table is won by a click")
+	}
+}

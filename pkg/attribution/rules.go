@@ -211,3 +211,13 @@ func InstallTime(in *event.Install) time.Time { return installTime(in) }
 func (r Rules) Reinstall(in *event.Install, prior *time.Time) bool {
 	return in.IsReinstall || r.reinstall(installTime(in), prior)
 }
+
+// ClickWins reports whether rule 1 (click id) or rule 2 (advertising id)
+// credits one of c's clicks. Rules 3 and 4 then cannot change the decision,
+// so a store may skip looking up probabilistic candidates and impressions
+// (c.ByIPUA and c.Impressions are ignored here).
+func (r Rules) ClickWins(in *event.Install, c Candidates) bool {
+	c.ByIPUA, c.Impressions = nil, nil
+	w, _, _ := r.match(in, installTime(in), &c)
+	return w.match == event.MatchClickID || w.match == event.MatchDeviceID
+}

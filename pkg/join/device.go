@@ -113,20 +113,12 @@ func (s *deviceStage) install(rec *kgo.Record, b *statestore.Batch, emit func(*k
 			return err
 		}
 		p.ByDevice, p.DeviceClickCount = clicks, n
-		var imps []event.Impression
-		err = s.impressions.window(b, rec.Partition, group, at.Add(-r.ViewLookback), at, func(t time.Time, id string, v []byte) error {
-			m := event.Impression{ImpressionID: id}
-			if err := decodeTouch(v, &m.Touch, false); err != nil {
-				return fmt.Errorf("stored impression %s: %w", id, err)
+		// Impressions only count when no click wins (rule 4 is last).
+		if !r.ClickWins(in, p.candidates()) {
+			if p.Impressions, err = s.deviceImpressions(b, rec.Partition, group, dev, in.AppID, at.Add(-r.ViewLookback), at); err != nil {
+				return err
 			}
-			m.AppID, m.Device = in.AppID, dev
-			imps = keepLast(imps, m, max)
-			return nil
-		})
-		if err != nil {
-			return err
 		}
-		p.Impressions = imps
 	}
 
 	pid := joinKey(in.AppID, deviceKey(in))
@@ -151,6 +143,22 @@ func (s *deviceStage) install(rec *kgo.Record, b *statestore.Batch, emit func(*k
 		bPrior.put(b, pid, at, statestore.AppendTime(nil, at))
 	}
 	return s.j.toIPUA(p, rec.Timestamp, emit)
+}
+
+// deviceImpressions returns the latest MaxCandidates impressions of group
+// (one app's device) in [from, to], oldest first.
+func (s *deviceStage) deviceImpressions(b *statestore.Batch, p int32, group []byte, dev event.Device, app string, from, to time.Time) ([]event.Impression, error) {
+	var imps []event.Impression
+	err := s.impressions.window(b, p, group, from, to, func(t time.Time, id string, v []byte) error {
+		m := event.Impression{ImpressionID: id}
+		if err := decodeTouch(v, &m.Touch, false); err != nil {
+			return fmt.Errorf("stored impression %s: %w", id, err)
+		}
+		m.AppID, m.Device = app, dev
+		imps = keepLast(imps, m, s.j.cfg.MaxCandidates)
+		return nil
+	})
+	return imps, err
 }
 
 // keepLast appends v to s, keeping only the last max elements (inputs

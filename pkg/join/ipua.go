@@ -85,7 +85,8 @@ func (s *ipuaStage) install(rec *kgo.Record, b *statestore.Batch, emit func(*kgo
 	r := s.j.cfg.Rules.For(in.AppID)
 	s.j.m.lookups.WithLabelValues(StageIPUA).Inc()
 	c := p.candidates()
-	if in.IP != "" && in.UA != "" {
+	// The IP + UA clicks only count when no click wins by id or device.
+	if in.IP != "" && in.UA != "" && !r.ClickWins(in, c) {
 		at := attribution.InstallTime(in)
 		err := s.clicks.window(b, rec.Partition, ipuaGroup(in.AppID, in.IP, in.UA), at.Add(-r.ProbabilisticWindow), at, func(_ time.Time, id string, v []byte) error {
 			k := event.Click{ClickID: id}

@@ -144,11 +144,12 @@ const (
 )
 
 // appendPending encodes an install in flight: the install fields the device
-// and IP + UA stages route and look up by, the candidates found so far, and
+// and IP + UA stages route, look up and skip lookups by, the candidates
+// found so far, and
 // the install's JSON (p.raw, or p.Install encoded when there is none).
 func appendPending(dst []byte, p *pending) ([]byte, error) {
 	in := &p.Install
-	n := 64 + len(in.EventID) + len(in.AppID) + len(in.IDFA) + len(in.GAID) + len(in.IDFV) + len(in.AndroidID) + len(in.IP) + len(in.UA) + len(p.raw)
+	n := 64 + len(in.EventID) + len(in.AppID) + len(in.ClickID) + len(in.IDFA) + len(in.GAID) + len(in.IDFV) + len(in.AndroidID) + len(in.IP) + len(in.UA) + len(p.raw)
 	if p.ByClickID != nil {
 		n += touchRecordSize(p.ByClickID.ClickID, &p.ByClickID.Touch)
 	}
@@ -160,7 +161,7 @@ func appendPending(dst []byte, p *pending) ([]byte, error) {
 	}
 	dst = slices.Grow(dst, n)
 	dst = append(dst, tagInstallBin)
-	for _, s := range [...]string{in.EventID, in.AppID, in.IDFA, in.GAID, in.IDFV, in.AndroidID, in.IP, in.UA} {
+	for _, s := range [...]string{in.EventID, in.AppID, in.ClickID, in.IDFA, in.GAID, in.IDFV, in.AndroidID, in.IP, in.UA} {
 		dst = appendString(dst, s)
 	}
 	dst = appendTime(dst, attribution.InstallTime(in))
@@ -211,7 +212,7 @@ func decodePending(b []byte) (*pending, error) {
 	r := wireReader{b: b}
 	p := new(pending)
 	in := &p.Install
-	for _, f := range [...]*string{&in.EventID, &in.AppID, &in.IDFA, &in.GAID, &in.IDFV, &in.AndroidID, &in.IP, &in.UA} {
+	for _, f := range [...]*string{&in.EventID, &in.AppID, &in.ClickID, &in.IDFA, &in.GAID, &in.IDFV, &in.AndroidID, &in.IP, &in.UA} {
 		*f = r.str()
 	}
 	in.InstallTime = r.time()
