@@ -85,8 +85,8 @@ func (s *clickIDStage) click(rec *kgo.Record, b *statestore.Batch, emit func(*kg
 		s.j.reject(rec, "click", "click lacks click_id, app_id or time", emit)
 		return nil
 	}
-	if !aClicksV7.put(b, c.ClickID, c.Time, appendTouch(nil, &c.Touch, true)) {
-		aClicks.put(b, []byte(c.ClickID), c.Time, appendTouch(nil, &c.Touch, true))
+	if v := appendTouch(nil, &c.Touch, true); !aClicksV7.put(b, c.ClickID, c.Time, v) {
+		aClicks.put(b, []byte(c.ClickID), c.Time, v)
 	}
 	s.j.routeTouch(tagClickBin, c.ClickID, &c.Touch, rec.Timestamp, emit)
 

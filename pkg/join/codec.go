@@ -3,7 +3,6 @@ package join
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/adtrack/postback/pkg/event"
@@ -36,7 +35,8 @@ type pending struct {
 	raw []byte
 }
 
-var errShort = errors.New("truncated touch entry")
+// errShort is a state value too short for the time it starts with.
+var errShort = errors.New("truncated state value")
 
 // appendTouch encodes what a stage keeps of a touch: its time and the
 // fields the rules credit (media source, placement, currency), with the app
@@ -44,40 +44,31 @@ var errShort = errors.New("truncated touch entry")
 // strings, no field names: a stored click costs ~40 bytes plus its key.
 func appendTouch(dst []byte, t *event.Touch, withApp bool) []byte {
 	dst = binary.AppendVarint(dst, t.Time.UnixNano())
-	if withApp {
-		dst = appendString(dst, t.AppID)
-	}
-	for _, s := range [...]string{t.MediaSource, t.CampaignID, t.AdsetID, t.CreativeID, t.SiteID, t.SubSiteID, t.Currency} {
-		dst = appendString(dst, s)
+	fields := touchFields(t)
+	for _, s := range fields[skipApp(withApp):] {
+		dst = appendString(dst, *s)
 	}
 	return dst
 }
 
 // decodeTouch is the inverse of appendTouch.
 func decodeTouch(b []byte, t *event.Touch, withApp bool) error {
-	ns, n := binary.Varint(b)
-	if n <= 0 {
-		return errShort
-	}
-	b = b[n:]
-	t.Time = time.Unix(0, ns).UTC()
-	fields := [...]*string{&t.AppID, &t.MediaSource, &t.CampaignID, &t.AdsetID, &t.CreativeID, &t.SiteID, &t.SubSiteID, &t.Currency}
-	start := 1
+	r := wireReader{b: b}
+	r.touch(t, withApp)
+	return r.end()
+}
+
+// touchFields are the string fields appendTouch keeps, the app id first.
+func touchFields(t *event.Touch) [8]*string {
+	return [...]*string{&t.AppID, &t.MediaSource, &t.CampaignID, &t.AdsetID, &t.CreativeID, &t.SiteID, &t.SubSiteID, &t.Currency}
+}
+
+// skipApp is how many of touchFields an entry leaves out.
+func skipApp(withApp bool) int {
 	if withApp {
-		start = 0
+		return 0
 	}
-	for _, f := range fields[start:] {
-		l, n := binary.Uvarint(b)
-		if n <= 0 || uint64(len(b)-n) < l {
-			return errShort
-		}
-		*f = string(b[n : n+int(l)])
-		b = b[n+int(l):]
-	}
-	if len(b) != 0 {
-		return fmt.Errorf("touch entry has %d trailing bytes", len(b))
-	}
-	return nil
+	return 1
 }
 
 func appendString(dst []byte, s string) []byte {

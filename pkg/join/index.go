@@ -242,7 +242,12 @@ func (ix gindex) window(b *statestore.Batch, group []byte, from, to time.Time, f
 	for g := ix.genOf(from); g <= ix.genOf(to); g++ {
 		ranges = append(ranges, [2][]byte{ix.key(g, group, from, ""), ix.key(g, group, to.Add(1), "")})
 	}
-	skip := 5 + len(group)
+	return scanSeries(b, ranges, 5+len(group), fn)
+}
+
+// scanSeries calls fn for every entry in ranges of a series index, whose
+// keys end in time + id after skip bytes.
+func scanSeries(b *statestore.Batch, ranges [][2][]byte, skip int, fn func(t time.Time, id string, v []byte) error) error {
 	return b.ScanRanges(ranges, func(k, v []byte) error {
 		t, id, err := statestore.ParseTimeKey(k, skip)
 		if err != nil {
@@ -312,27 +317,10 @@ func (ix sindex) key(group []byte, t time.Time, id string) []byte {
 	return append(k, id...)
 }
 
-func (ix sindex) put(b *statestore.Batch, group []byte, t time.Time, id string, v []byte) {
-	b.Set(ix.key(group, t, id), v)
-	x := statestore.AppendTime([]byte{ix.x}, t)
-	x = binary.AppendUvarint(x, uint64(len(group)))
-	x = append(x, group...)
-	b.Set(append(x, id...), nil)
-}
-
 // window calls fn for the entries of group with from <= time <= to, oldest
 // first.
 func (ix sindex) window(b *statestore.Batch, group []byte, from, to time.Time, fn func(t time.Time, id string, v []byte) error) error {
-	lo := ix.key(group, from, "")
-	hi := ix.key(group, to.Add(1), "")
-	skip := 1 + len(group)
-	return b.ScanRange(lo, hi, func(k, v []byte) error {
-		t, id, err := statestore.ParseTimeKey(k, skip)
-		if err != nil {
-			return err
-		}
-		return fn(t, id, v)
-	})
+	return scanSeries(b, [][2][]byte{{ix.key(group, from, ""), ix.key(group, to.Add(1), "")}}, 1+len(group), fn)
 }
 
 var errIndexKey = errors.New("malformed expiry key")

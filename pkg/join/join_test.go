@@ -1,6 +1,7 @@
 package join
 
 import (
+	"encoding/binary"
 	"slices"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/adtrack/postback/pkg/event"
+	"github.com/adtrack/postback/pkg/statestore"
 )
 
 const (
@@ -384,6 +386,16 @@ func rejValues(rs []*kgo.Record) string {
 		b.WriteByte('\n')
 	}
 	return b.String()
+}
+
+// put writes an entry the way earlier versions did (the layout is only
+// read and expired now).
+func (ix sindex) put(b *statestore.Batch, group []byte, t time.Time, id string, v []byte) {
+	b.Set(ix.key(group, t, id), v)
+	x := statestore.AppendTime([]byte{ix.x}, t)
+	x = binary.AppendUvarint(x, uint64(len(group)))
+	x = append(x, group...)
+	b.Set(append(x, id...), nil)
 }
 
 // TestLegacyLayouts: clicks an earlier version stored with an expiry index

@@ -28,10 +28,11 @@ const (
 	tagJoinBin    byte = 'j' // attributed install for the events stage (appendJoined)
 )
 
-var errWire = errors.New("malformed repartition value")
+var errWire = errors.New("malformed binary value")
 
-// wireReader reads the fields of a binary value in order; the first error
-// sticks and every later read returns a zero value.
+// wireReader reads the fields of a binary value (a repartition value or a
+// stored touch) in order; the first error sticks and every later read
+// returns a zero value.
 type wireReader struct {
 	b   []byte
 	err error
@@ -105,32 +106,36 @@ func appendTime(dst []byte, t time.Time) []byte {
 }
 
 // appendTouchRecord encodes a click or impression as the device and IP + UA
-// stages need it: its id, the fields the rules credit (appendTouch) and the
-// device ids it is keyed by.
+// stages need it: its id, the fields the rules credit (appendTouch, with
+// the app) and the device ids it is keyed by.
 func appendTouchRecord(dst []byte, id string, t *event.Touch) []byte {
-	dst = slices.Grow(dst, touchRecordSize(id, t))
+	dst = slices.Grow(dst, touchRecordCap+len(t.UA))
 	dst = appendString(dst, id)
-	dst = appendTime(dst, t.Time)
-	for _, s := range [...]string{t.AppID, t.MediaSource, t.CampaignID, t.AdsetID, t.CreativeID, t.SiteID, t.SubSiteID, t.Currency,
-		t.IDFA, t.GAID, t.IP, t.UA} {
+	dst = appendTouch(dst, t, true)
+	for _, s := range [...]string{t.IDFA, t.GAID, t.IP, t.UA} {
 		dst = appendString(dst, s)
 	}
 	return dst
 }
 
-// touchRecordSize bounds the bytes appendTouchRecord appends, so it grows
-// its buffer once.
-func touchRecordSize(id string, t *event.Touch) int {
-	n := len(id) + len(t.AppID) + len(t.MediaSource) + len(t.CampaignID) + len(t.AdsetID) + len(t.CreativeID) + len(t.SiteID) +
-		len(t.SubSiteID) + len(t.Currency) + len(t.IDFA) + len(t.GAID) + len(t.IP) + len(t.UA)
-	return n + 13*binary.MaxVarintLen32 + binary.MaxVarintLen64
+// touchRecordCap is room for a touch record without its user agent, so
+// appending one usually grows the buffer once.
+const touchRecordCap = 256
+
+// touch reads what appendTouch wrote.
+func (r *wireReader) touch(t *event.Touch, withApp bool) {
+	t.Time = time.Unix(0, r.varint()).UTC()
+	fields := touchFields(t)
+	for _, f := range fields[skipApp(withApp):] {
+		*f = r.str()
+	}
 }
 
+// touchRecord reads what appendTouchRecord wrote.
 func (r *wireReader) touchRecord(t *event.Touch) (id string) {
 	id = r.str()
-	t.Time = r.time()
-	for _, f := range [...]*string{&t.AppID, &t.MediaSource, &t.CampaignID, &t.AdsetID, &t.CreativeID, &t.SiteID, &t.SubSiteID, &t.Currency,
-		&t.IDFA, &t.GAID, &t.IP, &t.UA} {
+	r.touch(t, true)
+	for _, f := range [...]*string{&t.IDFA, &t.GAID, &t.IP, &t.UA} {
 		*f = r.str()
 	}
 	return id
@@ -145,21 +150,11 @@ const (
 
 // appendPending encodes an install in flight: the install fields the device
 // and IP + UA stages route, look up and skip lookups by, the candidates
-// found so far, and
-// the install's JSON (p.raw, or p.Install encoded when there is none).
+// found so far, and the install's JSON (p.raw, or p.Install encoded when
+// there is none).
 func appendPending(dst []byte, p *pending) ([]byte, error) {
 	in := &p.Install
-	n := 64 + len(in.EventID) + len(in.AppID) + len(in.ClickID) + len(in.IDFA) + len(in.GAID) + len(in.IDFV) + len(in.AndroidID) + len(in.IP) + len(in.UA) + len(p.raw)
-	if p.ByClickID != nil {
-		n += touchRecordSize(p.ByClickID.ClickID, &p.ByClickID.Touch)
-	}
-	for i := range p.ByDevice {
-		n += touchRecordSize(p.ByDevice[i].ClickID, &p.ByDevice[i].Touch)
-	}
-	for i := range p.Impressions {
-		n += touchRecordSize(p.Impressions[i].ImpressionID, &p.Impressions[i].Touch)
-	}
-	dst = slices.Grow(dst, n)
+	dst = slices.Grow(dst, len(p.raw)+touchRecordCap*(2+len(p.ByDevice)+len(p.Impressions)))
 	dst = append(dst, tagInstallBin)
 	for _, s := range [...]string{in.EventID, in.AppID, in.ClickID, in.IDFA, in.GAID, in.IDFV, in.AndroidID, in.IP, in.UA} {
 		dst = appendString(dst, s)
