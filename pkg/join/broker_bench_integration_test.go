@@ -269,12 +269,7 @@ func passThrough(b *testing.B, brokers []string, clicks, installs []*kgo.Record)
 // brokerJoins runs the four stages as instances of one group on fresh
 // topics: the clicks phase, then the installs phase.
 func brokerJoins(b *testing.B, brokers []string, instances int, clicks, installs []*kgo.Record) phaseRates {
-	tc := testenv.Topics(b, brokers, 4)
-	cfg := testConfig(b)
-	cfg.Brokers = brokers
-	cfg.Group = testenv.Name("attr-bench")
-	cfg.Topics = Topics{Clicks: tc.Clicks, Impressions: tc.Impressions, InstallsRaw: tc.InstallsRaw, EventsRaw: tc.EventsRaw,
-		InstallsAttributed: tc.InstallsAttributed, EventsAttributed: tc.EventsAttributed, Rejected: tc.Rejected}
+	cfg, tc := brokerConfig(b, brokers, "attr-bench")
 	cfg.TickInterval = 0 // records_total then counts data records only
 	cache := statestore.NewCache(64 << 20)
 	defer cache.Close()

@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/adtrack/postback/pkg/campaign"
+	"github.com/adtrack/postback/pkg/config"
 	"github.com/adtrack/postback/pkg/event"
 	"github.com/adtrack/postback/pkg/money"
 	"github.com/adtrack/postback/pkg/testenv"
@@ -35,14 +36,21 @@ func integrationConfigCampaigns(t *testing.T) (Config, string) {
 	return integrationConfigOn(t, testenv.Kafka(t))
 }
 
-// integrationConfigOn is integrationConfigCampaigns on the given brokers.
-func integrationConfigOn(t *testing.T, brokers []string) (Config, string) {
+// brokerConfig is testConfig on brokers, with fresh topics of 4 partitions
+// and a fresh group named from group; it also returns the topics.
+func brokerConfig(t testing.TB, brokers []string, group string) (Config, config.Topics) {
 	tc := testenv.Topics(t, brokers, 4)
 	cfg := testConfig(t)
 	cfg.Brokers = brokers
-	cfg.Group = testenv.Name("attr")
+	cfg.Group = testenv.Name(group)
 	cfg.Topics = Topics{Clicks: tc.Clicks, Impressions: tc.Impressions, InstallsRaw: tc.InstallsRaw, EventsRaw: tc.EventsRaw,
 		InstallsAttributed: tc.InstallsAttributed, EventsAttributed: tc.EventsAttributed, Rejected: tc.Rejected}
+	return cfg, tc
+}
+
+// integrationConfigOn is integrationConfigCampaigns on the given brokers.
+func integrationConfigOn(t *testing.T, brokers []string) (Config, string) {
+	cfg, tc := brokerConfig(t, brokers, "attr")
 	cfg.TransactionTimeout = 10 * time.Second
 	cfg.SessionTimeout = 6 * time.Second
 	cfg.MaxPollRecords = 100

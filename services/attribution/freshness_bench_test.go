@@ -359,32 +359,37 @@ func (g *generator) next(kind int, n int64, now time.Time) (job, bool) {
 		return job{kind: "click", url: fmt.Sprintf("%s/v1/click/%s?s2s=1&site_id=s%d&ip=10.1.%d.%d&ua=bench-ua&idfa=%s",
 			p.base, p.cmp, n%50, n/250%250, n%250, dev)}, true
 	case 1:
-		g.mu.Lock()
-		if len(g.clickIDs) == 0 {
-			g.mu.Unlock()
+		click, ok := g.take(&g.clickIDs, func(string) bool { return true })
+		if !ok {
 			return job{}, false
 		}
-		click := g.clickIDs[0]
-		g.clickIDs = g.clickIDs[1:]
-		g.mu.Unlock()
 		id := fmt.Sprintf("i%d", n)
 		return job{kind: "install", id: id, url: fmt.Sprintf("%s/v1/postbacks/generic/install?token=%s&event_id=%s&click_id=%s&app_id=%s&idfa=%s&install_time=%d",
 			p.base, p.token, id, click, p.app, dev, now.Unix())}, true
 	default:
-		g.mu.Lock()
 		// Events of installs accepted at least three seconds ago, as an
 		// app's first purchase comes after its install.
-		if len(g.installs) == 0 || now.Sub(g.accepted[g.installs[0]]) < 3*time.Second {
-			g.mu.Unlock()
+		inst, ok := g.take(&g.installs, func(id string) bool { return now.Sub(g.accepted[id]) >= 3*time.Second })
+		if !ok {
 			return job{}, false
 		}
-		inst := g.installs[0]
-		g.installs = g.installs[1:]
-		g.mu.Unlock()
 		id := fmt.Sprintf("e%d", n)
 		return job{kind: "event", id: id, url: fmt.Sprintf("%s/v1/postbacks/generic/event?token=%s&event_id=%s&app_id=%s&idfa=%s&event_name=purchase&event_time=%d&revenue=4.99&currency=USD",
 			p.base, p.token, id, p.app, installDevice(inst), now.Unix())}, true
 	}
+}
+
+// take removes and returns the first id of *q if ready says it may go,
+// under g.mu (ready runs under it too).
+func (g *generator) take(q *[]string, ready func(id string) bool) (string, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(*q) == 0 || !ready((*q)[0]) {
+		return "", false
+	}
+	id := (*q)[0]
+	*q = (*q)[1:]
+	return id, true
 }
 
 // installDevice is the device id an install job was sent with.
