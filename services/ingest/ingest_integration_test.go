@@ -308,10 +308,12 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
+	// Read the log to its end before Wait: Wait closes the pipe, and lines
+	// still in it (the last ones, "ingest stopped cleanly") would be lost.
+	out := <-logs
 	werr := cmd.Wait()
 	stop.Store(true)
 	wg.Wait()
-	out := <-logs
 	if werr != nil {
 		t.Fatalf("ingest exited with %v after SIGTERM:\n%s", werr, out)
 	}
