@@ -84,8 +84,8 @@ fuzz: ## run every fuzz target for FUZZTIME each (corpus kept in testdata/fuzz)
 	  done; \
 	done
 
-docs: ## regenerate docs/configuration.md and config.example.yaml from pkg/config
-	$(GO) test ./pkg/config -run TestDocsCurrent -count=1 -update
+docs: ## regenerate docs/configuration.md and config.example.yaml from the config structs (pkg/servicecfg)
+	$(GO) test ./pkg/servicecfg -run TestDocsCurrent -count=1 -update
 
 clean: ## remove build output (not the Kafka/ClickHouse state: see make down)
 	rm -rf $(BIN)

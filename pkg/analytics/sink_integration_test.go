@@ -13,9 +13,11 @@ import (
 	"github.com/segmentio/encoding/json"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/adtrack/postback/pkg/config"
+	"github.com/adtrack/postback/pkg/chconn"
 	"github.com/adtrack/postback/pkg/event"
+	"github.com/adtrack/postback/pkg/kafkaconn"
 	"github.com/adtrack/postback/pkg/money"
+	"github.com/adtrack/postback/pkg/servicecfg"
 	"github.com/adtrack/postback/pkg/sink"
 	"github.com/adtrack/postback/pkg/telemetry"
 	"github.com/adtrack/postback/pkg/testenv"
@@ -50,7 +52,7 @@ func amount(t *testing.T, s string) money.Amount {
 // loadThroughSink produces the fixture to fresh topics as the attribution
 // service and ingest would, runs the sink until every record is loaded, and
 // stops it.
-func loadThroughSink(ctx context.Context, t *testing.T, conn driver.Conn, chCfg config.ClickHouse, batches []batch) {
+func loadThroughSink(ctx context.Context, t *testing.T, conn driver.Conn, chCfg chconn.Config, batches []batch) {
 	t.Helper()
 	brokers := testenv.Kafka(t)
 	topics := testenv.Topics(t, brokers, 3)
@@ -113,12 +115,12 @@ func loadThroughSink(ctx context.Context, t *testing.T, conn driver.Conn, chCfg 
 		t.Fatal(err)
 	}
 
-	cfg := config.DefaultSink()
+	cfg := servicecfg.DefaultSink()
 	cfg.Kafka.Brokers, cfg.Kafka.Topics, cfg.ClickHouse = brokers, topics, chCfg
 	cfg.Group = testenv.Name("analytics")
 	cfg.SessionTimeout = 6 * time.Second
 	cfg.Sink.FlushInterval = 200 * time.Millisecond
-	l, err := sink.New(cfg, conn, telemetry.New(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	l, err := sink.New(cfg.Loader(kafkaconn.Plain(cfg.Kafka.Brokers)), conn, telemetry.New(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,15 +1,7 @@
 package campaign
 
 import (
-	"context"
-	"io"
-	"log/slog"
-	"strings"
 	"testing"
-	"time"
-
-	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/adtrack/postback/pkg/event"
 )
@@ -98,69 +90,5 @@ func TestCosts(t *testing.T) {
 	cpc.CostModel = CPC
 	if TouchCost(cpc, true) != cpc.Bid || TouchCost(cpc, false) != 0 {
 		t.Errorf("CPC costs wrong")
-	}
-}
-
-func TestPublishFollow(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "campaigns"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-
-	camps, _ := ParseYAML([]byte(good))
-	if err := Publish(ctx, cl, "campaigns", camps); err != nil {
-		t.Fatal(err)
-	}
-	// A record that is not a campaign must be skipped, not crash the follower.
-	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "campaigns", Key: []byte("junk"), Value: []byte("{")}).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
-	reg := NewRegistry()
-	f := NewFollower(reg, "campaigns", slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if f.Ready(ctx) == nil {
-		t.Fatal("ready before loading")
-	}
-	go f.Run(ctx, c.ListenAddrs())
-	waitFor(t, func() bool { return f.Synced() })
-	if reg.Len() != 2 {
-		t.Fatalf("registry has %d campaigns after sync, want 2", reg.Len())
-	}
-	if got, ok := reg.Get("c1"); !ok || got.Bid.String() != "1.5" {
-		t.Fatalf("c1 = %+v, %v", got, ok)
-	}
-	// Live update and tombstone.
-	camps[0].Bid = 2_000_000
-	if err := Publish(ctx, cl, "campaigns", camps[:1]); err != nil {
-		t.Fatal(err)
-	}
-	if err := Delete(ctx, cl, "campaigns", "c2"); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, func() bool {
-		c1, _ := reg.Get("c1")
-		_, has2 := reg.Get("c2")
-		return c1.Bid.String() == "2" && !has2
-	})
-	if err := Publish(ctx, cl, "campaigns", []event.Campaign{{ID: "bad"}}); err == nil || !strings.Contains(err.Error(), "app_id") {
-		t.Fatalf("Publish of invalid campaign: err = %v", err)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 20s")
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -8,6 +8,15 @@
 // key, its `desc` tag the documentation, its value in the defaults struct the
 // default. The same walk produces the flags, the env bindings and
 // docs/configuration.md, so the three cannot disagree.
+//
+// A string key whose name ends in _file (kafka.sasl.password_file) names a
+// file holding the value of its sibling key (kafka.sasl.password), so
+// secrets can come from a mounted file instead of YAML; a list sibling
+// (tokens) takes one value per line. Load reads those files.
+//
+// The package is a leaf: the sections are declared by the packages they
+// configure (kafkaconn, chconn, ingest, join, sink, ...), and
+// pkg/servicecfg composes them into each service's configuration.
 package config
 
 import (
@@ -46,6 +55,29 @@ func (e *KeyError) Unwrap() error { return e.Err }
 // Errorf returns a *KeyError for key with a formatted message.
 func Errorf(key, format string, args ...any) error {
 	return &KeyError{Key: key, Err: fmt.Errorf(format, args...)}
+}
+
+// Within prefixes the key of a *KeyError with section (Within("kafka",
+// err) turns tls.ca_file into kafka.tls.ca_file); other errors become a
+// *KeyError for section. It returns nil for nil, so sections validate with
+// keys relative to themselves and their parent names them.
+func Within(section string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var ke *KeyError
+	if errors.As(err, &ke) {
+		return &KeyError{Key: section + "." + ke.Key, Err: ke.Err}
+	}
+	return &KeyError{Key: section, Err: err}
+}
+
+// Positive returns a *KeyError for key unless d > 0.
+func Positive(key string, d time.Duration) error {
+	if d <= 0 {
+		return Errorf(key, "must be positive, got %s", d)
+	}
+	return nil
 }
 
 // ErrHelp is returned by Load when --help was asked for; usage was printed.
@@ -203,6 +235,9 @@ func Load(cfg Validator, name string, args []string, out io.Writer) error {
 	}
 	if err := v.Unmarshal(cfg, dec); err != nil {
 		return fmt.Errorf("config: %w", err)
+	}
+	if err := readFiles(reflect.ValueOf(cfg).Elem(), ""); err != nil {
+		return err
 	}
 	if err := cfg.Validate(); err != nil {
 		var ke *KeyError

@@ -12,22 +12,11 @@ type Service struct {
 	Config  Validator
 }
 
-// Services returns every service's default config, in documentation order.
-func Services() []Service {
-	ingest, attribution, sink, admin := DefaultIngest(), DefaultAttribution(), DefaultSink(), DefaultAdmin()
-	return []Service{
-		{"ingest", "HTTP front door: postbacks, clicks, impressions -> Kafka", &ingest},
-		{"attribution", "joins installs and events to their touches", &attribution},
-		{"sink", "loads topics into ClickHouse", &sink},
-		{"postbackctl", "operator command: topics, migrations, campaigns", &admin},
-	}
-}
-
 // Reference renders the generated part of docs/configuration.md: one table
 // per service listing every key, its env var, type and default.
-func Reference() string {
+func Reference(services []Service) string {
 	var b strings.Builder
-	for i, s := range Services() {
+	for i, s := range services {
 		if i > 0 {
 			b.WriteString("\n")
 		}
@@ -39,13 +28,13 @@ func Reference() string {
 // Example renders config.example.yaml: every key of every service with its
 // default and description, commented out so the file documents rather than
 // overrides. Each service reads its own file; copy the part you need.
-func Example() string {
+func Example(services []Service) string {
 	var b strings.Builder
-	b.WriteString("# Generated from pkg/config by `make docs`; do not edit by hand.\n")
+	b.WriteString("# Generated from pkg/servicecfg by `make docs`; do not edit by hand.\n")
 	b.WriteString("# Every key with its default. Each service reads one YAML file (--config or\n")
 	b.WriteString("# POSTBACK_CONFIG); copy the part for your service and uncomment what you change.\n")
 	b.WriteString("# Env vars (POSTBACK_<KEY>) override the file, flags (--<key>) override both.\n")
-	for _, s := range Services() {
+	for _, s := range services {
 		fmt.Fprintf(&b, "\n# ---- %s: %s ----\n", s.Name, s.Summary)
 		var prev []string
 		for _, f := range Fields(s.Config) {

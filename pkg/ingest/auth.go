@@ -9,11 +9,9 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/adtrack/postback/pkg/config"
 )
 
-// source is the compiled form of one config.Source.
+// source is the compiled form of one Source.
 type source struct {
 	name      string
 	tokens    [][]byte
@@ -22,7 +20,7 @@ type source struct {
 	limit     *bucket // nil: unlimited
 }
 
-func compileSource(name string, s config.Source) *source {
+func compileSource(name string, s Source) *source {
 	src := &source{name: name, appTokens: map[string][][]byte{}}
 	for _, t := range s.Tokens {
 		src.tokens = append(src.tokens, []byte(t))

@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"fmt"
-	"github.com/adtrack/postback/pkg/config"
 	"io"
 	"net"
 	"net/http"
@@ -90,7 +89,7 @@ func BenchmarkIngestVsBare(b *testing.B) {
 		rounds = 3
 		perRun = 20_000
 	)
-	h := newHarness(b, func(c *config.Ingest) { c.Ingest.Produce.Linger = 0 })
+	h := newHarness(b, func(c *Config) { c.Ingest.Produce.Linger = 0 })
 	bare := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(204) }))
 	defer bare.Close()
 

@@ -16,8 +16,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/adtrack/postback/pkg/campaign"
-	"github.com/adtrack/postback/pkg/config"
 	"github.com/adtrack/postback/pkg/event"
+	"github.com/adtrack/postback/pkg/kafkaconn"
 	"github.com/adtrack/postback/pkg/telemetry"
 	"github.com/adtrack/postback/pkg/testenv"
 )
@@ -31,7 +31,7 @@ const (
 
 type harness struct {
 	t       testing.TB
-	cfg     config.Ingest
+	cfg     Config
 	srv     *Server
 	http    *httptest.Server
 	brokers []string
@@ -55,11 +55,11 @@ campaigns:
 }
 
 // newHarness starts ingest over kfake; mutate adjusts the config first.
-func newHarness(t testing.TB, mutate func(*config.Ingest)) *harness {
+func newHarness(t testing.TB, mutate func(*Config)) *harness {
 	t.Helper()
-	cfg := config.DefaultIngest()
-	cfg.Kafka.Topics.Partitions = 3
-	cfg.Ingest.Sources = map[string]config.Source{
+	cfg := DefaultConfig()
+	cfg.Topics.Partitions = 3
+	cfg.Ingest.Sources = map[string]Source{
 		"generic":   {Tokens: []string{genericToken}},
 		"adjust":    {AppTokens: map[string][]string{"com.example.game": {appToken}}},
 		"appsflyer": {Tokens: []string{benchToken}},
@@ -68,14 +68,13 @@ func newHarness(t testing.TB, mutate func(*config.Ingest)) *harness {
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	t0 := cfg.Kafka.Topics
+	t0 := cfg.Topics
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, t0.Clicks, t0.Impressions, t0.InstallsRaw, t0.EventsRaw, t0.Rejected))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	cfg.Kafka.Brokers = c.ListenAddrs()
-	cl, err := kgo.NewClient(ProducerOpts(cfg)...)
+	cl, err := kgo.NewClient(ProducerOpts(kafkaconn.Plain(c.ListenAddrs()), cfg.Ingest.Produce)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +154,7 @@ func TestPostbackAccepted(t *testing.T) {
 	if b.code != 200 || b.json["event_id"] != a.json["event_id"] {
 		t.Fatalf("retry answered %d %s, first %s", b.code, b.body, a.body)
 	}
-	recs := h.records(h.cfg.Kafka.Topics.InstallsRaw)
+	recs := h.records(h.cfg.Topics.InstallsRaw)
 	if len(recs) != 2 {
 		t.Fatalf("%d records on installs.raw, want 2 (both acknowledged)", len(recs))
 	}
@@ -176,7 +175,7 @@ func TestPostbackAccepted(t *testing.T) {
 	if !strings.Contains(in.Raw.Query, "click_id=k-1") || in.Raw.Method != "GET" || in.Raw.Path != "/v1/postbacks/generic/install" {
 		t.Errorf("raw request not kept: %+v", in.Raw)
 	}
-	if n := len(h.records(h.cfg.Kafka.Topics.EventsRaw)); n != 0 {
+	if n := len(h.records(h.cfg.Topics.EventsRaw)); n != 0 {
 		t.Errorf("%d records on events.raw, want 0", n)
 	}
 }
@@ -194,7 +193,7 @@ func TestPostbackBodiesAndHeaderToken(t *testing.T) {
 	if b.code != 200 {
 		t.Fatalf("form body: %d %s", b.code, b.body)
 	}
-	recs := h.records(h.cfg.Kafka.Topics.EventsRaw)
+	recs := h.records(h.cfg.Topics.EventsRaw)
 	if len(recs) != 2 {
 		t.Fatalf("%d events, want 2", len(recs))
 	}
@@ -222,9 +221,9 @@ func TestPostbackBodiesAndHeaderToken(t *testing.T) {
 }
 
 func TestAuthAndLimits(t *testing.T) {
-	h := newHarness(t, func(c *config.Ingest) {
-		c.Ingest.Sources["branch"] = config.Source{Tokens: []string{"branch-token-0123456789"}, AllowCIDRs: []string{"45.92.116.0/22"}}
-		c.Ingest.Sources["kochava"] = config.Source{Tokens: []string{"kochava-token-012345678"}, RateLimit: 0.001, Burst: 1}
+	h := newHarness(t, func(c *Config) {
+		c.Ingest.Sources["branch"] = Source{Tokens: []string{"branch-token-0123456789"}, AllowCIDRs: []string{"45.92.116.0/22"}}
+		c.Ingest.Sources["kochava"] = Source{Tokens: []string{"kochava-token-012345678"}, RateLimit: 0.001, Burst: 1}
 		c.HTTP.MaxBodyBytes = 1024
 		c.HTTP.MaxURLBytes = 512
 	})
@@ -275,7 +274,7 @@ func TestAuthAndLimits(t *testing.T) {
 		t.Fatalf("second request: %d Retry-After=%q, want 429 with Retry-After 5", a.code, a.header.Get("Retry-After"))
 	}
 	// Nothing unauthenticated was written anywhere.
-	for _, topic := range []string{h.cfg.Kafka.Topics.InstallsRaw, h.cfg.Kafka.Topics.Rejected} {
+	for _, topic := range []string{h.cfg.Topics.InstallsRaw, h.cfg.Topics.Rejected} {
 		for _, r := range h.records(topic) {
 			if !strings.Contains(string(r.Value), "kochava") {
 				t.Errorf("unexpected record on %s: %s", topic, r.Value)
@@ -302,7 +301,7 @@ func TestMalformedIsRejectedAndKept(t *testing.T) {
 	if b.code != 400 || b.json["field"] != "body" {
 		t.Fatalf("broken JSON: %d %s", b.code, b.body)
 	}
-	recs := h.records(h.cfg.Kafka.Topics.Rejected)
+	recs := h.records(h.cfg.Topics.Rejected)
 	if len(recs) != 2 {
 		t.Fatalf("%d rejected records, want 2", len(recs))
 	}
@@ -315,7 +314,7 @@ func TestMalformedIsRejectedAndKept(t *testing.T) {
 	if string(recs[0].Key) != "generic" {
 		t.Errorf("rejected key %q, want the source", recs[0].Key)
 	}
-	if n := len(h.records(h.cfg.Kafka.Topics.EventsRaw)); n != 0 {
+	if n := len(h.records(h.cfg.Topics.EventsRaw)); n != 0 {
 		t.Errorf("malformed postback reached events.raw")
 	}
 }
@@ -338,7 +337,7 @@ func TestClickRedirectAndS2S(t *testing.T) {
 	if b.code != 200 || b.json["click_id"] == nil {
 		t.Fatalf("s2s click: %d %s", b.code, b.body)
 	}
-	recs := h.records(h.cfg.Kafka.Topics.Clicks)
+	recs := h.records(h.cfg.Topics.Clicks)
 	if len(recs) != 2 {
 		t.Fatalf("%d clicks, want 2", len(recs))
 	}
@@ -379,7 +378,7 @@ func TestImpression(t *testing.T) {
 	if a.code != 200 || a.header.Get("Content-Type") != "image/gif" || !strings.HasPrefix(a.body, "GIF89a") {
 		t.Fatalf("pixel: %d %q", a.code, a.header.Get("Content-Type"))
 	}
-	recs := h.records(h.cfg.Kafka.Topics.Impressions)
+	recs := h.records(h.cfg.Topics.Impressions)
 	if len(recs) != 2 {
 		t.Fatalf("%d impressions, want 2", len(recs))
 	}
@@ -393,11 +392,10 @@ func TestImpression(t *testing.T) {
 // TestKafkaDownIs503 proves "never 2xx-and-drop": with no reachable broker
 // every endpoint answers 503 with Retry-After within the produce timeout.
 func TestKafkaDownIs503(t *testing.T) {
-	cfg := config.DefaultIngest()
-	cfg.Kafka.Brokers = []string{"127.0.0.1:1"} // nothing listens there
-	cfg.Ingest.Sources = map[string]config.Source{"generic": {Tokens: []string{genericToken}}}
+	cfg := DefaultConfig()
+	cfg.Ingest.Sources = map[string]Source{"generic": {Tokens: []string{genericToken}}}
 	cfg.Ingest.Produce.Timeout = 300 * time.Millisecond
-	cl, err := kgo.NewClient(ProducerOpts(cfg)...)
+	cl, err := kgo.NewClient(ProducerOpts(kafkaconn.Plain([]string{"127.0.0.1:1"}), cfg.Ingest.Produce)...) // nothing listens there
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -445,7 +443,7 @@ func TestConcurrentAccepted(t *testing.T) {
 	}
 	wg.Wait()
 	seen := map[string]bool{}
-	for _, r := range h.records(h.cfg.Kafka.Topics.InstallsRaw) {
+	for _, r := range h.records(h.cfg.Topics.InstallsRaw) {
 		var in event.Install
 		_ = json.Unmarshal(r.Value, &in)
 		seen[in.EventID] = true

@@ -106,9 +106,9 @@ func (s *Server) handlePostback(w http.ResponseWriter, r *http.Request) string {
 		topic string
 	)
 	if parsed.Install != nil {
-		pb, value, topic = &parsed.Install.Postback, parsed.Install, s.cfg.Kafka.Topics.InstallsRaw
+		pb, value, topic = &parsed.Install.Postback, parsed.Install, s.cfg.Topics.InstallsRaw
 	} else {
-		pb, value, topic = &parsed.Event.Postback, parsed.Event, s.cfg.Kafka.Topics.EventsRaw
+		pb, value, topic = &parsed.Event.Postback, parsed.Event, s.cfg.Topics.EventsRaw
 	}
 	// An app-scoped token authenticates only postbacks of its own app.
 	if !match.any && !match.apps[pb.AppID] {
@@ -136,7 +136,7 @@ func (s *Server) reject(w http.ResponseWriter, mmp, kind, eventID string, cause 
 		field, problem = fe.Field, fe.Problem
 	}
 	rej := event.Rejected{Source: mmp, Kind: kind, ReceivedAt: s.now(), Field: field, Reason: problem, EventID: eventID, Raw: raw}
-	if err := s.encodeProduce(s.life, s.cfg.Kafka.Topics.Rejected, []byte(mmp), rej); err != nil {
+	if err := s.encodeProduce(s.life, s.cfg.Topics.Rejected, []byte(mmp), rej); err != nil {
 		s.log.Warn("rejected postback not recorded", "source", mmp, "field", field, "err", err)
 		s.kafkaUnavailable(w, err)
 		return mmp

@@ -33,13 +33,14 @@ import (
 
 	"github.com/adtrack/postback/pkg/campaign"
 	"github.com/adtrack/postback/pkg/config"
+	"github.com/adtrack/postback/pkg/kafkaconn"
 	"github.com/adtrack/postback/pkg/postback"
 	"github.com/adtrack/postback/pkg/telemetry"
 )
 
 // Server holds ingest's state. It is safe for concurrent use.
 type Server struct {
-	cfg     config.Ingest
+	cfg     Config
 	cl      *kgo.Client
 	reg     *campaign.Registry
 	tel     *telemetry.Telemetry
@@ -59,24 +60,23 @@ type Server struct {
 
 // ProducerOpts are the franz-go options ingest's producer needs for the
 // durability contract: acks from all in-sync replicas, idempotence (the
-// franz-go default), bounded buffering and record timeouts derived from cfg.
-func ProducerOpts(cfg config.Ingest) []kgo.Opt {
-	return []kgo.Opt{
-		kgo.SeedBrokers(cfg.Kafka.Brokers...),
-		kgo.ClientID(cfg.Kafka.ClientID),
+// franz-go default), bounded buffering and record timeouts derived from p,
+// over conn's connection.
+func ProducerOpts(conn *kafkaconn.Conn, p Produce) []kgo.Opt {
+	return conn.Opts("producer",
 		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.ProducerLinger(cfg.Ingest.Produce.Linger),
-		kgo.MaxBufferedRecords(cfg.Ingest.Produce.MaxBufferedRecords),
+		kgo.ProducerLinger(p.Linger),
+		kgo.MaxBufferedRecords(p.MaxBufferedRecords),
 		// A record not written within this bound fails instead of lingering
 		// forever in the buffer while Kafka is down; the client got a 503.
-		kgo.RecordDeliveryTimeout(cfg.Ingest.Produce.Timeout + 30*time.Second),
+		kgo.RecordDeliveryTimeout(p.Timeout+30*time.Second),
 		kgo.ProducerBatchCompression(kgo.Lz4Compression(), kgo.NoCompression()),
-	}
+	)
 }
 
 // New returns a Server producing with cl and reading campaigns from reg.
 // Its metrics register in tel.Registry and it adds a "kafka" readiness check.
-func New(cfg config.Ingest, cl *kgo.Client, reg *campaign.Registry, tel *telemetry.Telemetry, log *slog.Logger) (*Server, error) {
+func New(cfg Config, cl *kgo.Client, reg *campaign.Registry, tel *telemetry.Telemetry, log *slog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

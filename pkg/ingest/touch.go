@@ -98,7 +98,7 @@ func (s *Server) handleClick(w http.ResponseWriter, r *http.Request) string {
 		return "click"
 	}
 	click := event.Click{ClickID: id.String(), S2S: s2s, Touch: t}
-	if err := s.encodeProduce(r.Context(), s.cfg.Kafka.Topics.Clicks, []byte(click.ClickID), click); err != nil {
+	if err := s.encodeProduce(r.Context(), s.cfg.Topics.Clicks, []byte(click.ClickID), click); err != nil {
 		s.kafkaUnavailable(w, err)
 		return "click"
 	}
@@ -135,7 +135,7 @@ func (s *Server) handleImpression(w http.ResponseWriter, r *http.Request) string
 		return "impression"
 	}
 	imp := event.Impression{ImpressionID: id.String(), Touch: t}
-	if err := s.encodeProduce(r.Context(), s.cfg.Kafka.Topics.Impressions, []byte(imp.ImpressionID), imp); err != nil {
+	if err := s.encodeProduce(r.Context(), s.cfg.Topics.Impressions, []byte(imp.ImpressionID), imp); err != nil {
 		s.kafkaUnavailable(w, err)
 		return "impression"
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/adtrack/postback/pkg/event"
+	"github.com/adtrack/postback/pkg/kafkaconn"
 	"github.com/adtrack/postback/pkg/statestore"
 )
 
@@ -150,7 +151,7 @@ func BenchmarkEndToEndKfake(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		cfg.Brokers = c.ListenAddrs()
+		cfg.Kafka = kafkaconn.Plain(c.ListenAddrs())
 		cfg.Cache = statestore.NewCache(64 << 20)
 		cfg.MaxPollRecords = 2000 // the service's default
 		clicks, installs := benchUsers(0, n, time.Now().Add(-2*time.Hour))
@@ -159,12 +160,12 @@ func BenchmarkEndToEndKfake(b *testing.B) {
 			b.Fatal(err)
 		}
 		stop := runJoiner(b, cfg)
-		produce(b, cfg.Brokers, clicks)
-		waitCount(b, cfg.Brokers, j.byDevice, n, 5*time.Minute)
+		produce(b, cfg.Kafka.Brokers(), clicks)
+		waitCount(b, cfg.Kafka.Brokers(), j.byDevice, n, 5*time.Minute)
 		b.StartTimer()
 		start := time.Now()
-		produce(b, cfg.Brokers, installs)
-		waitCount(b, cfg.Brokers, cfg.Topics.InstallsAttributed, n, 5*time.Minute)
+		produce(b, cfg.Kafka.Brokers(), installs)
+		waitCount(b, cfg.Kafka.Brokers(), cfg.Topics.InstallsAttributed, n, 5*time.Minute)
 		b.ReportMetric(n/time.Since(start).Seconds(), "joins/s")
 		b.StopTimer()
 		if err := stop(); err != nil {

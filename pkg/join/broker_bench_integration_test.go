@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/adtrack/postback/pkg/kafkaconn"
 	"github.com/adtrack/postback/pkg/stage"
 	"github.com/adtrack/postback/pkg/statestore"
 	"github.com/adtrack/postback/pkg/testenv"
@@ -232,7 +233,7 @@ func passThrough(b *testing.B, brokers []string, clicks, installs []*kgo.Record)
 	reg := prometheus.NewRegistry()
 	cache := statestore.NewCache(64 << 20)
 	defer cache.Close()
-	sc := stage.Config{Name: "passthrough", Brokers: brokers, Group: testenv.Name("pt"), Inputs: []string{tc.Clicks, tc.InstallsRaw},
+	sc := stage.Config{Name: "passthrough", Kafka: kafkaconn.Plain(brokers), Group: testenv.Name("pt"), Inputs: []string{tc.Clicks, tc.InstallsRaw},
 		Changelog: changelog, StateDir: b.TempDir(), Cache: cache, TransactionTimeout: cfg.TransactionTimeout,
 		CommitInterval: cfg.CommitInterval, SessionTimeout: cfg.SessionTimeout, StallTimeout: cfg.StallTimeout,
 		MaxPollRecords: cfg.MaxPollRecords, Metrics: stage.NewMetrics(reg, "bench"),

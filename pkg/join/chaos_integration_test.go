@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/adtrack/postback/pkg/event"
+	"github.com/adtrack/postback/pkg/kafkaconn"
 	"github.com/adtrack/postback/pkg/statestore"
 	"github.com/adtrack/postback/pkg/testenv"
 )
@@ -162,7 +163,7 @@ kafka:
   topics: {clicks: %q, impressions: %q, installs_raw: %q, events_raw: %q, installs_attributed: %q, events_attributed: %q, rejected: %q, campaigns: %q}
 rates: {reporting_currency: USD, per_unit: {EUR: "1.1", USD: "1"}}
 %s
-`, cfg.Group, cfg.StateDir, cfg.Brokers[0], tc.Clicks, tc.Impressions, tc.InstallsRaw, tc.EventsRaw, cfg.Topics.InstallsAttributed, tc.EventsAttributed, tc.Rejected, campaigns, extra)
+`, cfg.Group, cfg.StateDir, cfg.Kafka.Brokers()[0], tc.Clicks, tc.Impressions, tc.InstallsRaw, tc.EventsRaw, cfg.Topics.InstallsAttributed, tc.EventsAttributed, tc.Rejected, campaigns, extra)
 	if err := os.WriteFile(conf, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -322,7 +323,12 @@ join: {transaction_timeout: 10s, session_timeout: 6s, stall_timeout: 10s}`, addr
 	waitReady("after the broker came back", 2*time.Minute)
 	alive("at the end")
 
-	e := newEngine(t, func() Config { c := cfg; c.StateDir = t.TempDir(); c.Brokers = []string{"unused:1"}; return c }())
+	e := newEngine(t, func() Config {
+		c := cfg
+		c.StateDir = t.TempDir()
+		c.Kafka = kafkaconn.Plain([]string{"unused:1"})
+		return c
+	}())
 	e.feed(p.records()...)
 	wantI := installOutcomes(t, e.out[cfg.Topics.InstallsAttributed])
 	checkMix(t, wantI, 1500)
@@ -355,7 +361,7 @@ func checkStoresMatchChangelogs(t *testing.T, cfg Config, partitions int) {
 		for p := range partitions {
 			dir := filepath.Join(cfg.StateDir, st, strconv.Itoa(p))
 			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-			if err := statestore.Verify(ctx, dir, j.Changelog(st), int32(p), kgo.SeedBrokers(cfg.Brokers...)); err != nil {
+			if err := statestore.Verify(ctx, dir, j.Changelog(st), int32(p), kgo.SeedBrokers(cfg.Kafka.Brokers()...)); err != nil {
 				t.Errorf("stage %s partition %d: %v", st, p, err)
 			}
 			cancel()

@@ -11,8 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/adtrack/postback/pkg/attribution"
-	"github.com/adtrack/postback/pkg/config"
 	"github.com/adtrack/postback/pkg/event"
+	"github.com/adtrack/postback/pkg/kafkaconn"
 	"github.com/adtrack/postback/pkg/money"
 	"github.com/adtrack/postback/pkg/statestore"
 )
@@ -50,16 +50,11 @@ func testConfig(t testing.TB) Config {
 		t.Fatal(err)
 	}
 	// The service's defaults (pkg/config documents them).
-	d := config.DefaultAttribution().Join
 	return Config{
-		Brokers: []string{"unused:9092"}, Group: "attr", StateDir: t.TempDir(), Topics: testTopics,
+		Kafka: kafkaconn.Plain([]string{"unused:9092"}), Group: "attr", StateDir: t.TempDir(), Topics: testTopics,
 		Rules: attribution.RuleSet{Default: attribution.DefaultRules()}, Rates: rates,
-		Campaigns:            campaigns{"cmp-1": {ID: "cmp-1", AppID: "app", MediaSource: "net", CostModel: "CPI", Bid: money.FromMicros(1_500_000), Currency: "USD"}},
-		RepartitionRetention: d.RepartitionRetention, DedupWindow: d.DedupWindow, LateAllowance: d.LateAllowance,
-		EventJoinWindow: d.EventJoinWindow, EventGrace: d.EventGrace, MaxCandidates: d.MaxCandidates,
-		ExpiryInterval: d.ExpiryInterval, AlignSlack: d.AlignSlack, TickInterval: d.TickInterval, TickLag: d.TickLag,
-		TransactionTimeout: d.TransactionTimeout, CommitInterval: d.CommitInterval, SessionTimeout: d.SessionTimeout,
-		StallTimeout: d.StallTimeout, MaxPollRecords: d.MaxPollRecords,
+		Campaigns: campaigns{"cmp-1": {ID: "cmp-1", AppID: "app", MediaSource: "net", CostModel: "CPI", Bid: money.FromMicros(1_500_000), Currency: "USD"}},
+		Settings:  DefaultSettings(),
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 
 	"github.com/adtrack/postback/pkg/attribution"
 	"github.com/adtrack/postback/pkg/event"
+	"github.com/adtrack/postback/pkg/kafkaconn"
 	"github.com/adtrack/postback/pkg/stage"
 	"github.com/adtrack/postback/pkg/statestore"
 )
@@ -43,30 +44,20 @@ type Topics struct {
 	Rejected                                    string // records the joins cannot use
 }
 
-// Config configures the joins. Every duration and count is required: the
-// service takes them from its configuration (pkg/config documents each
-// key and its default), and New refuses a zero.
+// Config configures the joins. Every duration and count in Settings is
+// required (DefaultSettings has the service's defaults), and New refuses a
+// zero.
 type Config struct {
-	Brokers []string
-	// ClientOpts (TLS, SASL, ...) apply to every Kafka client.
-	ClientOpts []kgo.Opt
+	// Kafka is the connection every client of the joins starts from.
+	Kafka *kafkaconn.Conn
 	// Group prefixes the stages' consumer groups and names the internal
 	// topics: Group+".by-device-repartition" and so on.
 	Group    string
 	StateDir string
-	// InstanceID names this instance in the stages' transactional ids
-	// (Group.stage.InstanceID): stable across restarts and unique among
-	// instances, so a restarted instance fences its predecessor's open
-	// transactions at once. Empty means the id kept in
-	// StateDir/instance-id, created on first start.
-	InstanceID string
-	Topics     Topics
+	Topics   Topics
 	// RepartitionReplication is the replication factor of the internal
 	// topics created at start (0: the broker default).
 	RepartitionReplication int16
-	// RepartitionRetention is retention.ms of the repartition topics created
-	// at start; records there are consumed within seconds.
-	RepartitionRetention time.Duration
 
 	Rules attribution.RuleSet
 	Rates attribution.Rates
@@ -74,49 +65,12 @@ type Config struct {
 	// installs carry only what their touch carried).
 	Campaigns attribution.CampaignLookup
 
-	// DedupWindow is how long an event_id is remembered to drop MMP
-	// retries.
-	DedupWindow time.Duration
-	// LateAllowance is added to every window before state expires, because
-	// windows run to the install time and postbacks arrive late.
-	LateAllowance time.Duration
-	// EventJoinWindow is how long an attributed install stays joinable by
-	// its in-app events.
-	EventJoinWindow time.Duration
-	// EventGrace is how long an in-app event whose install has not reached
-	// the events stage waits for it before it is published organic.
-	EventGrace time.Duration
-	// MaxCandidates bounds the device, IP+UA and impression candidates
-	// carried per install: the latest ones before the install win anyway.
-	// Click flooding still counts every click in the window.
-	MaxCandidates int
-	// ExpiryInterval is how much stream time passes between expiry runs
-	// of a partition's state.
-	ExpiryInterval time.Duration
-	// AlignSlack bounds how far, in record time, a stage reads one input
-	// partition ahead of another that still has a backlog (see
-	// stage.Config.AlignSlack). It keeps installs behind the clicks that
-	// precede them when a backlog is read after an outage.
-	AlignSlack time.Duration
-	// TickInterval is how often, while every stage has caught up with its
-	// inputs, stream time on every partition is moved to the wall clock
-	// minus TickLag, so grace deadlines and expiry come on partitions that
-	// receive nothing. Zero disables ticks: stream time then moves only
-	// with records.
-	TickInterval time.Duration
-	// TickLag is how far behind the wall clock ticks put stream time: a
-	// record accepted by ingest reaches its topic within it.
-	TickLag time.Duration
-
-	// TransactionTimeout, CommitInterval, SessionTimeout, StallTimeout and
-	// MaxPollRecords apply to every stage; see stage.Config.
-	TransactionTimeout time.Duration
-	CommitInterval     time.Duration
-	SessionTimeout     time.Duration
-	StallTimeout       time.Duration
-	MaxPollRecords     int
+	// Settings are the windows, intervals and limits (the join section of
+	// the service's configuration; each key documents its field).
+	Settings
 	// Cache is the block cache shared by every store of the process (nil:
-	// one small cache per store).
+	// one small cache per store; Settings.CacheSize is for the caller who
+	// creates it).
 	Cache *statestore.Cache
 
 	Registerer prometheus.Registerer // nil: metrics are not registered
@@ -124,8 +78,8 @@ type Config struct {
 }
 
 func (c *Config) fill() error {
-	if c.Group == "" || c.StateDir == "" || len(c.Brokers) == 0 {
-		return errors.New("join: Brokers, Group and StateDir are required")
+	if c.Group == "" || c.StateDir == "" || c.Kafka == nil {
+		return errors.New("join: Kafka, Group and StateDir are required")
 	}
 	t := c.Topics
 	for name, v := range map[string]string{"clicks": t.Clicks, "impressions": t.Impressions, "installs_raw": t.InstallsRaw,
@@ -223,12 +177,12 @@ func (j *Joiner) StageConfig(name, instance string) stage.Config {
 		inputs = []string{t.EventsRaw, j.byJoinKey}
 	}
 	c := stage.Config{
-		Name: name, Brokers: j.cfg.Brokers, Group: j.cfg.Group, Inputs: inputs,
+		Name: name, Kafka: j.cfg.Kafka, Group: j.cfg.Group, Inputs: inputs,
 		StateDir: j.cfg.StateDir, Cache: j.cfg.Cache,
 		TransactionTimeout: j.cfg.TransactionTimeout, CommitInterval: j.cfg.CommitInterval,
 		SessionTimeout: j.cfg.SessionTimeout, StallTimeout: j.cfg.StallTimeout,
-		ClientOpts: j.cfg.ClientOpts, MaxPollRecords: j.cfg.MaxPollRecords,
-		Health: j.health[name], Metrics: j.sm, Logger: j.cfg.Logger,
+		MaxPollRecords: j.cfg.MaxPollRecords,
+		Health:         j.health[name], Metrics: j.sm, Logger: j.cfg.Logger,
 	}
 	if name == StageClickID || name == StageEvents {
 		// These join topics written by different producers (clicks and
@@ -250,10 +204,10 @@ func (j *Joiner) StageConfig(name, instance string) stage.Config {
 	return c
 }
 
-// conn returns the options every client of the Joiner starts from: the
-// seed brokers and Config.ClientOpts (TLS, SASL, ...).
-func (j *Joiner) conn() []kgo.Opt {
-	return append([]kgo.Opt{kgo.SeedBrokers(j.cfg.Brokers...)}, j.cfg.ClientOpts...)
+// conn returns the options of one client of the Joiner (see
+// kafkaconn.Conn.Opts for name).
+func (j *Joiner) conn(name string) []kgo.Opt {
+	return j.cfg.Kafka.Opts(name)
 }
 
 // Processor returns the processor of one stage (for Run, tests and
@@ -287,7 +241,7 @@ func (j *Joiner) Run(ctx context.Context) error {
 	}
 	j.cfg.Logger.Info("attribution joins starting", "partitions", n, "stages", Stages, "instance", instance)
 	// One prober (one client) serves the ticker and every stage's watchdog.
-	prober, err := stage.NewProber(j.conn()...)
+	prober, err := stage.NewProber(j.conn("")...)
 	if err != nil {
 		return fmt.Errorf("join: kafka client: %w", err)
 	}

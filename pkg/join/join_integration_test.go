@@ -17,11 +17,12 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/adtrack/postback/pkg/campaign"
-	"github.com/adtrack/postback/pkg/config"
+	"github.com/adtrack/postback/pkg/campaigntopic"
 	"github.com/adtrack/postback/pkg/event"
+	"github.com/adtrack/postback/pkg/kafkaconn"
 	"github.com/adtrack/postback/pkg/money"
 	"github.com/adtrack/postback/pkg/testenv"
+	"github.com/adtrack/postback/pkg/topics"
 )
 
 // integrationConfig is testConfig on the real broker, with fresh topics of
@@ -38,10 +39,10 @@ func integrationConfigCampaigns(t *testing.T) (Config, string) {
 
 // brokerConfig is testConfig on brokers, with fresh topics of 4 partitions
 // and a fresh group named from group; it also returns the topics.
-func brokerConfig(t testing.TB, brokers []string, group string) (Config, config.Topics) {
+func brokerConfig(t testing.TB, brokers []string, group string) (Config, topics.Config) {
 	tc := testenv.Topics(t, brokers, 4)
 	cfg := testConfig(t)
-	cfg.Brokers = brokers
+	cfg.Kafka = kafkaconn.Plain(brokers)
 	cfg.Group = testenv.Name(group)
 	cfg.Topics = Topics{Clicks: tc.Clicks, Impressions: tc.Impressions, InstallsRaw: tc.InstallsRaw, EventsRaw: tc.EventsRaw,
 		InstallsAttributed: tc.InstallsAttributed, EventsAttributed: tc.EventsAttributed, Rejected: tc.Rejected}
@@ -73,8 +74,8 @@ func integrationConfigOn(t *testing.T, brokers []string) (Config, string) {
 func checkAgainstOracle(t *testing.T, cfg Config, ws ...workload) {
 	t.Helper()
 	wantI, wantE := expected(t, cfg, ws...)
-	compareOutcomes(t, "install", installOutcomes(t, testenv.ReadAll(t, cfg.Brokers, cfg.Topics.InstallsAttributed, 2*time.Second)), wantI)
-	compareOutcomes(t, "event", eventOutcomes(t, testenv.ReadAll(t, cfg.Brokers, cfg.Topics.EventsAttributed, 2*time.Second)), wantE)
+	compareOutcomes(t, "install", installOutcomes(t, testenv.ReadAll(t, cfg.Kafka.Brokers(), cfg.Topics.InstallsAttributed, 2*time.Second)), wantI)
+	compareOutcomes(t, "event", eventOutcomes(t, testenv.ReadAll(t, cfg.Kafka.Brokers(), cfg.Topics.EventsAttributed, 2*time.Second)), wantE)
 }
 
 // TestWipedStateIntegration: clicks are stored, the instance stops, its
@@ -86,8 +87,8 @@ func TestWipedStateIntegration(t *testing.T) {
 	j, _ := New(cfg)
 
 	stop := runJoiner(t, cfg)
-	produce(t, cfg.Brokers, w.touches)
-	waitRouted(t, cfg.Brokers, j, w)
+	produce(t, cfg.Kafka.Brokers(), w.touches)
+	waitRouted(t, cfg.Kafka.Brokers(), j, w)
 	// Stage B and C store what A routed; give them their transactions.
 	waitStored(t, cfg, j)
 	if err := stop(); err != nil {
@@ -98,14 +99,14 @@ func TestWipedStateIntegration(t *testing.T) {
 	}
 
 	stop = runJoiner(t, cfg)
-	produce(t, cfg.Brokers, w.installs)
-	waitCount(t, cfg.Brokers, cfg.Topics.InstallsAttributed, w.uniqueInstalls, 2*time.Minute)
-	produce(t, cfg.Brokers, w.events)
-	waitCount(t, cfg.Brokers, cfg.Topics.EventsAttributed, w.uniqueEvents, 2*time.Minute)
+	produce(t, cfg.Kafka.Brokers(), w.installs)
+	waitCount(t, cfg.Kafka.Brokers(), cfg.Topics.InstallsAttributed, w.uniqueInstalls, 2*time.Minute)
+	produce(t, cfg.Kafka.Brokers(), w.events)
+	waitCount(t, cfg.Kafka.Brokers(), cfg.Topics.EventsAttributed, w.uniqueEvents, 2*time.Minute)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	checkMix(t, installOutcomes(t, testenv.ReadAll(t, cfg.Brokers, cfg.Topics.InstallsAttributed, 2*time.Second)), 500)
+	checkMix(t, installOutcomes(t, testenv.ReadAll(t, cfg.Kafka.Brokers(), cfg.Topics.InstallsAttributed, 2*time.Second)), 500)
 	checkAgainstOracle(t, cfg, w)
 }
 
@@ -118,7 +119,7 @@ func waitStored(t *testing.T, cfg Config, j *Joiner) {
 	for _, st := range []string{StageDevice, StageIPUA} {
 		for {
 			sc := j.StageConfig(st, "")
-			lag, err := groupLag(t, cfg.Brokers, sc.GroupID(), dataInputs(sc))
+			lag, err := groupLag(t, cfg.Kafka.Brokers(), sc.GroupID(), dataInputs(sc))
 			if err == nil && lag == 0 {
 				break
 			}
@@ -142,14 +143,14 @@ func TestTwoInstancesIntegration(t *testing.T) {
 	cfgA.StateDir, cfgB.StateDir = filepath.Join(cfg.StateDir, "a"), filepath.Join(cfg.StateDir, "b")
 
 	stopA := runJoiner(t, cfgA)
-	produce(t, cfg.Brokers, w.touches)
-	waitRouted(t, cfg.Brokers, j, w)
+	produce(t, cfg.Kafka.Brokers(), w.touches)
+	waitRouted(t, cfg.Kafka.Brokers(), j, w)
 	waitStored(t, cfg, j)
 
 	third := len(w.installs) / 3
-	produce(t, cfg.Brokers, w.installs[:third])
+	produce(t, cfg.Kafka.Brokers(), w.installs[:third])
 	stopB := runJoiner(t, cfgB)
-	produce(t, cfg.Brokers, w.installs[third:2*third])
+	produce(t, cfg.Kafka.Brokers(), w.installs[third:2*third])
 	time.Sleep(3 * time.Second) // let the groups rebalance with both members
 	for _, st := range Stages {
 		if ents, err := os.ReadDir(filepath.Join(cfgB.StateDir, st)); err != nil || len(ents) == 0 {
@@ -159,10 +160,10 @@ func TestTwoInstancesIntegration(t *testing.T) {
 	if err := stopA(); err != nil {
 		t.Fatalf("instance A: %v", err)
 	}
-	produce(t, cfg.Brokers, w.installs[2*third:])
-	waitCount(t, cfg.Brokers, cfg.Topics.InstallsAttributed, w.uniqueInstalls, 3*time.Minute)
-	produce(t, cfg.Brokers, w.events)
-	waitCount(t, cfg.Brokers, cfg.Topics.EventsAttributed, w.uniqueEvents, 2*time.Minute)
+	produce(t, cfg.Kafka.Brokers(), w.installs[2*third:])
+	waitCount(t, cfg.Kafka.Brokers(), cfg.Topics.InstallsAttributed, w.uniqueInstalls, 3*time.Minute)
+	produce(t, cfg.Kafka.Brokers(), w.events)
+	waitCount(t, cfg.Kafka.Brokers(), cfg.Topics.EventsAttributed, w.uniqueEvents, 2*time.Minute)
 	if err := stopB(); err != nil {
 		t.Fatalf("instance B: %v", err)
 	}
@@ -179,7 +180,7 @@ func TestSIGKILLIntegration(t *testing.T) {
 	cfg, campaigns := integrationConfigCampaigns(t)
 	tc := cfg.Topics
 	bin := buildAttribution(t)
-	publishCampaign(t, cfg.Brokers, campaigns)
+	publishCampaign(t, cfg.Kafka.Brokers(), campaigns)
 	// The workload's times are two hours old, so ticks (the wall clock)
 	// would make installs still on their way late for the events sent
 	// with them; live traffic never has such times (the chaos test runs
@@ -197,14 +198,14 @@ telemetry: {addr: "", log_format: text, log_level: info}`)
 	w := makeWorkload(tc, 0, 3000, time.Now().Add(-2*time.Hour).Truncate(time.Second))
 	j, _ := New(cfg)
 	cmd := startBin()
-	produce(t, cfg.Brokers, w.touches)
-	waitRouted(t, cfg.Brokers, j, w)
+	produce(t, cfg.Kafka.Brokers(), w.touches)
+	waitRouted(t, cfg.Kafka.Brokers(), j, w)
 	waitStored(t, cfg, j)
 
 	// A read_uncommitted consumer sees outputs as soon as they are
 	// produced, before their transaction commits: killing right then lands
 	// inside a transaction.
-	watch, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.ConsumeTopics(tc.InstallsAttributed),
+	watch, err := kgo.NewClient(kgo.SeedBrokers(cfg.Kafka.Brokers()...), kgo.ConsumeTopics(tc.InstallsAttributed),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadUncommitted()))
 	if err != nil {
 		t.Fatal(err)
@@ -228,10 +229,10 @@ telemetry: {addr: "", log_format: text, log_level: info}`)
 		if i > 0 {
 			cmd = startBin()
 		}
-		produce(t, cfg.Brokers, w.installs[i*chunk:min((i+1)*chunk, len(w.installs))])
+		produce(t, cfg.Kafka.Brokers(), w.installs[i*chunk:min((i+1)*chunk, len(w.installs))])
 		if i == 3 {
-			produce(t, cfg.Brokers, w.installs[4*chunk:])
-			produce(t, cfg.Brokers, w.events[:len(w.events)/2])
+			produce(t, cfg.Kafka.Brokers(), w.installs[4*chunk:])
+			produce(t, cfg.Kafka.Brokers(), w.events[:len(w.events)/2])
 		}
 		waitOutput(1)
 		if i > 0 {
@@ -246,13 +247,13 @@ telemetry: {addr: "", log_format: text, log_level: info}`)
 	}
 	cmd = startBin()
 	defer func() { _ = cmd.cmd.Process.Kill(); <-cmd.exited }()
-	produce(t, cfg.Brokers, w.events[len(w.events)/2:])
-	waitCount(t, cfg.Brokers, tc.InstallsAttributed, w.uniqueInstalls, 3*time.Minute)
-	waitCount(t, cfg.Brokers, tc.EventsAttributed, w.uniqueEvents, 3*time.Minute)
+	produce(t, cfg.Kafka.Brokers(), w.events[len(w.events)/2:])
+	waitCount(t, cfg.Kafka.Brokers(), tc.InstallsAttributed, w.uniqueInstalls, 3*time.Minute)
+	waitCount(t, cfg.Kafka.Brokers(), tc.EventsAttributed, w.uniqueEvents, 3*time.Minute)
 	checkAgainstOracle(t, cfg, w)
 
-	committed := len(testenv.ReadAll(t, cfg.Brokers, tc.InstallsAttributed, 2*time.Second))
-	uncommitted := readUncommitted(t, cfg.Brokers, tc.InstallsAttributed)
+	committed := len(testenv.ReadAll(t, cfg.Kafka.Brokers(), tc.InstallsAttributed, 2*time.Second))
+	uncommitted := readUncommitted(t, cfg.Kafka.Brokers(), tc.InstallsAttributed)
 	t.Logf("installs.attributed: %d committed records, %d in the log including aborted transactions", committed, uncommitted)
 	if uncommitted <= committed {
 		t.Errorf("no aborted output in the log (%d records, %d committed): no kill landed inside a transaction", uncommitted, committed)
@@ -294,7 +295,7 @@ func publishCampaign(t *testing.T, brokers []string, topic string) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	if err := campaign.Publish(t.Context(), cl, topic, []event.Campaign{{ID: "cmp-1", AppID: "app", MediaSource: "net",
+	if err := campaigntopic.Publish(t.Context(), cl, topic, []event.Campaign{{ID: "cmp-1", AppID: "app", MediaSource: "net",
 		CostModel: "CPI", Bid: money.FromMicros(1_500_000), Currency: "USD"}}); err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/adtrack/postback/pkg/event"
+	"github.com/adtrack/postback/pkg/kafkaconn"
 	"github.com/adtrack/postback/pkg/testenv"
 )
 
@@ -27,7 +28,7 @@ func kfakeCluster(t *testing.T, partitions int32, tp Topics) []string {
 // Touches go first and are routed before installs are produced, as in live
 // traffic (clicks precede their installs by minutes).
 func pipelineScenario(t *testing.T, cfg Config, users int) {
-	brokers, tp := cfg.Brokers, cfg.Topics
+	brokers, tp := cfg.Kafka.Brokers(), cfg.Topics
 	w := makeWorkload(tp, 0, users, time.Now().Add(-2*time.Hour).Truncate(time.Second))
 	wantI, wantE := expected(t, cfg, w)
 	checkMix(t, wantI, users)
@@ -70,7 +71,7 @@ func countDevTouches(w workload) int {
 
 func TestPipelineKfake(t *testing.T) {
 	cfg := testConfig(t)
-	cfg.Brokers = kfakeCluster(t, 4, cfg.Topics)
+	cfg.Kafka = kafkaconn.Plain(kfakeCluster(t, 4, cfg.Topics))
 	cfg.TransactionTimeout = 10 * time.Second
 	cfg.MaxPollRecords = 200
 	pipelineScenario(t, cfg, 600)
@@ -84,7 +85,7 @@ func TestRefusesUnequalPartitionsKfake(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	cfg.Brokers = c.ListenAddrs()
+	cfg.Kafka = kafkaconn.Plain(c.ListenAddrs())
 	j, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -121,22 +122,22 @@ func checkMix(t *testing.T, installs map[string]outcome, users int) {
 func backlogScenario(t *testing.T, cfg Config) {
 	w := makeWorkload(cfg.Topics, 0, 2000, time.Now().Add(-3*time.Hour).Truncate(time.Second))
 	wantI, wantE := expected(t, cfg, w)
-	produce(t, cfg.Brokers, w.touches)
-	produce(t, cfg.Brokers, w.installs)
-	produce(t, cfg.Brokers, w.events)
+	produce(t, cfg.Kafka.Brokers(), w.touches)
+	produce(t, cfg.Kafka.Brokers(), w.installs)
+	produce(t, cfg.Kafka.Brokers(), w.events)
 	stop := runJoiner(t, cfg)
-	waitCount(t, cfg.Brokers, cfg.Topics.InstallsAttributed, w.uniqueInstalls, 3*time.Minute)
-	waitCount(t, cfg.Brokers, cfg.Topics.EventsAttributed, w.uniqueEvents, 3*time.Minute)
+	waitCount(t, cfg.Kafka.Brokers(), cfg.Topics.InstallsAttributed, w.uniqueInstalls, 3*time.Minute)
+	waitCount(t, cfg.Kafka.Brokers(), cfg.Topics.EventsAttributed, w.uniqueEvents, 3*time.Minute)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	compareOutcomes(t, "install", installOutcomes(t, testenv.ReadAll(t, cfg.Brokers, cfg.Topics.InstallsAttributed, 2*time.Second)), wantI)
-	compareOutcomes(t, "event", eventOutcomes(t, testenv.ReadAll(t, cfg.Brokers, cfg.Topics.EventsAttributed, 2*time.Second)), wantE)
+	compareOutcomes(t, "install", installOutcomes(t, testenv.ReadAll(t, cfg.Kafka.Brokers(), cfg.Topics.InstallsAttributed, 2*time.Second)), wantI)
+	compareOutcomes(t, "event", eventOutcomes(t, testenv.ReadAll(t, cfg.Kafka.Brokers(), cfg.Topics.EventsAttributed, 2*time.Second)), wantE)
 }
 
 func TestBacklogKfake(t *testing.T) {
 	cfg := testConfig(t)
-	cfg.Brokers = kfakeCluster(t, 4, cfg.Topics)
+	cfg.Kafka = kafkaconn.Plain(kfakeCluster(t, 4, cfg.Topics))
 	cfg.TransactionTimeout = 10 * time.Second
 	cfg.MaxPollRecords = 100
 	backlogScenario(t, cfg)

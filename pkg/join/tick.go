@@ -27,7 +27,7 @@ import (
 
 // tick writes ticks until ctx is done, asking prober for the backlogs.
 func (j *Joiner) tick(ctx context.Context, prober *stage.Prober, partitions int32) {
-	cl, err := kgo.NewClient(append(j.conn(), kgo.DefaultProduceTopic(j.ticks), kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
+	cl, err := kgo.NewClient(append(j.conn("ticks"), kgo.DefaultProduceTopic(j.ticks), kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
 	if err != nil {
 		j.cfg.Logger.Error("ticks disabled: cannot create a client", "err", err)
 		return

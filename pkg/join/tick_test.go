@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/adtrack/postback/pkg/event"
+	"github.com/adtrack/postback/pkg/kafkaconn"
 	"github.com/adtrack/postback/pkg/money"
 	"github.com/adtrack/postback/pkg/testenv"
 )
@@ -16,7 +17,7 @@ import (
 // test's records ever arrives.
 func idleConfig(t *testing.T, ticks time.Duration) Config {
 	cfg := testConfig(t)
-	cfg.Brokers = kfakeCluster(t, 4, cfg.Topics)
+	cfg.Kafka = kafkaconn.Plain(kfakeCluster(t, 4, cfg.Topics))
 	cfg.Rules.Default.Grace = 2 * time.Second
 	cfg.EventGrace = 2 * time.Second
 	cfg.TickInterval, cfg.TickLag = ticks, 500*time.Millisecond
@@ -43,14 +44,14 @@ func waitingRecords(tp Topics) []*kgo.Record {
 func TestIdlePartitionsSettleKfake(t *testing.T) {
 	cfg := idleConfig(t, 200*time.Millisecond)
 	stop := runJoiner(t, cfg)
-	produce(t, cfg.Brokers, waitingRecords(cfg.Topics))
-	waitCount(t, cfg.Brokers, cfg.Topics.InstallsAttributed, 1, 30*time.Second)
-	waitCount(t, cfg.Brokers, cfg.Topics.EventsAttributed, 1, 30*time.Second)
+	produce(t, cfg.Kafka.Brokers(), waitingRecords(cfg.Topics))
+	waitCount(t, cfg.Kafka.Brokers(), cfg.Topics.InstallsAttributed, 1, 30*time.Second)
+	waitCount(t, cfg.Kafka.Brokers(), cfg.Topics.EventsAttributed, 1, 30*time.Second)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	var a event.AttributedInstall
-	recs := testenv.ReadAll(t, cfg.Brokers, cfg.Topics.InstallsAttributed, time.Second)
+	recs := testenv.ReadAll(t, cfg.Kafka.Brokers(), cfg.Topics.InstallsAttributed, time.Second)
 	if err := json.Unmarshal(recs[0].Value, &a); err != nil {
 		t.Fatal(err)
 	}
@@ -65,12 +66,12 @@ func TestIdlePartitionsSettleKfake(t *testing.T) {
 func TestIdlePartitionsWithoutTicksKfake(t *testing.T) {
 	cfg := idleConfig(t, 0)
 	stop := runJoiner(t, cfg)
-	produce(t, cfg.Brokers, waitingRecords(cfg.Topics))
+	produce(t, cfg.Kafka.Brokers(), waitingRecords(cfg.Topics))
 	time.Sleep(8 * time.Second) // four times the grace
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(testenv.ReadAll(t, cfg.Brokers, cfg.Topics.InstallsAttributed, time.Second)) + len(testenv.ReadAll(t, cfg.Brokers, cfg.Topics.EventsAttributed, time.Second)); n != 0 {
+	if n := len(testenv.ReadAll(t, cfg.Kafka.Brokers(), cfg.Topics.InstallsAttributed, time.Second)) + len(testenv.ReadAll(t, cfg.Kafka.Brokers(), cfg.Topics.EventsAttributed, time.Second)); n != 0 {
 		t.Fatalf("%d records published without ticks; the control is broken", n)
 	}
 }

@@ -28,7 +28,7 @@ const ticksRetention = 24 * time.Hour
 // wrapping topics.ErrNotCoPartitioned, naming both topics and counts: a
 // join over differently partitioned topics would silently miss matches.
 func (j *Joiner) EnsureTopics(ctx context.Context) (partitions int32, err error) {
-	cl, err := kgo.NewClient(j.conn()...)
+	cl, err := kgo.NewClient(j.conn("")...)
 	if err != nil {
 		return 0, err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/adtrack/postback/pkg/event"
+	"github.com/adtrack/postback/pkg/kafkaconn"
 	"github.com/adtrack/postback/pkg/money"
 	"github.com/adtrack/postback/pkg/stage"
 	"github.com/adtrack/postback/schemas/schematest"
@@ -158,7 +159,7 @@ func eventOutcomes(t testing.TB, recs []*kgo.Record) map[string]outcome {
 func expected(t *testing.T, cfg Config, ws ...workload) (installs, events map[string]outcome) {
 	t.Helper()
 	cfg.StateDir = t.TempDir()
-	cfg.Brokers = []string{"unused:1"}
+	cfg.Kafka = kafkaconn.Plain([]string{"unused:1"})
 	e := newEngine(t, cfg)
 	for _, w := range ws {
 		e.feed(w.touches...)

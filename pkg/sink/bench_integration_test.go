@@ -15,9 +15,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/adtrack/postback/pkg/chconn"
-	"github.com/adtrack/postback/pkg/config"
 	"github.com/adtrack/postback/pkg/event"
+	"github.com/adtrack/postback/pkg/kafkaconn"
 	"github.com/adtrack/postback/pkg/migrate"
+	"github.com/adtrack/postback/pkg/servicecfg"
 	"github.com/adtrack/postback/pkg/sink"
 	"github.com/adtrack/postback/pkg/telemetry"
 	"github.com/adtrack/postback/pkg/testenv"
@@ -95,10 +96,10 @@ func BenchmarkSinkVsRaw(b *testing.B) {
 		e := newEnv(b, 6, testenv.ClickHouse(b))
 		cfg := e.cfg
 		cfg.Kafka.Topics = topics
-		cfg.Sink = config.DefaultSink().Sink
+		cfg.Sink = servicecfg.DefaultSink().Sink
 		cfg.Sink.Topics = []string{topics.Clicks}
 		tel := telemetry.New()
-		l, err := sink.New(cfg, e.conn, tel, quiet())
+		l, err := sink.New(cfg.Loader(kafkaconn.Plain(cfg.Kafka.Brokers)), e.conn, tel, quiet())
 		if err != nil {
 			b.Fatal(err)
 		}

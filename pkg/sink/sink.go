@@ -60,7 +60,7 @@ type buffer struct {
 
 // Loader consumes the configured topics and inserts them into ClickHouse.
 type Loader struct {
-	cfg     config.Sink
+	cfg     Config
 	conn    driver.Conn
 	tables  map[string]*Table // by topic
 	topics  []string
@@ -88,11 +88,14 @@ type Loader struct {
 }
 
 // New returns a Loader for cfg's topics on conn.
-func New(cfg config.Sink, conn driver.Conn, tel *telemetry.Telemetry, log *slog.Logger) (*Loader, error) {
+func New(cfg Config, conn driver.Conn, tel *telemetry.Telemetry, log *slog.Logger) (*Loader, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	t := cfg.Kafka.Topics
+	if cfg.Kafka == nil {
+		return nil, errors.New("sink: Config.Kafka is required")
+	}
+	t := cfg.Topics
 	all := Tables(t.Clicks, t.Impressions, t.InstallsAttributed, t.EventsAttributed, t.Rejected)
 	l := &Loader{
 		cfg: cfg, conn: conn, log: log, tables: map[string]*Table{},
@@ -120,9 +123,7 @@ func (l *Loader) Topics() []string { return append([]string(nil), l.topics...) }
 
 // clientOpts are the franz-go options of the loader's consumer.
 func (l *Loader) clientOpts() []kgo.Opt {
-	return []kgo.Opt{
-		kgo.SeedBrokers(l.cfg.Kafka.Brokers...),
-		kgo.ClientID(l.cfg.Kafka.ClientID),
+	return l.cfg.Kafka.Opts("sink",
 		kgo.ConsumerGroup(l.cfg.Group),
 		kgo.SessionTimeout(l.cfg.SessionTimeout),
 		kgo.ConsumeTopics(l.topics...),
@@ -133,7 +134,7 @@ func (l *Loader) clientOpts() []kgo.Opt {
 		kgo.OnPartitionsRevoked(l.revoke),
 		kgo.OnPartitionsLost(l.revoke),
 		kgo.FetchMaxBytes(int32(min(l.cfg.Sink.BatchBytes, 64<<20))),
-	}
+	)
 }
 
 // Run consumes until ctx ends, then flushes what is buffered and leaves the

@@ -20,10 +20,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/adtrack/postback/pkg/chconn"
-	"github.com/adtrack/postback/pkg/config"
 	"github.com/adtrack/postback/pkg/event"
+	"github.com/adtrack/postback/pkg/kafkaconn"
 	"github.com/adtrack/postback/pkg/migrate"
 	"github.com/adtrack/postback/pkg/money"
+	"github.com/adtrack/postback/pkg/servicecfg"
 	"github.com/adtrack/postback/pkg/sink"
 	"github.com/adtrack/postback/pkg/telemetry"
 	"github.com/adtrack/postback/pkg/testenv"
@@ -41,15 +42,15 @@ func quiet() *slog.Logger {
 type env struct {
 	t       testing.TB
 	brokers []string
-	cfg     config.Sink
+	cfg     servicecfg.Sink
 	conn    driver.Conn
 	prod    *kgo.Client
 }
 
-func newEnv(t testing.TB, partitions int, ch config.ClickHouse) *env {
+func newEnv(t testing.TB, partitions int, ch chconn.Config) *env {
 	t.Helper()
 	brokers := testenv.Kafka(t)
-	cfg := config.DefaultSink()
+	cfg := servicecfg.DefaultSink()
 	cfg.Kafka.Brokers = brokers
 	cfg.Kafka.Topics = testenv.Topics(t, brokers, partitions)
 	cfg.ClickHouse = ch
@@ -152,9 +153,9 @@ func (e *env) checkExact(n, badEvery int) {
 	}
 }
 
-func (e *env) runLoader(cfg config.Sink) (stop func()) {
+func (e *env) runLoader(cfg servicecfg.Sink) (stop func()) {
 	e.t.Helper()
-	l, err := sink.New(cfg, e.conn, telemetry.New(), quiet())
+	l, err := sink.New(cfg.Loader(kafkaconn.Plain(cfg.Kafka.Brokers)), e.conn, telemetry.New(), quiet())
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
 
+	"github.com/adtrack/postback/pkg/kafkaconn"
 	"github.com/adtrack/postback/pkg/statestore"
 	"github.com/adtrack/postback/pkg/testenv"
 )
@@ -129,13 +130,13 @@ func faultScenario(t *testing.T, fc faultCase) {
 	defer c.Close()
 	reg := prometheus.NewRegistry()
 	cfg := Config{
-		Name: "count", Brokers: c.ListenAddrs(), Group: "test", Inputs: []string{in},
-		StateDir: t.TempDir(), TransactionalID: faultTxnID,
-		TransactionTimeout: 4 * time.Second, SessionTimeout: 6 * time.Second, MaxPollRecords: 20,
 		// Give up on a failing request quickly, so the test does not
 		// wait out kgo's default retries.
-		ClientOpts: []kgo.Opt{kgo.RequestRetries(3), kgo.RetryTimeout(5 * time.Second),
-			kgo.RetryBackoffFn(func(int) time.Duration { return 50 * time.Millisecond })},
+		Name: "count", Kafka: kafkaconn.Plain(c.ListenAddrs(), kgo.RequestRetries(3), kgo.RetryTimeout(5*time.Second),
+			kgo.RetryBackoffFn(func(int) time.Duration { return 50 * time.Millisecond })),
+		Group: "test", Inputs: []string{in},
+		StateDir: t.TempDir(), TransactionalID: faultTxnID,
+		TransactionTimeout: 4 * time.Second, SessionTimeout: 6 * time.Second, MaxPollRecords: 20,
 		Metrics: NewMetrics(reg, "test"), Logger: testLogger(t),
 	}
 	var slowOnce atomic.Bool
@@ -151,23 +152,23 @@ func faultScenario(t *testing.T, fc faultCase) {
 		hits = fc.inject(t, c)
 	}
 	stop := runStage(t, cfg, proc)
-	produceInputs(t, cfg.Brokers, in, 200, keys, counts)
-	waitOutputs(t, cfg.Brokers, out, 100, time.Minute)
+	produceInputs(t, cfg.Kafka.Brokers(), in, 200, keys, counts)
+	waitOutputs(t, cfg.Kafka.Brokers(), out, 100, time.Minute)
 	if !fc.early {
 		hits = fc.inject(t, c)
 	}
 	for range 8 {
-		produceInputs(t, cfg.Brokers, in, 50, keys, counts)
+		produceInputs(t, cfg.Kafka.Brokers(), in, 50, keys, counts)
 		time.Sleep(50 * time.Millisecond)
 	}
-	waitOutputs(t, cfg.Brokers, out, 600, 2*time.Minute)
+	waitOutputs(t, cfg.Kafka.Brokers(), out, 600, 2*time.Minute)
 	if err := stop(); err != nil {
 		t.Fatalf("Run returned %v; it must ride the fault out", err)
 	}
 	if hits() == 0 {
 		t.Fatal("the fault was never hit: the case tests nothing")
 	}
-	checkCounts(t, testenv.ReadAll(t, cfg.Brokers, out, 2*time.Second), counts)
+	checkCounts(t, testenv.ReadAll(t, cfg.Kafka.Brokers(), out, 2*time.Second), counts)
 	checkStateMatchesChangelog(t, cfg, 3)
 	if fc.outcome != "" {
 		n := 0.0
@@ -205,7 +206,7 @@ func checkStateMatchesChangelog(t testing.TB, cfg Config, partitions int) {
 	for p := range partitions {
 		dir := filepath.Join(cfg.StateDir, cfg.Name, strconv.Itoa(p))
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		if err := statestore.Verify(ctx, dir, changelog, int32(p), kgo.SeedBrokers(cfg.Brokers...)); err != nil {
+		if err := statestore.Verify(ctx, dir, changelog, int32(p), kgo.SeedBrokers(cfg.Kafka.Brokers()...)); err != nil {
 			t.Errorf("partition %d: local state differs from its changelog: %v", p, err)
 		}
 		cancel()

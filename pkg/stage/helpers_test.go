@@ -151,5 +151,5 @@ func runStage(t testing.TB, cfg Config, p Processor) (stop func() error) {
 // deletes it at cleanup.
 func createChangelog(t testing.TB, cfg Config, n int32) {
 	t.Helper()
-	testenv.NamedTopic(t, cfg.Brokers, cfg.Group+"."+cfg.Name+"-changelog", n, map[string]string{"cleanup.policy": "compact"})
+	testenv.NamedTopic(t, cfg.Kafka.Brokers(), cfg.Group+"."+cfg.Name+"-changelog", n, map[string]string{"cleanup.policy": "compact"})
 }

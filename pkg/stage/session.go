@@ -75,7 +75,7 @@ type runner struct {
 }
 
 func newRunner(cfg Config, p Processor) *runner {
-	r := &runner{cfg: cfg, p: p, conn: append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...)}, cfg.ClientOpts...),
+	r := &runner{cfg: cfg, p: p, conn: cfg.Kafka.Opts(""),
 		stores: map[int32]*statestore.Store{}, owned: map[int32]bool{}, next: map[topicPartition]int64{}}
 	r.ticker, _ = p.(Ticker)
 	r.prober = cfg.Prober
@@ -98,7 +98,9 @@ func (r *runner) session(ctx context.Context) (progressed bool, err error) {
 		return false, err
 	}
 	changelog := r.cfg.Changelog
-	opts := append(slices.Clone(r.conn),
+	// The session's client is the stage's long-lived one: it has the
+	// connection's metrics under the stage's name.
+	opts := append(r.cfg.Kafka.Opts("stage-"+r.cfg.Name),
 		kgo.WithLogger(kgoLogger{r.cfg.Logger, r.cfg.Name}),
 		// Under KIP-890 the first produce of a transaction to a
 		// partition is refused with CONCURRENT_TRANSACTIONS while the

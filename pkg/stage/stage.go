@@ -82,6 +82,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/adtrack/postback/pkg/kafkaconn"
 	"github.com/adtrack/postback/pkg/statestore"
 )
 
@@ -118,8 +119,10 @@ type Config struct {
 	// Name is the stage name: the consumer group is Group+"."+Name, the
 	// default changelog is Group+"."+Name+"-changelog", and the state
 	// lives under StateDir/Name.
-	Name    string
-	Brokers []string
+	Name string
+	// Kafka is the connection every client of the stage starts from
+	// (the session's, its restores' and probes').
+	Kafka *kafkaconn.Conn
 	// Group is the consumer group prefix (the service's group).
 	Group string
 	// Inputs are co-partitioned input topics: Run refuses to start unless
@@ -171,9 +174,6 @@ type Config struct {
 	// has work (records waiting, a restore, a commit) before Health reports
 	// it not ready. Zero means 30 s.
 	StallTimeout time.Duration
-	// ClientOpts are extra connection options (TLS, SASL, ...) applied to
-	// every client the stage makes, including Restore's.
-	ClientOpts []kgo.Opt
 	// MaxPollRecords bounds the records of one poll; zero means no bound
 	// (whatever one fetch returns).
 	MaxPollRecords int
@@ -196,8 +196,8 @@ type Config struct {
 }
 
 func (c *Config) fill() error {
-	if c.Name == "" || len(c.Brokers) == 0 || c.Group == "" || len(c.Inputs) == 0 || c.StateDir == "" {
-		return errors.New("stage: Name, Brokers, Group, Inputs and StateDir are required")
+	if c.Name == "" || c.Kafka == nil || c.Group == "" || len(c.Inputs) == 0 || c.StateDir == "" {
+		return errors.New("stage: Name, Kafka, Group, Inputs and StateDir are required")
 	}
 	if c.Changelog == "" {
 		c.Changelog = c.Group + "." + c.Name + "-changelog"

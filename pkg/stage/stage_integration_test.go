@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/adtrack/postback/pkg/kafkaconn"
 	"github.com/adtrack/postback/pkg/statestore"
 	"github.com/adtrack/postback/pkg/testenv"
 )
@@ -32,7 +33,7 @@ func integrationConfig(t *testing.T) (Config, string) {
 	in := testenv.Topic(t, brokers, 3)
 	out := testenv.Topic(t, brokers, 3)
 	cfg := Config{
-		Name: "count", Brokers: brokers, Group: testenv.Name("stage"), Inputs: []string{in},
+		Name: "count", Kafka: kafkaconn.Plain(brokers), Group: testenv.Name("stage"), Inputs: []string{in},
 		StateDir: t.TempDir(), TransactionTimeout: 10 * time.Second, SessionTimeout: 6 * time.Second,
 		MaxPollRecords: 50, Logger: testLogger(t),
 	}
@@ -52,7 +53,7 @@ func TestHelperProcess(t *testing.T) {
 		t.Skip("helper process for TestCrashIntegration")
 	}
 	cfg := Config{
-		Name: "count", Brokers: strings.Split(os.Getenv("STAGE_BROKERS"), ","), Group: os.Getenv("STAGE_GROUP"),
+		Name: "count", Kafka: kafkaconn.Plain(strings.Split(os.Getenv("STAGE_BROKERS"), ",")), Group: os.Getenv("STAGE_GROUP"),
 		Inputs: []string{os.Getenv("STAGE_IN")}, StateDir: os.Getenv("STAGE_DIR"),
 		TransactionTimeout: 10 * time.Second, SessionTimeout: 6 * time.Second, MaxPollRecords: 50,
 		Logger: testLogger(t),
@@ -96,7 +97,7 @@ func TestCrashIntegration(t *testing.T) {
 	cfg, out := integrationConfig(t)
 	const n, keys = 3000, 17
 	counts := map[string]int{}
-	produceInputs(t, cfg.Brokers, cfg.Inputs[0], n, keys, counts)
+	produceInputs(t, cfg.Kafka.Brokers(), cfg.Inputs[0], n, keys, counts)
 
 	var (
 		mu     sync.Mutex
@@ -104,7 +105,7 @@ func TestCrashIntegration(t *testing.T) {
 	)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.v")
 	cmd.Env = append(os.Environ(), "STAGE_HELPER=1",
-		"STAGE_BROKERS="+strings.Join(cfg.Brokers, ","), "STAGE_GROUP="+cfg.Group,
+		"STAGE_BROKERS="+strings.Join(cfg.Kafka.Brokers(), ","), "STAGE_GROUP="+cfg.Group,
 		"STAGE_IN="+cfg.Inputs[0], "STAGE_OUT="+out, "STAGE_DIR="+cfg.StateDir,
 		"STAGE_HANG_AT="+strconv.Itoa(n/3+10))
 	pr, pw := io.Pipe()
@@ -153,8 +154,8 @@ func TestCrashIntegration(t *testing.T) {
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 		t.Fatalf("helper did not die of SIGKILL: %v", err)
 	}
-	committed := len(testenv.ReadAll(t, cfg.Brokers, out, 2*time.Second))
-	written := uncommittedCount(t, cfg.Brokers, out)
+	committed := len(testenv.ReadAll(t, cfg.Kafka.Brokers(), out, 2*time.Second))
+	written := uncommittedCount(t, cfg.Kafka.Brokers(), out)
 	t.Logf("at the kill: %d outputs committed, %d records in the log (incl. open/aborted)", committed, written)
 	if committed >= n || written <= committed {
 		t.Fatalf("%d committed, %d written: the kill did not land inside a transaction with records", committed, written)
@@ -165,11 +166,11 @@ func TestCrashIntegration(t *testing.T) {
 
 	// Restart on the same state directory.
 	stop := runStage(t, cfg, counter{out: out})
-	waitOutputs(t, cfg.Brokers, out, n, 3*time.Minute)
+	waitOutputs(t, cfg.Kafka.Brokers(), out, n, 3*time.Minute)
 	if err := stop(); err != nil {
 		t.Fatalf("restarted stage: %v", err)
 	}
-	checkCounts(t, testenv.ReadAll(t, cfg.Brokers, out, 3*time.Second), counts)
+	checkCounts(t, testenv.ReadAll(t, cfg.Kafka.Brokers(), out, 3*time.Second), counts)
 }
 
 // uncommittedCount is the number of data records in topic as a

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/adtrack/postback/pkg/kafkaconn"
 	"github.com/adtrack/postback/pkg/statestore"
 	"github.com/adtrack/postback/pkg/testenv"
 )
@@ -32,7 +33,7 @@ func testLogger(t testing.TB) *slog.Logger {
 // restored from the changelog.
 func countsScenario(t *testing.T, cfg Config, out string) {
 	const keys, chunks, chunk, more = 17, 10, 60, 400
-	brokers, in := cfg.Brokers, cfg.Inputs[0]
+	brokers, in := cfg.Kafka.Brokers(), cfg.Inputs[0]
 	counts := map[string]int{}
 
 	stop := runStage(t, cfg, counter{out: out})
@@ -70,7 +71,7 @@ func TestCountsAndRestoreKfake(t *testing.T) {
 	}
 	defer c.Close()
 	countsScenario(t, Config{
-		Name: "count", Brokers: c.ListenAddrs(), Group: "test", Inputs: []string{in},
+		Name: "count", Kafka: kafkaconn.Plain(c.ListenAddrs()), Group: "test", Inputs: []string{in},
 		StateDir: t.TempDir(), TransactionTimeout: 10 * time.Second, MaxPollRecords: 50,
 		Logger: testLogger(t),
 	}, out)
@@ -82,7 +83,7 @@ func TestRefusesUnequalPartitions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	err = Run(t.Context(), Config{Name: "x", Brokers: c.ListenAddrs(), Group: "g", Inputs: []string{"a", "b"}, StateDir: t.TempDir()}, counter{out: "a"})
+	err = Run(t.Context(), Config{Name: "x", Kafka: kafkaconn.Plain(c.ListenAddrs()), Group: "g", Inputs: []string{"a", "b"}, StateDir: t.TempDir()}, counter{out: "a"})
 	if err == nil || !strings.Contains(err.Error(), "a has 3 partitions, b has 4") {
 		t.Fatalf("got %v, want a co-partitioning error naming both topics", err)
 	}
@@ -94,7 +95,7 @@ func TestRefusesUnequalPartitions(t *testing.T) {
 // still exactly 1..n per key.
 func twoInstancesScenario(t *testing.T, cfg Config, out string) {
 	const keys, chunk = 13, 50
-	brokers, in := cfg.Brokers, cfg.Inputs[0]
+	brokers, in := cfg.Kafka.Brokers(), cfg.Inputs[0]
 	counts := map[string]int{}
 	produced := 0
 	feed := func(chunks int) {
@@ -136,7 +137,7 @@ func TestTwoInstancesKfake(t *testing.T) {
 	}
 	defer c.Close()
 	twoInstancesScenario(t, Config{
-		Name: "count", Brokers: c.ListenAddrs(), Group: "test", Inputs: []string{in},
+		Name: "count", Kafka: kafkaconn.Plain(c.ListenAddrs()), Group: "test", Inputs: []string{in},
 		StateDir: t.TempDir(), TransactionTimeout: 10 * time.Second, MaxPollRecords: 20,
 		Logger: testLogger(t),
 	}, out)
@@ -153,12 +154,12 @@ func TestProcessErrorAbortsKfake(t *testing.T) {
 	}
 	defer c.Close()
 	cfg := Config{
-		Name: "count", Brokers: c.ListenAddrs(), Group: "test", Inputs: []string{in},
+		Name: "count", Kafka: kafkaconn.Plain(c.ListenAddrs()), Group: "test", Inputs: []string{in},
 		StateDir: t.TempDir(), TransactionTimeout: 10 * time.Second, MaxPollRecords: 20,
 		Logger: testLogger(t),
 	}
 	counts := map[string]int{}
-	produceInputs(t, cfg.Brokers, in, 300, 7, counts)
+	produceInputs(t, cfg.Kafka.Brokers(), in, 300, 7, counts)
 	boom := errors.New("boom")
 	seen := 0
 	failing := ProcessorFunc(func(ctx context.Context, rec *kgo.Record, st *statestore.Batch, emit func(*kgo.Record)) error {
@@ -172,16 +173,16 @@ func TestProcessErrorAbortsKfake(t *testing.T) {
 	if err := Run(ctx, cfg, failing); !errors.Is(err, boom) {
 		t.Fatalf("Run returned %v, want the processor's error", err)
 	}
-	partial := testenv.ReadAll(t, cfg.Brokers, out, time.Second)
+	partial := testenv.ReadAll(t, cfg.Kafka.Brokers(), out, time.Second)
 	if len(partial) >= 150 {
 		t.Fatalf("%d outputs committed, want fewer than 150 (the failing transaction's must be aborted)", len(partial))
 	}
 	stop := runStage(t, cfg, counter{out: out})
-	waitOutputs(t, cfg.Brokers, out, 300, time.Minute)
+	waitOutputs(t, cfg.Kafka.Brokers(), out, 300, time.Minute)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	checkCounts(t, testenv.ReadAll(t, cfg.Brokers, out, 2*time.Second), counts)
+	checkCounts(t, testenv.ReadAll(t, cfg.Kafka.Brokers(), out, 2*time.Second), counts)
 }
 
 // TestMergeByTime: records of several partitions come out in timestamp

@@ -30,8 +30,40 @@ import (
 	"github.com/adtrack/postback/pkg/config"
 )
 
+// Config configures logs and the /metrics, /healthz and /readyz listener
+// (the telemetry section of every service).
+type Config struct {
+	Addr      string `mapstructure:"addr" desc:"Listen address of /metrics, /healthz and /readyz (empty: off; ingest serves them on its own port too)."`
+	LogLevel  string `mapstructure:"log_level" desc:"Minimum log level: debug, info, warn or error."`
+	LogFormat string `mapstructure:"log_format" desc:"Log format: json or text."`
+}
+
+// Validate checks the section; keys are relative to telemetry.
+func (c *Config) Validate() error {
+	if c.Addr != "" {
+		if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+			return config.Errorf("addr", "%q is not host:port: %v", c.Addr, err)
+		}
+	}
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return config.Errorf("log_level", "%q is not one of debug, info, warn, error", c.LogLevel)
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		return config.Errorf("log_format", "%q is not json or text", c.LogFormat)
+	}
+	return nil
+}
+
+// Level returns the configured slog level (Validate has checked it).
+func (c *Config) Level() slog.Level {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(c.LogLevel))
+	return l
+}
+
 // Logger returns a slog logger writing to w in the configured format and level.
-func Logger(w io.Writer, cfg config.Telemetry) *slog.Logger {
+func Logger(w io.Writer, cfg Config) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.Level()}
 	if cfg.LogFormat == "text" {
 		return slog.New(slog.NewTextHandler(w, opts))

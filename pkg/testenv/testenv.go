@@ -26,8 +26,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/adtrack/postback/pkg/chconn"
-	"github.com/adtrack/postback/pkg/config"
 	"github.com/adtrack/postback/pkg/migrate"
+	"github.com/adtrack/postback/pkg/topics"
 	"github.com/adtrack/postback/schemas"
 )
 
@@ -113,8 +113,8 @@ func NamedTopic(t testing.TB, brokers []string, name string, partitions int32, c
 }
 
 // ClickHouseConfig returns the configured test server with database db.
-func ClickHouseConfig(db string) config.ClickHouse {
-	cfg := config.DefaultClickHouse()
+func ClickHouseConfig(db string) chconn.Config {
+	cfg := chconn.Defaults()
 	if v := os.Getenv("POSTBACK_TEST_CLICKHOUSE_ADDR"); v != "" {
 		cfg.Addr = strings.Split(v, ",")
 	}
@@ -124,7 +124,7 @@ func ClickHouseConfig(db string) config.ClickHouse {
 
 // ClickHouse creates a fresh database on the test server and drops it when
 // the test ends; the returned config points at it.
-func ClickHouse(t testing.TB) config.ClickHouse {
+func ClickHouse(t testing.TB) chconn.Config {
 	t.Helper()
 	cfg := ClickHouseConfig(Name("test"))
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
@@ -149,10 +149,10 @@ func ClickHouse(t testing.TB) config.ClickHouse {
 // Topics returns a topic config whose every name is fresh (prefixed for this
 // test), creates the topics with partitions each, and deletes them when the
 // test ends.
-func Topics(t testing.TB, brokers []string, partitions int) config.Topics {
+func Topics(t testing.TB, brokers []string, partitions int) topics.Config {
 	t.Helper()
 	prefix := Name("t") + "."
-	tc := config.DefaultKafka("test").Topics
+	tc := topics.Defaults()
 	for _, p := range []*string{&tc.Clicks, &tc.Impressions, &tc.InstallsRaw, &tc.EventsRaw,
 		&tc.InstallsAttributed, &tc.EventsAttributed, &tc.Campaigns, &tc.Rejected} {
 		*p = prefix + *p
@@ -247,7 +247,7 @@ func FreePort(t testing.TB) int {
 
 // MigratedClickHouse is ClickHouse with every project migration applied to
 // the fresh database, and an open connection to it, closed at cleanup.
-func MigratedClickHouse(t testing.TB) (config.ClickHouse, driver.Conn) {
+func MigratedClickHouse(t testing.TB) (chconn.Config, driver.Conn) {
 	t.Helper()
 	cfg := ClickHouse(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -1,6 +1,6 @@
 // Package topics declares the pipeline's Kafka topics and creates them.
 //
-//	specs := topics.Specs(cfg.Kafka.Topics)
+//	specs := topics.Specs(cfg.Kafka.Topics) // a topics.Config
 //	res, err := topics.Ensure(ctx, kadm.NewClient(cl), specs)
 //
 // Ensure creates what is missing and checks what exists: a topic with the
@@ -22,6 +22,62 @@ import (
 	"github.com/adtrack/postback/pkg/config"
 )
 
+// Config names the pipeline's topics and how bootstrap creates them (the
+// kafka.topics section of every service).
+type Config struct {
+	Clicks             string        `mapstructure:"clicks" desc:"Topic of clicks, keyed by click_id."`
+	Impressions        string        `mapstructure:"impressions" desc:"Topic of impressions, keyed by impression_id."`
+	InstallsRaw        string        `mapstructure:"installs_raw" desc:"Topic of parsed install postbacks, keyed by join key."`
+	EventsRaw          string        `mapstructure:"events_raw" desc:"Topic of parsed in-app event postbacks, keyed by join key."`
+	InstallsAttributed string        `mapstructure:"installs_attributed" desc:"Topic of attributed installs, keyed by event_id."`
+	EventsAttributed   string        `mapstructure:"events_attributed" desc:"Topic of attributed in-app events, keyed by event_id."`
+	Campaigns          string        `mapstructure:"campaigns" desc:"Compacted topic of campaigns, keyed by campaign_id."`
+	Rejected           string        `mapstructure:"rejected" desc:"Topic of authenticated postbacks that were rejected, keyed by source."`
+	Partitions         int           `mapstructure:"partitions" desc:"Partitions of every topic created by bootstrap (joined topics must share a count)."`
+	ReplicationFactor  int           `mapstructure:"replication_factor" desc:"Replication factor of topics created by bootstrap."`
+	Retention          time.Duration `mapstructure:"retention" desc:"retention.ms of the non-compacted topics created by bootstrap; long enough to re-attribute from Kafka."`
+}
+
+// Defaults returns the topic names of DESIGN.md and bootstrap's defaults.
+func Defaults() Config {
+	return Config{
+		Clicks:             "clicks.v1",
+		Impressions:        "impressions.v1",
+		InstallsRaw:        "installs.raw.v1",
+		EventsRaw:          "events.raw.v1",
+		InstallsAttributed: "installs.attributed.v1",
+		EventsAttributed:   "events.attributed.v1",
+		Campaigns:          "campaigns.v1",
+		Rejected:           "postbacks.rejected.v1",
+		Partitions:         6,
+		ReplicationFactor:  1,
+		Retention:          14 * 24 * time.Hour,
+	}
+}
+
+// Validate checks the section; keys are relative to kafka.topics.
+func (t *Config) Validate() error {
+	for key, name := range map[string]string{
+		"clicks": t.Clicks, "impressions": t.Impressions, "installs_raw": t.InstallsRaw, "events_raw": t.EventsRaw,
+		"installs_attributed": t.InstallsAttributed, "events_attributed": t.EventsAttributed,
+		"campaigns": t.Campaigns, "rejected": t.Rejected,
+	} {
+		if name == "" {
+			return config.Errorf(key, "must not be empty")
+		}
+	}
+	if t.Partitions < 1 {
+		return config.Errorf("partitions", "must be at least 1, got %d", t.Partitions)
+	}
+	if t.ReplicationFactor < 1 {
+		return config.Errorf("replication_factor", "must be at least 1, got %d", t.ReplicationFactor)
+	}
+	if t.Retention < time.Hour {
+		return config.Errorf("retention", "must be at least 1h, got %s", t.Retention)
+	}
+	return nil
+}
+
 // ErrNotCoPartitioned wraps Ensure's error for a joined topic whose
 // partition count differs from its spec: no retry fixes it.
 var ErrNotCoPartitioned = errors.New("topics are not co-partitioned (every joined topic needs the same partition count)")
@@ -39,7 +95,7 @@ type Spec struct {
 }
 
 // Specs returns the topics of DESIGN.md from the configured names.
-func Specs(t config.Topics) []Spec {
+func Specs(t Config) []Spec {
 	retention := strconv.FormatInt(t.Retention.Milliseconds(), 10)
 	stream := func(name string, joined bool) Spec {
 		return Spec{

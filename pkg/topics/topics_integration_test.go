@@ -1,6 +1,6 @@
 //go:build integration
 
-package topics
+package topics_test
 
 import (
 	"testing"
@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/adtrack/postback/pkg/testenv"
+	"github.com/adtrack/postback/pkg/topics"
 )
 
 func TestEnsureRealBroker(t *testing.T) {
@@ -18,5 +19,5 @@ func TestEnsureRealBroker(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	ensureSuite(t, kadm.NewClient(cl), testenv.Name("topics")+".")
+	topics.EnsureSuite(t, kadm.NewClient(cl), testenv.Name("topics")+".")
 }

@@ -9,8 +9,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/adtrack/postback/pkg/config"
 )
 
 // EnsureSuite runs against any broker: kfake here, the real one in the
@@ -18,7 +16,7 @@ import (
 func ensureSuite(t *testing.T, adm *kadm.Client, prefix string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	names := config.DefaultKafka("t").Topics
+	names := Defaults()
 	names.Clicks, names.Impressions, names.InstallsRaw, names.EventsRaw = prefix+"clicks", prefix+"impressions", prefix+"installs", prefix+"events"
 	names.InstallsAttributed, names.EventsAttributed = prefix+"installs_attr", prefix+"events_attr"
 	names.Campaigns, names.Rejected = prefix+"campaigns", prefix+"rejected"
@@ -91,7 +89,7 @@ func TestEnsureKfake(t *testing.T) {
 }
 
 func TestSpecs(t *testing.T) {
-	cfg := config.DefaultKafka("t").Topics
+	cfg := Defaults()
 	specs := Specs(cfg)
 	if len(specs) != 8 {
 		t.Fatalf("%d specs, want the 8 topics of DESIGN.md", len(specs))

@@ -22,7 +22,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/adtrack/postback/pkg/campaign"
+	"github.com/adtrack/postback/pkg/campaigntopic"
 	"github.com/adtrack/postback/pkg/event"
 	"github.com/adtrack/postback/pkg/money"
 	"github.com/adtrack/postback/pkg/testenv"
@@ -151,7 +151,7 @@ func startPipeline(b *testing.B) *pipeline {
 		b.Fatal(err)
 	}
 	defer cl.Close()
-	if err := campaign.Publish(b.Context(), cl, tc.Campaigns, []event.Campaign{{ID: p.cmp, AppID: p.app, MediaSource: "benchnet",
+	if err := campaigntopic.Publish(b.Context(), cl, tc.Campaigns, []event.Campaign{{ID: p.cmp, AppID: p.app, MediaSource: "benchnet",
 		CostModel: "CPI", Bid: money.FromMicros(1_500_000), Currency: "USD"}}); err != nil {
 		b.Fatal(err)
 	}

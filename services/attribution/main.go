@@ -17,14 +17,17 @@ import (
 	"time"
 
 	"github.com/adtrack/postback/pkg/campaign"
+	"github.com/adtrack/postback/pkg/campaigntopic"
 	"github.com/adtrack/postback/pkg/config"
 	"github.com/adtrack/postback/pkg/join"
+	"github.com/adtrack/postback/pkg/kafkaconn"
+	"github.com/adtrack/postback/pkg/servicecfg"
 	"github.com/adtrack/postback/pkg/statestore"
 	"github.com/adtrack/postback/pkg/telemetry"
 )
 
 func main() {
-	cfg := config.DefaultAttribution()
+	cfg := servicecfg.DefaultAttribution()
 	if err := config.Load(&cfg, "attribution", os.Args[1:], os.Stderr); err != nil {
 		if errors.Is(err, config.ErrHelp) {
 			os.Exit(0)
@@ -39,7 +42,7 @@ func main() {
 	}
 }
 
-func run(cfg config.Attribution, log *slog.Logger) error {
+func run(cfg servicecfg.Attribution, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	tel := telemetry.New()
@@ -53,12 +56,16 @@ func run(cfg config.Attribution, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	conn, err := kafkaconn.Open(ctx, cfg.Kafka.Config, log, kafkaconn.WithMetrics(tel.Registry, "attribution"))
+	if err != nil {
+		return err
+	}
 	t := cfg.Kafka.Topics
 	reg := campaign.NewRegistry()
-	follower := campaign.NewFollower(reg, t.Campaigns, log)
+	follower := campaigntopic.NewFollower(reg, t.Campaigns, log)
 	tel.AddReadiness("campaigns", follower.Ready)
 	go func() {
-		if err := follower.Run(ctx, cfg.Kafka.Brokers); err != nil {
+		if err := follower.Run(ctx, conn.Opts("campaigns")); err != nil {
 			log.Error("campaigns follower", "err", err)
 		}
 	}()
@@ -75,21 +82,14 @@ func run(cfg config.Attribution, log *slog.Logger) error {
 	cache := statestore.NewCache(cfg.Join.CacheSize)
 	defer cache.Close()
 	j, err := join.New(join.Config{
-		Brokers: cfg.Kafka.Brokers, Group: cfg.Group, StateDir: cfg.StateDir, InstanceID: cfg.Join.InstanceID,
+		Kafka: conn, Group: cfg.Group, StateDir: cfg.StateDir,
 		Topics: join.Topics{
 			Clicks: t.Clicks, Impressions: t.Impressions, InstallsRaw: t.InstallsRaw, EventsRaw: t.EventsRaw,
 			InstallsAttributed: t.InstallsAttributed, EventsAttributed: t.EventsAttributed, Rejected: t.Rejected,
 		},
 		RepartitionReplication: int16(t.ReplicationFactor),
-		RepartitionRetention:   cfg.Join.RepartitionRetention,
 		Rules:                  cfg.RuleSet(), Rates: rates, Campaigns: reg,
-		DedupWindow: cfg.Join.DedupWindow, LateAllowance: cfg.Join.LateAllowance,
-		EventJoinWindow: cfg.Join.EventJoinWindow, EventGrace: cfg.Join.EventGrace,
-		MaxCandidates: cfg.Join.MaxCandidates, ExpiryInterval: cfg.Join.ExpiryInterval, AlignSlack: cfg.Join.AlignSlack,
-		TickInterval: cfg.Join.TickInterval, TickLag: cfg.Join.TickLag,
-		TransactionTimeout: cfg.Join.TransactionTimeout, CommitInterval: cfg.Join.CommitInterval,
-		SessionTimeout: cfg.Join.SessionTimeout, StallTimeout: cfg.Join.StallTimeout,
-		MaxPollRecords: cfg.Join.MaxPollRecords, Cache: cache,
+		Settings: cfg.Join, Cache: cache,
 		Registerer: tel.Registry, Logger: log,
 	})
 	if err != nil {

@@ -23,28 +23,31 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/adtrack/postback/pkg/campaign"
-	"github.com/adtrack/postback/pkg/config"
+	"github.com/adtrack/postback/pkg/campaigntopic"
 	"github.com/adtrack/postback/pkg/event"
 	"github.com/adtrack/postback/pkg/ingest"
+	"github.com/adtrack/postback/pkg/kafkaconn"
+	"github.com/adtrack/postback/pkg/servicecfg"
 	"github.com/adtrack/postback/pkg/telemetry"
 	"github.com/adtrack/postback/pkg/testenv"
+	"github.com/adtrack/postback/pkg/topics"
 )
 
 const token = "integration-token-0123456789"
 
-func testConfig(brokers []string, topics config.Topics) config.Ingest {
-	cfg := config.DefaultIngest()
+func testConfig(brokers []string, topics topics.Config) servicecfg.Ingest {
+	cfg := servicecfg.DefaultIngest()
 	cfg.Kafka.Brokers = brokers
 	cfg.Kafka.Topics = topics
-	cfg.Ingest.Sources = map[string]config.Source{"generic": {Tokens: []string{token}}, "appsflyer": {Tokens: []string{token}}}
+	cfg.Ingest.Sources = map[string]ingest.Source{"generic": {Tokens: []string{token}}, "appsflyer": {Tokens: []string{token}}}
 	return cfg
 }
 
 // startInProcess runs pkg/ingest against brokers with campaigns published
 // to the campaigns topic and followed as the service does.
-func startInProcess(t *testing.T, cfg config.Ingest) (*httptest.Server, *telemetry.Telemetry) {
+func startInProcess(t *testing.T, cfg servicecfg.Ingest) (*httptest.Server, *telemetry.Telemetry) {
 	t.Helper()
-	cl, err := kgo.NewClient(ingest.ProducerOpts(cfg)...)
+	cl, err := kgo.NewClient(ingest.ProducerOpts(kafkaconn.Plain(cfg.Kafka.Brokers), cfg.Ingest.Produce)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,14 +63,14 @@ campaigns:
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := campaign.Publish(ctx, cl, cfg.Kafka.Topics.Campaigns, camps); err != nil {
+	if err := campaigntopic.Publish(ctx, cl, cfg.Kafka.Topics.Campaigns, camps); err != nil {
 		t.Fatal(err)
 	}
 	reg := campaign.NewRegistry()
-	f := campaign.NewFollower(reg, cfg.Kafka.Topics.Campaigns, discard())
+	f := campaigntopic.NewFollower(reg, cfg.Kafka.Topics.Campaigns, discard())
 	fctx, stop := context.WithCancel(context.Background())
 	t.Cleanup(stop)
-	go f.Run(fctx, cfg.Kafka.Brokers)
+	go f.Run(fctx, []kgo.Opt{kgo.SeedBrokers(cfg.Kafka.Brokers...)})
 	for !f.Synced() {
 		if ctx.Err() != nil {
 			t.Fatal("campaigns not loaded in 30s")
@@ -75,7 +78,7 @@ campaigns:
 		time.Sleep(20 * time.Millisecond)
 	}
 	tel := telemetry.New()
-	srv, err := ingest.New(cfg, cl, reg, tel, discard())
+	srv, err := ingest.New(cfg.Server(), cl, reg, tel, discard())
 	if err != nil {
 		t.Fatal(err)
 	}

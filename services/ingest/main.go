@@ -21,13 +21,16 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/adtrack/postback/pkg/campaign"
+	"github.com/adtrack/postback/pkg/campaigntopic"
 	"github.com/adtrack/postback/pkg/config"
 	"github.com/adtrack/postback/pkg/ingest"
+	"github.com/adtrack/postback/pkg/kafkaconn"
+	"github.com/adtrack/postback/pkg/servicecfg"
 	"github.com/adtrack/postback/pkg/telemetry"
 )
 
 func main() {
-	cfg := config.DefaultIngest()
+	cfg := servicecfg.DefaultIngest()
 	if err := config.Load(&cfg, "ingest", os.Args[1:], os.Stderr); err != nil {
 		if errors.Is(err, config.ErrHelp) {
 			os.Exit(0)
@@ -42,29 +45,33 @@ func main() {
 	}
 }
 
-func run(cfg config.Ingest, log *slog.Logger) error {
+func run(cfg servicecfg.Ingest, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
 	tel := telemetry.New()
-	cl, err := kgo.NewClient(ingest.ProducerOpts(cfg)...)
+	conn, err := kafkaconn.Open(ctx, cfg.Kafka.Config, log, kafkaconn.WithMetrics(tel.Registry, "ingest"))
+	if err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(ingest.ProducerOpts(conn, cfg.Ingest.Produce)...)
 	if err != nil {
 		return fmt.Errorf("kafka producer: %w", err)
 	}
 	defer cl.Close()
 
 	reg := campaign.NewRegistry()
-	follower := campaign.NewFollower(reg, cfg.Kafka.Topics.Campaigns, log)
+	follower := campaigntopic.NewFollower(reg, cfg.Kafka.Topics.Campaigns, log)
 	tel.AddReadiness("campaigns", follower.Ready)
 	followCtx, stopFollow := context.WithCancel(context.Background())
 	defer stopFollow()
 	go func() {
-		if err := follower.Run(followCtx, cfg.Kafka.Brokers, kgo.ClientID(cfg.Kafka.ClientID+"-campaigns")); err != nil {
+		if err := follower.Run(followCtx, conn.Opts("campaigns", kgo.ClientID(cfg.Kafka.ClientID+"-campaigns"))); err != nil {
 			log.Error("campaign follower stopped", "err", err)
 		}
 	}()
 
-	srv, err := ingest.New(cfg, cl, reg, tel, log)
+	srv, err := ingest.New(cfg.Server(), cl, reg, tel, log)
 	if err != nil {
 		return err
 	}

@@ -27,9 +27,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/adtrack/postback/pkg/campaign"
+	"github.com/adtrack/postback/pkg/campaigntopic"
 	"github.com/adtrack/postback/pkg/chconn"
 	"github.com/adtrack/postback/pkg/config"
+	"github.com/adtrack/postback/pkg/kafkaconn"
 	"github.com/adtrack/postback/pkg/migrate"
+	"github.com/adtrack/postback/pkg/servicecfg"
 	"github.com/adtrack/postback/pkg/telemetry"
 	"github.com/adtrack/postback/pkg/topics"
 	"github.com/adtrack/postback/schemas"
@@ -78,7 +81,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	wait := 60 * time.Second
 	rest, wait = takeWait(rest, wait)
-	cfg := config.DefaultAdmin()
+	cfg := servicecfg.DefaultAdmin()
 	if err := config.Load(&cfg, "postbackctl "+cmd, rest, stderr); err != nil {
 		return err
 	}
@@ -139,7 +142,8 @@ func retry(ctx context.Context, wait time.Duration, log *slog.Logger, what strin
 	deadline := time.Now().Add(wait)
 	for {
 		err := fn(ctx)
-		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
+		if err == nil || time.Now().After(deadline) || ctx.Err() != nil ||
+			kafkaconn.IsMisconfigured(err) || errors.Is(err, chconn.ErrMisconfigured) {
 			return err
 		}
 		log.Info("waiting", "for", what, "err", err)
@@ -151,8 +155,12 @@ func retry(ctx context.Context, wait time.Duration, log *slog.Logger, what strin
 	}
 }
 
-func ensureTopics(ctx context.Context, cfg config.Admin, log *slog.Logger, wait time.Duration) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Kafka.Brokers...), kgo.ClientID(cfg.Kafka.ClientID))
+func ensureTopics(ctx context.Context, cfg servicecfg.Admin, log *slog.Logger, wait time.Duration) error {
+	conn, err := kafkaconn.New(cfg.Kafka.Config, kafkaconn.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(conn.Opts("")...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}
@@ -162,6 +170,11 @@ func ensureTopics(ctx context.Context, cfg config.Admin, log *slog.Logger, wait 
 	err = retry(ctx, wait, log, "kafka", func(ctx context.Context) error {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
+		// Check first: wrong credentials or TLS settings stop at once,
+		// with the cause named, instead of after the whole wait.
+		if err := conn.Check(cctx); err != nil {
+			return err
+		}
 		var err error
 		res, err = topics.Ensure(cctx, adm, topics.Specs(cfg.Kafka.Topics))
 		return err
@@ -173,7 +186,7 @@ func ensureTopics(ctx context.Context, cfg config.Admin, log *slog.Logger, wait 
 	return nil
 }
 
-func runMigrations(ctx context.Context, cfg config.Admin, log *slog.Logger, wait time.Duration) error {
+func runMigrations(ctx context.Context, cfg servicecfg.Admin, log *slog.Logger, wait time.Duration) error {
 	err := retry(ctx, wait, log, "clickhouse", func(ctx context.Context) error {
 		srv, err := chconn.OpenServer(ctx, cfg.ClickHouse)
 		if err != nil {
@@ -199,16 +212,19 @@ func runMigrations(ctx context.Context, cfg config.Admin, log *slog.Logger, wait
 	return nil
 }
 
-func producer(cfg config.Admin) (*kgo.Client, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Kafka.Brokers...), kgo.ClientID(cfg.Kafka.ClientID),
-		kgo.RequiredAcks(kgo.AllISRAcks()))
+func producer(cfg servicecfg.Admin) (*kgo.Client, error) {
+	conn, err := kafkaconn.New(cfg.Kafka.Config)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(conn.Opts("", kgo.RequiredAcks(kgo.AllISRAcks()))...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}
 	return cl, nil
 }
 
-func applyCampaigns(ctx context.Context, cfg config.Admin, log *slog.Logger, file string) error {
+func applyCampaigns(ctx context.Context, cfg servicecfg.Admin, log *slog.Logger, file string) error {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return err
@@ -224,14 +240,14 @@ func applyCampaigns(ctx context.Context, cfg config.Admin, log *slog.Logger, fil
 	defer cl.Close()
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := campaign.Publish(pctx, cl, cfg.Kafka.Topics.Campaigns, camps); err != nil {
+	if err := campaigntopic.Publish(pctx, cl, cfg.Kafka.Topics.Campaigns, camps); err != nil {
 		return err
 	}
 	log.Info("campaigns published", "file", file, "count", len(camps), "topic", cfg.Kafka.Topics.Campaigns)
 	return nil
 }
 
-func deleteCampaigns(ctx context.Context, cfg config.Admin, log *slog.Logger, ids []string) error {
+func deleteCampaigns(ctx context.Context, cfg servicecfg.Admin, log *slog.Logger, ids []string) error {
 	cl, err := producer(cfg)
 	if err != nil {
 		return err
@@ -239,7 +255,7 @@ func deleteCampaigns(ctx context.Context, cfg config.Admin, log *slog.Logger, id
 	defer cl.Close()
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := campaign.Delete(pctx, cl, cfg.Kafka.Topics.Campaigns, ids...); err != nil {
+	if err := campaigntopic.Delete(pctx, cl, cfg.Kafka.Topics.Campaigns, ids...); err != nil {
 		return err
 	}
 	log.Info("campaigns deleted", "ids", ids)
@@ -248,7 +264,7 @@ func deleteCampaigns(ctx context.Context, cfg config.Admin, log *slog.Logger, id
 
 // status prints how many records each topic holds and how many rows each
 // ClickHouse table has; make demo uses it to show data flowing.
-func status(ctx context.Context, cfg config.Admin, out io.Writer) error {
+func status(ctx context.Context, cfg servicecfg.Admin, out io.Writer) error {
 	cl, err := producer(cfg)
 	if err != nil {
 		return err

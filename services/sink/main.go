@@ -15,12 +15,14 @@ import (
 
 	"github.com/adtrack/postback/pkg/chconn"
 	"github.com/adtrack/postback/pkg/config"
+	"github.com/adtrack/postback/pkg/kafkaconn"
+	"github.com/adtrack/postback/pkg/servicecfg"
 	"github.com/adtrack/postback/pkg/sink"
 	"github.com/adtrack/postback/pkg/telemetry"
 )
 
 func main() {
-	cfg := config.DefaultSink()
+	cfg := servicecfg.DefaultSink()
 	if err := config.Load(&cfg, "sink", os.Args[1:], os.Stderr); err != nil {
 		if errors.Is(err, config.ErrHelp) {
 			os.Exit(0)
@@ -35,7 +37,7 @@ func main() {
 	}
 }
 
-func run(cfg config.Sink, log *slog.Logger) error {
+func run(cfg servicecfg.Sink, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	tel := telemetry.New()
@@ -45,17 +47,25 @@ func run(cfg config.Sink, log *slog.Logger) error {
 		}
 	}()
 
-	// ClickHouse may still be starting: wait for it rather than crash-loop.
+	kafka, err := kafkaconn.Open(ctx, cfg.Kafka.Config, log, kafkaconn.WithMetrics(tel.Registry, "sink"))
+	if err != nil {
+		return err
+	}
+	// ClickHouse may still be starting: wait for it rather than crash-loop,
+	// unless the settings themselves are wrong.
 	for backoff := time.Second; ; backoff = min(2*backoff, 30*time.Second) {
 		conn, err := chconn.Open(ctx, cfg.ClickHouse)
 		if err == nil {
 			defer conn.Close()
-			l, err := sink.New(cfg, conn, tel, log)
+			l, err := sink.New(cfg.Loader(kafka), conn, tel, log)
 			if err != nil {
 				return err
 			}
 			tel.AddReadiness("clickhouse", conn.Ping)
 			return l.Run(ctx)
+		}
+		if errors.Is(err, chconn.ErrMisconfigured) {
+			return err
 		}
 		log.Warn("waiting for ClickHouse", "err", err, "backoff", backoff)
 		select {

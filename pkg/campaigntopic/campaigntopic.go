@@ -1,4 +1,12 @@
-package campaign
+// Package campaigntopic is the campaigns topic, the registry's source of
+// truth: postbackctl publishes and deletes campaigns there (compacted,
+// keyed by campaign id), and every ingest and attribution instance follows
+// it into a campaign.Registry.
+//
+//	f := campaigntopic.NewFollower(reg, cfg.Kafka.Topics.Campaigns, log)
+//	go f.Run(ctx, conn.Opts("campaigns"))
+//	for !f.Synced() { ... } // the initial load is complete
+package campaigntopic
 
 import (
 	"context"
@@ -12,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/adtrack/postback/pkg/campaign"
 	"github.com/adtrack/postback/pkg/event"
 )
 
@@ -20,7 +29,7 @@ import (
 func Publish(ctx context.Context, cl *kgo.Client, topic string, camps []event.Campaign) error {
 	recs := make([]*kgo.Record, 0, len(camps))
 	for _, c := range camps {
-		if err := Validate(&c); err != nil {
+		if err := campaign.Validate(&c); err != nil {
 			return err
 		}
 		v, err := json.Marshal(c)
@@ -49,14 +58,14 @@ func Delete(ctx context.Context, cl *kgo.Client, topic string, ids ...string) er
 
 // Follower keeps a Registry equal to the campaigns topic.
 type Follower struct {
-	reg    *Registry
+	reg    *campaign.Registry
 	topic  string
 	log    *slog.Logger
 	synced atomic.Bool
 }
 
 // NewFollower returns a Follower filling reg from topic.
-func NewFollower(reg *Registry, topic string, log *slog.Logger) *Follower {
+func NewFollower(reg *campaign.Registry, topic string, log *slog.Logger) *Follower {
 	return &Follower{reg: reg, topic: topic, log: log}
 }
 
@@ -73,15 +82,14 @@ func (f *Follower) Ready(context.Context) error {
 }
 
 // Run consumes the topic from the beginning with its own client (no consumer
-// group: every instance needs every campaign) until ctx ends. brokers and
-// opts configure that client.
-func (f *Follower) Run(ctx context.Context, brokers []string, opts ...kgo.Opt) error {
-	opts = append([]kgo.Opt{
-		kgo.SeedBrokers(brokers...),
+// group: every instance needs every campaign) until ctx ends. conn is the
+// connection of that client (kafkaconn.Conn.Opts).
+func (f *Follower) Run(ctx context.Context, conn []kgo.Opt) error {
+	opts := append(append([]kgo.Opt{}, conn...),
 		kgo.ConsumeTopics(f.topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-	}, opts...)
+	)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("campaigns consumer: %w", err)
@@ -148,7 +156,7 @@ func (f *Follower) apply(r *kgo.Record) {
 		f.log.Error("campaigns: undecodable record skipped", "offset", r.Offset, "partition", r.Partition, "err", err)
 		return
 	}
-	if err := Validate(&c); err != nil || c.ID != id {
+	if err := campaign.Validate(&c); err != nil || c.ID != id {
 		f.log.Error("campaigns: invalid record skipped", "offset", r.Offset, "key", id, "err", err)
 		return
 	}

@@ -1,4 +1,4 @@
-package config
+package servicecfg
 
 import (
 	"bytes"
@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/adtrack/postback/pkg/config"
 )
 
 var update = flag.Bool("update", false, "rewrite docs/configuration.md and config.example.yaml")
@@ -27,10 +29,10 @@ func TestDefaultsValidate(t *testing.T) {
 		if err := s.Config.Validate(); err != nil {
 			t.Errorf("%s defaults do not validate: %v", s.Name, err)
 		}
-		if len(Fields(s.Config)) == 0 {
+		if len(config.Fields(s.Config)) == 0 {
 			t.Errorf("%s has no keys", s.Name)
 		}
-		for _, f := range Fields(s.Config) {
+		for _, f := range config.Fields(s.Config) {
 			if f.Desc == "" {
 				t.Errorf("%s: key %s has no desc tag", s.Name, f.Key)
 			}
@@ -52,7 +54,7 @@ http:
 	t.Setenv("POSTBACK_HTTP_ADDR", "127.0.0.1:1")
 	t.Setenv("POSTBACK_TELEMETRY_LOG_LEVEL", "debug")
 	cfg := DefaultIngest()
-	err := Load(&cfg, "ingest", []string{"--config", file, "--http.addr", "127.0.0.1:2", "--kafka.client_id=flag"}, &bytes.Buffer{})
+	err := config.Load(&cfg, "ingest", []string{"--config", file, "--http.addr", "127.0.0.1:2", "--kafka.client_id=flag"}, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +80,7 @@ http:
 func TestEnvList(t *testing.T) {
 	t.Setenv("POSTBACK_KAFKA_BROKERS", "a:9092,b:9092")
 	cfg := DefaultSink()
-	if err := Load(&cfg, "sink", nil, &bytes.Buffer{}); err != nil {
+	if err := config.Load(&cfg, "sink", nil, &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
 	if got := strings.Join(cfg.Kafka.Brokers, "|"); got != "a:9092|b:9092" {
@@ -115,7 +117,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 				args = append(args, "--config", writeYAML(t, tt.yaml))
 			}
 			cfg := DefaultIngest()
-			err := Load(&cfg, "ingest", args, &bytes.Buffer{})
+			err := config.Load(&cfg, "ingest", args, &bytes.Buffer{})
 			if err == nil {
 				t.Fatalf("Load succeeded, want an error naming %q", tt.want)
 			}
@@ -128,18 +130,18 @@ func TestErrorsNameTheKey(t *testing.T) {
 
 func TestKeyErrorIsTyped(t *testing.T) {
 	cfg := DefaultSink()
-	err := Load(&cfg, "sink", []string{"--clickhouse.database=bad-name"}, &bytes.Buffer{})
-	var ke *KeyError
+	err := config.Load(&cfg, "sink", []string{"--clickhouse.database=bad-name"}, &bytes.Buffer{})
+	var ke *config.KeyError
 	if !errors.As(err, &ke) || ke.Key != "clickhouse.database" {
-		t.Fatalf("err = %v, want *KeyError for clickhouse.database", err)
+		t.Fatalf("err = %v, want *config.KeyError for clickhouse.database", err)
 	}
 }
 
 func TestHelp(t *testing.T) {
 	var out bytes.Buffer
 	cfg := DefaultAttribution()
-	if err := Load(&cfg, "attribution", []string{"--help"}, &out); !errors.Is(err, ErrHelp) {
-		t.Fatalf("err = %v, want ErrHelp", err)
+	if err := config.Load(&cfg, "attribution", []string{"--help"}, &out); !errors.Is(err, config.ErrHelp) {
+		t.Fatalf("err = %v, want config.ErrHelp", err)
 	}
 	for _, want := range []string{"--kafka.brokers", "POSTBACK_KAFKA_BROKERS", "--state_dir"} {
 		if !strings.Contains(out.String(), want) {
@@ -167,14 +169,14 @@ func TestDocsCurrent(t *testing.T) {
 	if !ok1 || !ok2 {
 		t.Fatalf("%s lacks the generated-section markers", docPath)
 	}
-	want := before + beginMarker + Reference() + endMarker + after
+	want := before + beginMarker + config.Reference(Services()) + endMarker + after
 	examplePath := filepath.Join(root, "config.example.yaml")
 	example, _ := os.ReadFile(examplePath)
 	if *update {
 		if err := os.WriteFile(docPath, []byte(want), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(examplePath, []byte(Example()), 0o644); err != nil {
+		if err := os.WriteFile(examplePath, []byte(config.Example(Services())), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		return
@@ -182,7 +184,7 @@ func TestDocsCurrent(t *testing.T) {
 	if string(doc) != want {
 		t.Errorf("%s is out of date: run make docs", docPath)
 	}
-	if string(example) != Example() {
+	if string(example) != config.Example(Services()) {
 		t.Errorf("%s is out of date: run make docs", examplePath)
 	}
 }
@@ -196,12 +198,12 @@ func TestLocalConfigsLoad(t *testing.T) {
 			continue // postbackctl has none
 		}
 		var out bytes.Buffer
-		if err := Load(s.Config, s.Name, []string{"--config", p}, &out); err != nil {
+		if err := config.Load(s.Config, s.Name, []string{"--config", p}, &out); err != nil {
 			t.Errorf("%s: %v", p, err)
 		}
 	}
 	a := DefaultAttribution()
-	if err := Load(&a, "attribution", []string{"--config", filepath.Join("..", "..", "deploy", "local", "config", "attribution.yaml")}, &bytes.Buffer{}); err != nil {
+	if err := config.Load(&a, "attribution", []string{"--config", filepath.Join("..", "..", "deploy", "local", "config", "attribution.yaml")}, &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
 	r, err := a.ParsedRates()
@@ -210,5 +212,59 @@ func TestLocalConfigsLoad(t *testing.T) {
 	}
 	if len(r.PerUnit) != 6 || r.PerUnit["EUR"].String() != "1.08" {
 		t.Errorf("local rate table: %v", r.PerUnit)
+	}
+}
+
+// TestSecretsFromFiles reads a *_file key into its sibling, for a scalar
+// (kafka.sasl.password) and for the tokens of a source (a map entry).
+func TestSecretsFromFiles(t *testing.T) {
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "pw")
+	toks := filepath.Join(dir, "tokens")
+	if err := os.WriteFile(pw, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(toks, []byte("# rotated monthly\nfirst-token-0123456789\n\nsecond-token-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file := writeYAML(t, `
+kafka:
+  sasl: {mechanism: SCRAM-SHA-512, username: ingest}
+ingest:
+  sources:
+    appsflyer: {tokens_file: `+toks+`}
+`)
+	t.Setenv("POSTBACK_KAFKA_SASL_PASSWORD_FILE", pw)
+	cfg := DefaultIngest()
+	if err := config.Load(&cfg, "ingest", []string{"--config", file}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Kafka.SASL.Password != "s3cret" {
+		t.Errorf("password = %q, want the file's content without its newline", cfg.Kafka.SASL.Password)
+	}
+	if got := strings.Join(cfg.Ingest.Sources["appsflyer"].Tokens, ","); got != "first-token-0123456789,second-token-0123456789" {
+		t.Errorf("tokens = %q", got)
+	}
+
+	for name, tc := range map[string]struct {
+		args []string
+		want string
+	}{
+		"both":         {[]string{"--kafka.sasl.mechanism=PLAIN", "--kafka.sasl.username=u", "--kafka.sasl.password=x", "--kafka.sasl.password_file=" + pw}, "kafka.sasl.password_file"},
+		"missing file": {[]string{"--clickhouse.password_file=" + filepath.Join(dir, "nope")}, "clickhouse.password_file"},
+		"tls conflict": {[]string{"--kafka.tls.enabled=true", "--kafka.tls.insecure_skip_verify=true", "--kafka.tls.ca_file=" + pw}, "kafka.tls"},
+		"tls keys off": {[]string{"--clickhouse.tls.ca_file=" + pw}, "clickhouse.tls"},
+		"no user":      {[]string{"--kafka.sasl.mechanism=PLAIN"}, "kafka.sasl"},
+		"bad mech":     {[]string{"--kafka.sasl.mechanism=GSSAPI"}, "kafka.sasl.mechanism"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Setenv("POSTBACK_KAFKA_SASL_PASSWORD_FILE", "")
+			cfg := DefaultSink()
+			err := config.Load(&cfg, "sink", tc.args, &bytes.Buffer{})
+			var ke *config.KeyError
+			if !errors.As(err, &ke) || !strings.HasPrefix(ke.Key, tc.want) {
+				t.Fatalf("err = %v, want a *KeyError for %s", err, tc.want)
+			}
+		})
 	}
 }
