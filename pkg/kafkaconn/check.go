@@ -70,6 +70,15 @@ func (c *Conn) explain(err error) string {
 	case errors.Is(err, kerr.ClusterAuthorizationFailed), errors.Is(err, kerr.TopicAuthorizationFailed):
 		return fmt.Sprintf("authenticated, but user %q is not authorized (broker ACLs)", s.Username)
 	}
+	var eof *kgo.ErrFirstReadEOF
+	switch msg := err.Error(); {
+	case strings.Contains(msg, "tls alert record"):
+		return "the listener expects TLS but kafka.tls.enabled is false"
+	case errors.As(err, &eof) && strings.Contains(msg, "SASL"):
+		return "the broker closed the connection during SASL: the listener does not take SASL, or not kafka.sasl.mechanism " + s.Mechanism
+	case errors.As(err, &eof) && c.cfg.TLS.Enabled:
+		return "the broker closed the connection right after the TLS dial: kafka.tls.enabled is true but the listener answered in plaintext, or refused the TLS settings"
+	}
 	why := tlsconf.Explain(err, c.cfg.TLS.Enabled)
 	if why == "" {
 		return ""

@@ -35,6 +35,11 @@ type Broker struct {
 // StartBroker starts a dedicated broker and fails the test if it cannot.
 func StartBroker(t testing.TB) *Broker {
 	t.Helper()
+	return startBroker(t)
+}
+
+func startBroker(t testing.TB, env ...string) *Broker {
+	t.Helper()
 	root, err := repoRoot()
 	if err != nil {
 		t.Fatal(err)
@@ -43,9 +48,9 @@ func StartBroker(t testing.TB) *Broker {
 	state := t.TempDir()
 	b := &Broker{t: t, script: filepath.Join(root, "deploy", "local", "kafka.sh"),
 		addr: fmt.Sprintf("127.0.0.1:%d", port), state: state,
-		env: append(os.Environ(), "POSTBACK_LOCAL_STATE_DIR="+state,
+		env: append(append(os.Environ(), "POSTBACK_LOCAL_STATE_DIR="+state,
 			"POSTBACK_KAFKA_PORT="+fmt.Sprint(port), "POSTBACK_KAFKA_CONTROLLER_PORT="+fmt.Sprint(cport),
-			"POSTBACK_KAFKA_HEAP=384m")}
+			"POSTBACK_KAFKA_HEAP=384m"), env...)}
 	b.Start()
 	t.Cleanup(func() {
 		if b.isRunning() {
@@ -146,4 +151,36 @@ func repoRoot() (string, error) {
 		}
 		dir = parent
 	}
+}
+
+// SecureBroker is a dedicated broker in kafka.sh's secured mode: besides
+// its PLAINTEXT listener (Brokers, for the test's own admin clients) it
+// has a SASL_SSL listener (SCRAM-SHA-256/512 and PLAIN for User) and an
+// SSL listener that requires a client certificate signed by the CA.
+type SecureBroker struct {
+	*Broker
+	SASLAddr, TLSAddr string
+	// CAFile signs the broker's and the client's certificates.
+	CAFile, ClientCert, ClientKey string
+	User, Password, PasswordFile  string
+}
+
+// StartSecureBroker starts a dedicated broker in secured mode and fails the
+// test if it cannot.
+func StartSecureBroker(t testing.TB) *SecureBroker {
+	t.Helper()
+	sasl, tls := FreePort(t), FreePort(t)
+	b := startBroker(t, "POSTBACK_KAFKA_SECURE=1",
+		"POSTBACK_KAFKA_SASL_PORT="+fmt.Sprint(sasl), "POSTBACK_KAFKA_TLS_PORT="+fmt.Sprint(tls))
+	dir := filepath.Join(b.state, "kafka", "tls")
+	s := &SecureBroker{Broker: b,
+		SASLAddr: fmt.Sprintf("127.0.0.1:%d", sasl), TLSAddr: fmt.Sprintf("127.0.0.1:%d", tls),
+		CAFile: filepath.Join(dir, "ca.pem"), ClientCert: filepath.Join(dir, "client.crt"), ClientKey: filepath.Join(dir, "client.key"),
+		User: "postback", PasswordFile: filepath.Join(dir, "scram.password")}
+	pw, err := os.ReadFile(s.PasswordFile)
+	if err != nil {
+		t.Fatalf("secured broker's password: %v", err)
+	}
+	s.Password = strings.TrimSpace(string(pw))
+	return s
 }
