@@ -84,7 +84,7 @@ func (c *Conn) explain(err error) string {
 		return ""
 	}
 	if !c.cfg.TLS.Enabled && s.Mechanism == "" {
-		return why + " (kafka.tls.enabled, kafka.sasl.mechanism)"
+		return why + " or SASL (kafka.tls.enabled, kafka.sasl.mechanism)"
 	}
 	if !c.cfg.TLS.Enabled {
 		return why + " (kafka.tls.enabled)"

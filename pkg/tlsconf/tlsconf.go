@@ -98,7 +98,7 @@ func Explain(err error, tlsOn bool) string {
 	case strings.Contains(msg, "tls: "):
 		return "the TLS handshake failed: check tls.* against the server's TLS settings"
 	case !tlsOn && isClosed(msg):
-		return "the server closed the connection at the first request: the listener probably expects TLS or SASL"
+		return "the server closed the connection at the first request: it probably expects TLS"
 	}
 	return ""
 }

@@ -1,0 +1,62 @@
+package testenv
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// SecureClickHouse is a ClickHouse server of the test's own, started with
+// deploy/local/clickhouse.sh in its secured mode on free ports: a plaintext
+// native port (Addr, user default without a password) and a TLS native
+// port (SecureAddr) with the user User. It is stopped at cleanup.
+type SecureClickHouse struct {
+	Addr, SecureAddr string
+	// CAFile signs the server's certificate.
+	CAFile                       string
+	User, Password, PasswordFile string
+}
+
+// StartSecureClickHouse starts a dedicated secured ClickHouse and fails the
+// test if it cannot.
+func StartSecureClickHouse(t testing.TB) *SecureClickHouse {
+	t.Helper()
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := t.TempDir()
+	port, httpPort, tlsPort := FreePort(t), FreePort(t), FreePort(t)
+	env := append(os.Environ(), "POSTBACK_LOCAL_STATE_DIR="+state, "POSTBACK_CLICKHOUSE_SECURE=1",
+		fmt.Sprintf("POSTBACK_CLICKHOUSE_PORT=%d", port), fmt.Sprintf("POSTBACK_CLICKHOUSE_HTTP_PORT=%d", httpPort),
+		fmt.Sprintf("POSTBACK_CLICKHOUSE_SECURE_PORT=%d", tlsPort))
+	script := filepath.Join(root, "deploy", "local", "clickhouse.sh")
+	run := func(action string) error {
+		cmd := exec.Command("bash", script, action)
+		cmd.Env = env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("clickhouse.sh %s: %v\n%s", action, err, out)
+		}
+		return nil
+	}
+	if err := run("start"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := run("stop"); err != nil {
+			t.Error(err)
+		}
+	})
+	dir := filepath.Join(state, "clickhouse", "tls")
+	s := &SecureClickHouse{Addr: fmt.Sprintf("127.0.0.1:%d", port), SecureAddr: fmt.Sprintf("127.0.0.1:%d", tlsPort),
+		CAFile: filepath.Join(dir, "ca.pem"), User: "postback", PasswordFile: filepath.Join(dir, "password")}
+	pw, err := os.ReadFile(s.PasswordFile)
+	if err != nil {
+		t.Fatalf("secured ClickHouse's password: %v", err)
+	}
+	s.Password = strings.TrimSpace(string(pw))
+	return s
+}
