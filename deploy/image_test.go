@@ -15,7 +15,8 @@ USER builder
 # a comment
 FROM distroless
 COPY --from=build /out/ /usr/local/bin/
-COPY --chown=65532:65532 campaigns.yaml /etc/postback/campaigns.yaml
+COPY campaigns.yaml /etc/postback/campaigns.yaml
+COPY --from=build --chown=65532:65532 /state/ /var/lib/postback/
 USER nonroot
 `), 0o644)
 	if err != nil {
@@ -25,8 +26,9 @@ USER nonroot
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"/usr/local/bin/", "/etc/postback/campaigns.yaml"}; !slices.Equal(img.Copied, want) {
-		t.Errorf("copied %v, want %v (the build stage's /src/ left out)", img.Copied, want)
+	want := []Copy{{Dest: "/usr/local/bin/"}, {Dest: "/etc/postback/campaigns.yaml"}, {Dest: "/var/lib/postback/", Chown: "65532:65532"}}
+	if !slices.Equal(img.Copied, want) {
+		t.Errorf("copied %+v, want %+v (the build stage's /src/ left out)", img.Copied, want)
 	}
 	if img.User != "nonroot" {
 		t.Errorf("user %q, want nonroot", img.User)
@@ -39,6 +41,16 @@ USER nonroot
 	} {
 		if got := img.Holds(file); got != want {
 			t.Errorf("Holds(%s) = %v, want %v", file, got, want)
+		}
+	}
+	for dir, want := range map[string]bool{
+		"/var/lib/postback/attribution": true,
+		"/var/lib/postback":             true,
+		"/var/lib":                      false,
+		"/etc/postback":                 false, // copied as root's
+	} {
+		if got := img.OwnsDir(dir); got != want {
+			t.Errorf("OwnsDir(%s) = %v, want %v", dir, got, want)
 		}
 	}
 }
