@@ -264,8 +264,9 @@ func (r *Reference) checkValue(service string, k Key, v any) error {
 
 // entryKeys returns the fields documented for one entry of the map of
 // objects k. The reference gives them in two ways: listed in the meaning
-// after the entry names ("keyed by MMP (...): tokens, app_tokens, ... ."),
-// or, for apps, as "each entry replaces every rules.* key".
+// after the entry names ("keyed by MMP (...): tokens (or tokens_file, one
+// token per line), app_tokens, ... ."), where "(or X ...)" names another
+// field, or, for apps, as "each entry replaces every rules.* key".
 func (r *Reference) entryKeys(service string, k Key) ([]string, error) {
 	if _, section, ok := strings.Cut(k.Meaning, "every "); ok && strings.Contains(k.Meaning, ".* key") {
 		section, _, _ = strings.Cut(section, ".*")
@@ -283,8 +284,14 @@ func (r *Reference) entryKeys(service string, k Key) ([]string, error) {
 	if _, list, ok := strings.Cut(k.Meaning, "): "); ok {
 		list, _, _ = strings.Cut(list, ".")
 		var out []string
-		for _, f := range strings.Split(list, ",") {
-			out = append(out, strings.TrimSpace(f))
+		for _, item := range splitTopLevel(list) {
+			name, rest, _ := strings.Cut(strings.TrimSpace(item), " ")
+			out = append(out, name)
+			if _, alt, ok := strings.Cut(rest, "(or "); ok {
+				alt, _, _ = strings.Cut(alt, ",")
+				alt, _, _ = strings.Cut(alt, " ")
+				out = append(out, strings.TrimRight(alt, ")"))
+			}
 		}
 		return out, nil
 	}
@@ -343,6 +350,26 @@ func flatten(prefix string, m map[string]any, out map[string]string) {
 			out[key] = fmt.Sprint(v)
 		}
 	}
+}
+
+// splitTopLevel splits s at the commas outside parentheses.
+func splitTopLevel(s string) []string {
+	var out []string
+	depth, start := 0, 0
+	for i, r := range s {
+		switch r {
+		case '(':
+			depth++
+		case ')':
+			depth--
+		case ',':
+			if depth == 0 {
+				out = append(out, s[start:i])
+				start = i + 1
+			}
+		}
+	}
+	return append(out, s[start:])
 }
 
 func sortedKeys[V any](m map[string]V) []string {

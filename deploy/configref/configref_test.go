@@ -17,7 +17,7 @@ const fixture = `# Configuration
 |---|---|---|---|---|
 | ` + "`kafka.brokers`" + ` | ` + "`POSTBACK_KAFKA_BROKERS`" + ` | list of string | ` + "`127.0.0.1:9092`" + ` | Kafka bootstrap brokers. |
 | ` + "`http.addr`" + ` | ` + "`POSTBACK_HTTP_ADDR`" + ` | string | ` + "`127.0.0.1:8080`" + ` | Listen address. |
-| ` + "`ingest.sources`" + ` | ` + "`POSTBACK_INGEST_SOURCES`" + ` | map of object |   | Per-MMP auth, keyed by MMP (appsflyer, adjust): tokens, tokens_file, rate_limit. YAML only. |
+| ` + "`ingest.sources`" + ` | ` + "`POSTBACK_INGEST_SOURCES`" + ` | map of object |   | Per-MMP auth, keyed by MMP (appsflyer, adjust): tokens (or tokens_file, one token per line), rate_limit. YAML only. |
 | ` + "`telemetry.addr`" + ` | ` + "`POSTBACK_TELEMETRY_ADDR`" + ` | string |   | Listen address of /metrics. |
 
 ### attribution (joins)
@@ -137,6 +137,9 @@ rates: {per_unit: {EUR: "1.08"}}
 			wantErrs: []string{"http is a section, want a mapping"}},
 		{name: "source field not documented", service: "ingest", doc: "ingest: {sources: {adjust: {token: x}}}",
 			wantErrs: []string{"key ingest.sources.adjust.token is not in the config reference (documented: tokens, tokens_file, rate_limit)"}},
+		{name: "source field named as an alternative", service: "ingest", doc: "ingest: {sources: {adjust: {tokens_file: /s/a}}}"},
+		{name: "source field of the alternative's explanation", service: "ingest", doc: "ingest: {sources: {adjust: {one: x}}}",
+			wantErrs: []string{"key ingest.sources.adjust.one is not in the config reference"}},
 		{name: "source entry not an object", service: "ingest", doc: "ingest: {sources: {adjust: [x]}}",
 			wantErrs: []string{"ingest.sources.adjust is an object"}},
 		{name: "app rule not a rules key", service: "attribution", doc: "apps: {com.example: {lookback: 1h}}",
