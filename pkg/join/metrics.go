@@ -14,6 +14,7 @@ type metrics struct {
 	rejected   *prometheus.CounterVec // topic
 	expired    *prometheus.CounterVec // stage, index
 	lookups    *prometheus.CounterVec // stage
+	waiting    *prometheus.GaugeVec   // stage, kind: entries in a grace buffer, as committed
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -39,9 +40,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "attribution_lookups_total", Help: "Installs looked up, by stage.",
 		}, []string{"stage"}),
+		waiting: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "attribution_grace_waiting", Help: "Entries in a grace buffer of the partitions this process owns, as committed: installs waiting for their click (stage clickid), events waiting for their install (stage events). Collected every 15 s.",
+		}, []string{"stage", "kind"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.installs, m.events, m.duplicates, m.waited, m.rejected, m.expired, m.lookups)
+		reg.MustRegister(m.installs, m.events, m.duplicates, m.waited, m.rejected, m.expired, m.lookups, m.waiting)
 	}
 	return m
 }
