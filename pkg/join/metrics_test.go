@@ -67,3 +67,24 @@ func TestGraceWaitingGauge(t *testing.T) {
 		t.Errorf("%d events published, want 1", n)
 	}
 }
+
+// TestMatchAndFraudCounters: installs are counted by match type, fraud
+// flags by flag, and an install with two flags once among the flagged.
+func TestMatchAndFraudCounters(t *testing.T) {
+	e := newEngine(t, testConfig(t))
+	e.feed(click("k1", 0), install("injected", 9*sec, iClick("k1")))
+	e.feed(click("k2", 0), install("clean", 5*min_, iClick("k2")))
+	e.feed(install("organic", 6*min_))
+	if got := counter(t, e.j.m.installs.WithLabelValues(string(event.MatchClickID))); got != 2 {
+		t.Errorf("installs_total{match_type=click_id} = %v, want 2", got)
+	}
+	if got := counter(t, e.j.m.installs.WithLabelValues(string(event.MatchOrganic))); got != 1 {
+		t.Errorf("installs_total{match_type=organic} = %v, want 1", got)
+	}
+	if got := counter(t, e.j.m.flags.WithLabelValues(event.FraudClickInjection)); got != 1 {
+		t.Errorf("fraud_flags_total{flag=click_injection} = %v, want 1", got)
+	}
+	if got := counter(t, e.j.m.flagged); got != 1 {
+		t.Errorf("flagged_installs_total = %v, want 1", got)
+	}
+}
