@@ -14,7 +14,7 @@ FUZZTIME ?= 30s
 RSS_CLICKS ?= 10000000
 BENCHTIME ?= 1s
 
-.PHONY: help up down infra infra-down bootstrap services services-down demo build test unit lint fmt-check bench fuzz docs clean
+.PHONY: help up down infra infra-down tools bootstrap services services-down demo build test unit lint fmt-check bench fuzz docs clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -30,6 +30,9 @@ infra: ## start Kafka and ClickHouse (idempotent)
 infra-down:
 	deploy/local/kafka.sh stop
 	deploy/local/clickhouse.sh stop
+
+tools: ## install the test tools besides Go, Kafka and ClickHouse (promtool, from Debian's prometheus package)
+	deploy/local/tools.sh promtool
 
 bootstrap: build ## create topics and apply ClickHouse migrations (idempotent)
 	$(BIN)/postbackctl bootstrap
@@ -47,7 +50,7 @@ build: ## build every service into bin/
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/ ./services/...
 
-test: infra lint ## the test command: vet, gofmt, then unit + integration tests (real Kafka and ClickHouse) with -race
+test: infra tools lint ## the test command: vet, gofmt, then unit + integration tests (real Kafka and ClickHouse) with -race
 	$(GO) test -race -tags integration -count=1 -timeout 15m ./...
 
 unit: ## fast tests only (no Kafka or ClickHouse needed)

@@ -33,6 +33,7 @@ type harness struct {
 	t       testing.TB
 	cfg     Config
 	srv     *Server
+	tel     *telemetry.Telemetry
 	http    *httptest.Server
 	brokers []string
 	client  *http.Client
@@ -83,14 +84,15 @@ func newHarness(t testing.TB, mutate func(*Config)) *harness {
 	for _, c := range testCampaigns() {
 		reg.Put(c)
 	}
-	srv, err := New(cfg, cl, reg, telemetry.New(), quietLog())
+	tel := telemetry.New()
+	srv, err := New(cfg, cl, reg, tel, quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Close)
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
-	return &harness{t: t, cfg: cfg, srv: srv, http: hs, brokers: c.ListenAddrs(),
+	return &harness{t: t, cfg: cfg, srv: srv, tel: tel, http: hs, brokers: c.ListenAddrs(),
 		client: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 
@@ -422,6 +424,14 @@ func TestKafkaDownIs503(t *testing.T) {
 	}
 	if a := h.get("/readyz"); a.code != 503 || !strings.Contains(a.body, "kafka") {
 		t.Errorf("/readyz with Kafka down: %d %s", a.code, a.body)
+	}
+	for route, n := range map[string]float64{"postback": 2, "click": 1, "impression": 1} {
+		if got := metricSum(t, tel.Registry, "ingest_requests_total", map[string]string{"route": route, "code": "503"}); got != n {
+			t.Errorf("ingest_requests_total{route=%s,code=503} = %v, want %v", route, got, n)
+		}
+	}
+	if got := metricSum(t, tel.Registry, "ingest_produce_failures_total", nil); got != 4 {
+		t.Errorf("ingest_produce_failures_total = %v, want 4", got)
 	}
 }
 

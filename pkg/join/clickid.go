@@ -55,6 +55,11 @@ func (s *clickIDStage) Tick(_ context.Context, p int32, now time.Time, b *states
 	return s.j.step(s, s.clocks, p, now, b, emit, nil)
 }
 
+// InspectState exports how many installs wait for their click.
+func (s *clickIDStage) InspectState(stores map[int32]*statestore.Store) error {
+	return s.j.gaugeWaiting(StageClickID, "install", aWaiting.p, stores)
+}
+
 // expire drops clicks past the longest window and seen ids past the dedup
 // window.
 func (s *clickIDStage) expire(b *statestore.Batch, now time.Time) error {

@@ -17,6 +17,12 @@ import (
 func (j *Joiner) decide(r attribution.Rules, in *event.Install, c attribution.Candidates, ts time.Time, emit func(*kgo.Record)) error {
 	a := r.Decide(in, c, j.cfg.Campaigns, ts)
 	j.m.installs.WithLabelValues(string(a.MatchType)).Inc()
+	for _, f := range a.FraudFlags {
+		j.m.flags.WithLabelValues(f).Inc()
+	}
+	if len(a.FraudFlags) > 0 {
+		j.m.flagged.Inc()
+	}
 	o, err := out(j.cfg.Topics.InstallsAttributed, []byte(in.EventID), 0, &a, ts)
 	if err != nil {
 		return err

@@ -69,6 +69,11 @@ func (s *eventsStage) settle(p int32, b *statestore.Batch, emit func(*kgo.Record
 	return err
 }
 
+// InspectState exports how many events wait for their install.
+func (s *eventsStage) InspectState(stores map[int32]*statestore.Store) error {
+	return s.j.gaugeWaiting(StageEvents, "event", eWaiting.p, stores)
+}
+
 // expire drops installs past the event join window and seen ids past the
 // dedup window.
 func (s *eventsStage) expire(b *statestore.Batch, now time.Time) error {

@@ -89,6 +89,23 @@ func (o occupancy) added(p int32, b *statestore.Batch) {
 	o[p] = &occupied{b: b, any: true}
 }
 
+// gaugeWaiting sets the grace-buffer gauge of a stage to the entries whose
+// keys start with prefix in the given stores. A buffer holds only what
+// arrived within one grace period without its partner, so counting its
+// keys every few seconds stays cheap.
+func (j *Joiner) gaugeWaiting(stageName, kind string, prefix byte, stores map[int32]*statestore.Store) error {
+	total := 0
+	for p, s := range stores {
+		n, err := s.Count([]byte{prefix})
+		if err != nil {
+			return fmt.Errorf("count the %s grace buffer of partition %d: %w", stageName, p, err)
+		}
+		total += n
+	}
+	j.m.waiting.WithLabelValues(stageName, kind).Set(float64(total))
+	return nil
+}
+
 // entry is an index entry copied out of a scan.
 type entry struct{ id, v []byte }
 

@@ -14,6 +14,9 @@ type metrics struct {
 	rejected   *prometheus.CounterVec // topic
 	expired    *prometheus.CounterVec // stage, index
 	lookups    *prometheus.CounterVec // stage
+	waiting    *prometheus.GaugeVec   // stage, kind: entries in a grace buffer, as committed
+	flags      *prometheus.CounterVec // flag
+	flagged    prometheus.Counter     // installs with at least one fraud flag
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -39,9 +42,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "attribution_lookups_total", Help: "Installs looked up, by stage.",
 		}, []string{"stage"}),
+		waiting: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "attribution_grace_waiting", Help: "Entries in a grace buffer of the partitions this process owns, as committed: installs waiting for their click (stage clickid), events waiting for their install (stage events). Collected every 15 s.",
+		}, []string{"stage", "kind"}),
+		flags: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "attribution_fraud_flags_total", Help: "Fraud flags set on attributed installs, by flag (an install may carry several).",
+		}, []string{"flag"}),
+		flagged: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "attribution_flagged_installs_total", Help: "Attributed installs carrying at least one fraud flag: over attribution_installs_total, the fraud share.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.installs, m.events, m.duplicates, m.waited, m.rejected, m.expired, m.lookups)
+		reg.MustRegister(m.installs, m.events, m.duplicates, m.waited, m.rejected, m.expired, m.lookups, m.waiting, m.flags, m.flagged)
 	}
 	return m
 }

@@ -137,7 +137,7 @@ func BenchmarkSinkVsRaw(b *testing.B) {
 	}
 }
 
-func histogram(b *testing.B, reg *prometheus.Registry, name string) (count, sum float64) {
+func histogram(b *testing.B, reg prometheus.Gatherer, name string) (count, sum float64) {
 	mfs, err := reg.Gather()
 	if err != nil {
 		b.Fatal(err)

@@ -47,6 +47,7 @@ type row struct {
 	tp
 	offset int64
 	size   int   // bytes of the record value, for the batch_bytes budget
+	ts     int64 // the record's timestamp (Unix ns), for freshness
 	vals   []any // column values followed by src_topic, src_partition, src_offset
 }
 
@@ -56,6 +57,7 @@ type buffer struct {
 	// uncertain is set after a failed attempt: before the next one, rows
 	// ClickHouse already holds (per sink_progress) are dropped.
 	uncertain bool
+	attempts  int // INSERTs tried, to count retries
 }
 
 // Loader consumes the configured topics and inserts them into ClickHouse.
@@ -172,7 +174,7 @@ func (l *Loader) Run(ctx context.Context) error {
 		l.mu.Lock()
 		fs.EachPartition(func(p kgo.FetchTopicPartition) {
 			if n := len(p.Records); n > 0 {
-				l.m.lag.WithLabelValues(p.Topic, fmt.Sprint(p.Partition)).Set(float64(p.HighWatermark - p.Records[n-1].Offset - 1))
+				l.setLag(p.Topic, p.Partition, p.HighWatermark-p.Records[n-1].Offset-1)
 			}
 			for _, r := range p.Records {
 				l.add(r)
@@ -259,7 +261,7 @@ func (l *Loader) add(r *kgo.Record) {
 	if l.rows == 0 {
 		l.first = l.now()
 	}
-	b.rows = append(b.rows, row{tp: key, offset: r.Offset, size: len(r.Value), vals: vals})
+	b.rows = append(b.rows, row{tp: key, offset: r.Offset, size: len(r.Value), ts: r.Timestamp.UnixNano(), vals: vals})
 	l.rows++
 	l.bytes += len(r.Value)
 }
@@ -342,6 +344,9 @@ func (l *Loader) insertBuffer(ctx context.Context, name string) error {
 			return nil
 		}
 	}
+	if b.attempts++; b.attempts > 1 {
+		l.m.retries.WithLabelValues(name).Inc()
+	}
 	start := time.Now()
 	if err := insert(ictx, l.conn, b.table, rows); err != nil {
 		l.mu.Lock()
@@ -349,9 +354,7 @@ func (l *Loader) insertBuffer(ctx context.Context, name string) error {
 		l.mu.Unlock()
 		return fmt.Errorf("insert %d rows into %s: %w", len(rows), name, err)
 	}
-	l.m.insertSeconds.WithLabelValues(name).Observe(time.Since(start).Seconds())
-	l.m.inserted.WithLabelValues(name).Add(float64(len(rows)))
-	l.m.batchRows.Observe(float64(len(rows)))
+	l.m.observeInsert(name, rows, time.Since(start))
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, r := range rows {
@@ -442,6 +445,7 @@ func (l *Loader) revoke(_ context.Context, _ *kgo.Client, gone map[string][]int3
 		for _, p := range parts {
 			l.dropPartition(tp{topic, p})
 			l.m.lag.DeleteLabelValues(topic, fmt.Sprint(p))
+			l.m.consumerLag.DeleteLabelValues(l.cfg.Group, topic, fmt.Sprint(p))
 		}
 	}
 	l.log.Info("partitions revoked", "partitions", gone, "buffered_rows_kept", l.rows)
@@ -568,7 +572,11 @@ type metrics struct {
 	resumeFailures prometheus.Counter
 	buffered       prometheus.Gauge
 	batchRows      prometheus.Histogram
-	lag            *prometheus.GaugeVec
+	lag            *prometheus.GaugeVec // kept for existing dashboards: consumerLag without the group
+	consumerLag    *prometheus.GaugeVec
+	batchBytes     prometheus.Histogram
+	retries        *prometheus.CounterVec
+	freshness      *prometheus.HistogramVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -581,8 +589,41 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		resumeFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "sink_resume_failures_total", Help: "Failed reads of sink_progress on partition assignment."}),
 		buffered:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "sink_buffered_rows", Help: "Rows waiting for the next INSERT."}),
 		batchRows:      prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sink_batch_rows", Help: "Rows per INSERT.", Buckets: prometheus.ExponentialBuckets(1, 4, 10)}),
-		lag:            prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sink_partition_lag", Help: "Records between the last record read and the partition's high watermark."}, []string{"topic", "partition"}),
+		lag:            prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sink_partition_lag", Help: "Records between the last record read and the partition's high watermark (the same as sink_consumer_lag, without the group)."}, []string{"topic", "partition"}),
+		consumerLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sink_consumer_lag",
+			Help: "Records of a partition after the last one the sink polled: the fetch's high watermark minus the next offset to process (a trailing transaction marker counts as one). Updated with every fetch that returns records."}, []string{"group", "topic", "partition"}),
+		batchBytes: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sink_batch_bytes", Help: "Bytes of Kafka record values per successful INSERT.", Buckets: prometheus.ExponentialBuckets(256, 4, 10)}),
+		retries:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sink_insert_retries_total", Help: "INSERT attempts that retry a failed one, by table."}, []string{"table"}),
+		// The buckets of attribution_freshness_seconds: milliseconds when
+		// live, up to an hour through a backlog.
+		freshness: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sink_freshness_seconds",
+			Help:    "Seconds from a Kafka record's timestamp to the successful INSERT of its row, by table.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2, 5, 10, 30, 60, 300, 900, 3600}}, []string{"table"}),
 	}
-	reg.MustRegister(m.inserted, m.insertSeconds, m.insertFailures, m.contentRejects, m.fetchErrors, m.resumeFailures, m.buffered, m.batchRows, m.lag)
+	reg.MustRegister(m.inserted, m.insertSeconds, m.insertFailures, m.contentRejects, m.fetchErrors, m.resumeFailures, m.buffered, m.batchRows, m.lag,
+		m.consumerLag, m.batchBytes, m.retries, m.freshness)
 	return m
+}
+
+// observeInsert records a successful INSERT of rows into table that took d.
+func (m *metrics) observeInsert(table string, rows []row, d time.Duration) {
+	m.insertSeconds.WithLabelValues(table).Observe(d.Seconds())
+	m.inserted.WithLabelValues(table).Add(float64(len(rows)))
+	m.batchRows.Observe(float64(len(rows)))
+	fresh := m.freshness.WithLabelValues(table)
+	now := time.Now().UnixNano()
+	size := 0
+	for _, r := range rows {
+		size += r.size
+		fresh.Observe(float64(now-r.ts) / 1e9)
+	}
+	m.batchBytes.Observe(float64(size))
+}
+
+// setLag records how many records of a partition follow the last one read.
+func (l *Loader) setLag(topic string, partition int32, lag int64) {
+	p := fmt.Sprint(partition)
+	lag = max(lag, 0)
+	l.m.lag.WithLabelValues(topic, p).Set(float64(lag))
+	l.m.consumerLag.WithLabelValues(l.cfg.Group, topic, p).Set(float64(lag))
 }

@@ -155,7 +155,13 @@ func (e *env) checkExact(n, badEvery int) {
 
 func (e *env) runLoader(cfg servicecfg.Sink) (stop func()) {
 	e.t.Helper()
-	l, err := sink.New(cfg.Loader(kafkaconn.Plain(cfg.Kafka.Brokers)), e.conn, telemetry.New(), quiet())
+	return e.runLoaderWith(cfg, telemetry.New())
+}
+
+// runLoaderWith runs a loader whose metrics register with tel.
+func (e *env) runLoaderWith(cfg servicecfg.Sink, tel *telemetry.Telemetry) (stop func()) {
+	e.t.Helper()
+	l, err := sink.New(cfg.Loader(kafkaconn.Plain(cfg.Kafka.Brokers)), e.conn, tel, quiet())
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -176,10 +182,13 @@ func (e *env) runLoader(cfg servicecfg.Sink) (stop func()) {
 func TestLoadResumeFromClickHouse(t *testing.T) {
 	e := newEnv(t, 3, testenv.ClickHouse(t))
 	e.produceClicks(0, 300, 50)
-	stop := e.runLoader(e.cfg)
+	tel := telemetry.New()
+	stop := e.runLoaderWith(e.cfg, tel)
 	e.waitRows(300, 30*time.Second)
+	checkLag(t, tel.Registry, e.cfg.Group, e.cfg.Kafka.Topics.Clicks) // before the stop revokes the partitions
 	stop()
 	e.checkExact(300, 50)
+	checkLoadMetrics(t, tel.Registry, 294, 6)
 
 	var cost string
 	ctx := context.Background()
@@ -334,7 +343,8 @@ func TestClickHouseOutage(t *testing.T) {
 	cancel()
 
 	e := newEnv(t, 3, chCfg)
-	stop := e.runLoader(e.cfg)
+	tel := telemetry.New()
+	stop := e.runLoaderWith(e.cfg, tel)
 	defer stop()
 	e.produceClicks(0, 200, 0)
 	e.waitRows(200, 30*time.Second)
@@ -345,4 +355,10 @@ func TestClickHouseOutage(t *testing.T) {
 	e.waitRows(500, 60*time.Second)
 	time.Sleep(time.Second)
 	e.checkExact(500, 0)
+	if n := metricValue(t, tel.Registry, "sink_insert_failures_total", nil); n == 0 {
+		t.Error("no failed INSERT counted while ClickHouse was down")
+	}
+	if n := metricValue(t, tel.Registry, "sink_insert_retries_total", map[string]string{"table": "clicks"}); n == 0 {
+		t.Error("no INSERT retry counted while ClickHouse was down")
+	}
 }

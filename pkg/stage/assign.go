@@ -98,6 +98,7 @@ func (r *runner) applyEvents(evs []event) (assigned map[string][]int32) {
 			for _, p := range ev.parts {
 				delete(r.owned, p)
 				r.closeStore(p)
+				r.forgetLag(p)
 			}
 		case evAssigned:
 			// The range balancer is eager: every assignment follows a
@@ -108,6 +109,7 @@ func (r *runner) applyEvents(evs []event) (assigned map[string][]int32) {
 				if !slices.Contains(ev.parts, p) {
 					delete(r.owned, p)
 					r.closeStore(p)
+					r.forgetLag(p)
 				}
 			}
 			for _, p := range ev.parts {

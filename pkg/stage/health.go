@@ -115,6 +115,10 @@ type Metrics struct {
 	ready        *prometheus.GaugeVec
 	restored     *prometheus.CounterVec
 	records      *prometheus.CounterVec
+	lag          *prometheus.GaugeVec
+	freshness    *prometheus.HistogramVec
+	stateDisk    *prometheus.GaugeVec
+	stateLive    *prometheus.GaugeVec
 }
 
 // NewMetrics registers the stage metrics under namespace with reg (nil:
@@ -125,7 +129,14 @@ type Metrics struct {
 //	<ns>_stage_ready{stage}                        1 while the stage makes progress
 //	<ns>_restored_records_total{stage}             changelog records replayed into state
 //	<ns>_records_total{stage}                      input records of committed transactions (throughput)
+//	<ns>_consumer_lag{stage,topic,partition}       records after the last one polled (high watermark minus next offset)
+//	<ns>_freshness_seconds{stage}                  record timestamp to the commit of the transaction that processed it
+//	<ns>_state_disk_bytes{stage}                   Pebble's bytes on disk, over the partitions this process owns
+//	<ns>_state_live_bytes{stage}                   bytes of the live Pebble tables, likewise
 func NewMetrics(reg prometheus.Registerer, namespace string) *Metrics {
+	// Freshness: milliseconds when live, up to an hour through a backlog
+	// (the sink's histogram has the same buckets).
+	freshnessBuckets := []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2, 5, 10, 30, 60, 300, 900, 3600}
 	m := &Metrics{
 		transactions: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "transactions_total",
 			Help: "Transactions ended, by stage, outcome (committed, aborted, failed: outcome unknown) and reason."}, []string{"stage", "outcome", "reason"}),
@@ -137,9 +148,17 @@ func NewMetrics(reg prometheus.Registerer, namespace string) *Metrics {
 			Help: "Changelog records replayed into a stage's local state."}, []string{"stage"}),
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "records_total",
 			Help: "Input records (ticks included) of a stage's committed transactions: its throughput, each record counted once."}, []string{"stage"}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "consumer_lag",
+			Help: "Records of an input partition after the last one the stage polled: the fetch's high watermark minus the next offset to process (a trailing transaction marker counts as one). Updated with every fetch that returns records."}, []string{"stage", "topic", "partition"}),
+		freshness: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: namespace, Name: "freshness_seconds",
+			Help: "Seconds from an input record's timestamp to the commit of the transaction that processed it (ticks excluded).", Buckets: freshnessBuckets}, []string{"stage"}),
+		stateDisk: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "state_disk_bytes",
+			Help: "Bytes the stage's Pebble stores of the partitions this process owns take on disk."}, []string{"stage"}),
+		stateLive: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "state_live_bytes",
+			Help: "Bytes of the live tables of the stage's Pebble stores of the partitions this process owns (the state flushed so far)."}, []string{"stage"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.transactions, m.restarts, m.ready, m.restored, m.records)
+		reg.MustRegister(m.transactions, m.restarts, m.ready, m.restored, m.records, m.lag, m.freshness, m.stateDisk, m.stateLive)
 	}
 	return m
 }

@@ -72,6 +72,9 @@ type runner struct {
 	evSeq  int     // callbacks seen, to tell whether one came during a transaction
 
 	prog loopState // what the watchdog reads
+
+	statsAt time.Time // when the state gauges were last collected
+	stamps  []int64   // record timestamps of the open transaction, reused
 }
 
 func newRunner(cfg Config, p Processor) *runner {
@@ -157,6 +160,7 @@ func (r *runner) session(ctx context.Context) (progressed bool, err error) {
 // loop polls and processes until the session fails or ctx is done.
 func (r *runner) loop(ctx context.Context) (progressed bool, err error) {
 	for {
+		r.collectStats(false)
 		if ctx.Err() != nil {
 			// Polled records are processed: commit them, so the next
 			// owner finds no backlog this session had read.
@@ -271,6 +275,7 @@ func (r *runner) queues(fetches kgo.Fetches) (queues [][]*kgo.Record, stale bool
 			rewound = fmt.Sprintf("%s/%d@%d, after %d", ftp.Topic, ftp.Partition, ftp.Records[0].Offset, next-1)
 		}
 		queues = append(queues, ftp.Records)
+		r.setLag(ftp)
 	})
 	if rewound == "" {
 		for _, q := range queues {
@@ -292,8 +297,12 @@ func (r *runner) endSession(stopping bool) {
 		}
 	}
 	r.closeStores()
+	for p := range r.owned {
+		r.forgetLag(p)
+	}
 	clear(r.owned)
 	clear(r.next)
+	r.collectStats(true) // no stores: the state gauges drop to zero
 	r.mu.Lock()
 	r.events = nil
 	r.mu.Unlock()

@@ -186,6 +186,10 @@ type Config struct {
 	// overtake the clicks of a slow one by hours. With every partition
 	// caught up nothing is paused. Zero disables alignment.
 	AlignSlack time.Duration
+	// StatsInterval is how often the state gauges (Pebble's bytes, and
+	// the processor's own if it is an [Inspector]) are collected. Zero
+	// means 15 s.
+	StatsInterval time.Duration
 	// Health receives the stage's readiness (nil: kept internally).
 	Health *Health
 	// Metrics counts transactions and restarts (nil: not counted).
@@ -221,6 +225,7 @@ func (c *Config) fill() error {
 	def(&c.TransactionTimeout, 30*time.Second)
 	def(&c.CommitInterval, 100*time.Millisecond)
 	def(&c.StallTimeout, 30*time.Second)
+	def(&c.StatsInterval, 15*time.Second)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}

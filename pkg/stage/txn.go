@@ -27,6 +27,7 @@ type txn struct {
 	order   []int32 // partitions in first-touched order
 	fetches []kgo.Fetches
 	records int
+	stamps  []int64 // timestamps (Unix ns) of the data records processed, for freshness
 
 	wg         sync.WaitGroup
 	mu         sync.Mutex
@@ -40,7 +41,7 @@ func (r *runner) begin(ctx context.Context) (*txn, error) {
 	}
 	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.TransactionTimeout)
 	return &txn{r: r, ctx: tctx, cancel: cancel, deadline: time.Now().Add(r.cfg.CommitInterval), evSeq: evSeq,
-		batches: map[int32]*statestore.Batch{}}, nil
+		batches: map[int32]*statestore.Batch{}, stamps: r.stamps[:0]}, nil
 }
 
 func (t *txn) produce(rec *kgo.Record) {
@@ -89,6 +90,7 @@ func (t *txn) process(ctx context.Context, fetches kgo.Fetches, queues [][]*kgo.
 		switch {
 		case rec.Topic != t.r.cfg.Ticks:
 			err = t.r.p.Process(ctx, rec, b, t.emit)
+			t.stamps = append(t.stamps, rec.Timestamp.UnixNano())
 		case t.r.ticker != nil:
 			err = t.r.ticker.Tick(ctx, rec.Partition, rec.Timestamp, b, t.emit)
 		}
@@ -107,6 +109,7 @@ func (t *txn) close() {
 		b.Close()
 	}
 	t.cancel()
+	t.r.stamps = t.stamps // the next transaction reuses the array
 }
 
 // commit ends the open transaction with a commit and, once the broker
@@ -160,6 +163,7 @@ func (r *runner) commit(ctx context.Context) error {
 	}
 	r.count("committed", nil)
 	r.cfg.Metrics.records.WithLabelValues(r.cfg.Name).Add(float64(t.records))
+	r.observeFreshness(t)
 	for _, p := range t.order {
 		b := t.batches[p]
 		b.SetChangelogOffset(statestore.LastOffset(changelogs[p]))

@@ -269,6 +269,39 @@ func (p pebbleLogger) Fatalf(format string, args ...any) {
 // the write-ahead log and memtables (call Compact first for a settled figure).
 func (s *Store) Size() int64 { return s.db.Metrics().Total().Size }
 
+// Usage is a store's footprint, for monitoring.
+type Usage struct {
+	// Disk is what the store takes on disk: its live tables, obsolete
+	// ones not yet deleted, and Pebble's manifest and options files.
+	Disk int64
+	// Live is the bytes of the live tables: the state flushed so far.
+	Live int64
+}
+
+// Usage returns the store's footprint. It reads Pebble's counters (no I/O
+// beyond a statfs), so it is cheap enough for a periodic collect.
+func (s *Store) Usage() Usage {
+	m := s.db.Metrics()
+	return Usage{Disk: int64(m.DiskSpaceUsage()), Live: m.Total().Size}
+}
+
+// Count returns how many keys start with prefix. It iterates them, so
+// keep it for small key ranges or rare calls.
+func (s *Store) Count(prefix []byte) (n int, err error) {
+	lo := userKey(prefix)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: successor(lo)})
+	if err != nil {
+		return 0, fmt.Errorf("statestore: iterator: %w", err)
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		n++
+	}
+	if err := it.Close(); err != nil {
+		return 0, fmt.Errorf("statestore: count: %w", err)
+	}
+	return n, nil
+}
+
 // Compact flushes the memtables and compacts every key, so that deleted and
 // overwritten entries stop costing disk. Pebble compacts in the background
 // anyway; this is for measurements and operators' one-off use.

@@ -2,6 +2,7 @@ package statestore
 
 import (
 	"bytes"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"testing"
@@ -373,5 +374,35 @@ func TestBatchReadsSeeOwnWrites(t *testing.T) {
 	}
 	if fmt.Sprint(got) != "[c/1=changed a/2=stored a/2 a/3=new]" {
 		t.Errorf("ScanRanges = %v", got)
+	}
+}
+
+func TestCountAndUsage(t *testing.T) {
+	s, _ := openTemp(t)
+	before := s.Usage()
+	b := s.NewBatch()
+	for i := range 500 {
+		v := make([]byte, 100)
+		_, _ = rand.Read(v) // incompressible: the tables hold at least these bytes
+		b.Set(fmt.Appendf(nil, "w%04d", i), v)
+		b.Set(fmt.Appendf(nil, "v%04d", i), nil)
+	}
+	b.Delete([]byte("w0007"))
+	commit(t, b)
+	if n, err := s.Count([]byte("w")); err != nil || n != 499 {
+		t.Errorf("Count(w) = %d, %v; want 499", n, err)
+	}
+	if n, err := s.Count([]byte("x")); err != nil || n != 0 {
+		t.Errorf("Count(x) = %d, %v; want 0", n, err)
+	}
+	if err := s.Compact(); err != nil {
+		t.Fatal(err)
+	}
+	after := s.Usage()
+	if after.Live < 499*100 || before.Live != 0 {
+		t.Errorf("live bytes %d after writing 50 kB (before: %d)", after.Live, before.Live)
+	}
+	if after.Disk < after.Live {
+		t.Errorf("disk bytes %d below live bytes %d", after.Disk, after.Live)
 	}
 }

@@ -22,7 +22,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/segmentio/encoding/json"
@@ -77,8 +76,9 @@ type Check func(ctx context.Context) error
 // Telemetry holds a service's metrics registry and readiness checks.
 type Telemetry struct {
 	// Registry is where the service registers its metrics. It already holds
-	// the Go runtime and process collectors.
-	Registry *prometheus.Registry
+	// the Go runtime and process collectors, and lists the names of every
+	// metric registered (Registry.Names).
+	Registry *Registry
 
 	mu     sync.Mutex
 	checks map[string]Check
@@ -86,7 +86,7 @@ type Telemetry struct {
 
 // New returns a Telemetry with a fresh registry.
 func New() *Telemetry {
-	reg := prometheus.NewRegistry()
+	reg := NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return &Telemetry{Registry: reg, checks: map[string]Check{}}
 }
