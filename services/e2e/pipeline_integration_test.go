@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -213,6 +214,35 @@ func runPipeline(t *testing.T, s setup) {
 	if got := counts(t, conn, want); !equal(got, want) {
 		t.Fatalf("counts moved after settling: %v", got)
 	}
+	// The operator's view moved too: franz-go's client metrics (through
+	// pkg/kafkaconn) and each service's freshness.
+	for addr, series := range map[string][]string{
+		httpAddr: {`ingest_write_bytes_total{client="producer"`, `ingest_requests_total{code="200",route="postback"`},
+		attrTel:  {`attribution_read_bytes_total{client="stage-clickid"`, `attribution_freshness_seconds_count{stage="ipua"}`},
+		sinkTel:  {`sink_read_bytes_total{client="sink"`, `sink_freshness_seconds_count{table="installs"}`},
+	} {
+		metrics := get(t, "http://"+addr+"/metrics")
+		for _, name := range series {
+			if !movedSeries(metrics, name) {
+				t.Errorf("%s: no series %s... with a positive value", addr, name)
+			}
+		}
+	}
+}
+
+// movedSeries reports whether the Prometheus text exposition holds a
+// series starting with prefix whose value is above zero.
+func movedSeries(exposition, prefix string) bool {
+	for _, line := range strings.Split(exposition, "\n") {
+		if !strings.HasPrefix(line, prefix) {
+			continue
+		}
+		fields := strings.Fields(line)
+		if v, err := strconv.ParseFloat(fields[len(fields)-1], 64); err == nil && v > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func counts(t *testing.T, conn driver.Conn, queries map[string]uint64) map[string]uint64 {
