@@ -135,6 +135,22 @@ func TestKeyErrorIsTyped(t *testing.T) {
 	}
 }
 
+func TestClickHouseCluster(t *testing.T) {
+	cfg := DefaultSink()
+	if err := Load(&cfg, "sink", []string{"--clickhouse.cluster=postback_2x2"}, &bytes.Buffer{}); err != nil {
+		t.Fatalf("plain cluster name: %v", err)
+	}
+	if cfg.ClickHouse.Cluster != "postback_2x2" {
+		t.Fatalf("cluster = %q, want postback_2x2", cfg.ClickHouse.Cluster)
+	}
+	cfg = DefaultSink()
+	err := Load(&cfg, "sink", []string{"--clickhouse.cluster=a b"}, &bytes.Buffer{})
+	var ke *KeyError
+	if !errors.As(err, &ke) || ke.Key != "clickhouse.cluster" {
+		t.Fatalf("err = %v, want *KeyError for clickhouse.cluster", err)
+	}
+}
+
 func TestHelp(t *testing.T) {
 	var out bytes.Buffer
 	cfg := DefaultAttribution()

@@ -93,6 +93,7 @@ type ClickHouse struct {
 	Password    string        `mapstructure:"password" desc:"ClickHouse password; prefer the env var over a file."`
 	DialTimeout time.Duration `mapstructure:"dial_timeout" desc:"Timeout of one connection attempt."`
 	ReadTimeout time.Duration `mapstructure:"read_timeout" desc:"Longest wait for the server's answer to one query or insert."`
+	Cluster     string        `mapstructure:"cluster" desc:"Cluster name from the servers' remote_servers: migrations create Replicated local tables and Distributed tables ON CLUSTER, and the sink inserts through them (docs/sink.md). Empty: one server."`
 }
 
 // DefaultClickHouse returns the defaults of the clickhouse section.
@@ -118,6 +119,10 @@ func (c *ClickHouse) Validate() error {
 	}
 	if !identifier(c.Database) {
 		return Errorf("clickhouse.database", "%q is not a plain identifier ([A-Za-z_][A-Za-z0-9_]*)", c.Database)
+	}
+	if c.Cluster != "" && !identifier(c.Cluster) {
+		// It is spliced into DDL (ON CLUSTER, Distributed(...)) unquoted.
+		return Errorf("clickhouse.cluster", "%q is not a plain identifier ([A-Za-z_][A-Za-z0-9_]*)", c.Cluster)
 	}
 	if err := positive("clickhouse.dial_timeout", c.DialTimeout); err != nil {
 		return err
