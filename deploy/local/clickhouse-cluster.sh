@@ -137,8 +137,11 @@ cmd_start() {
 }
 
 cmd_stop() {
-  local n
-  for ((n = 1; n <= NODES; n++)); do ch "$n" stop >/dev/null; done
+  local n rc=0 pids=()
+  # In parallel: each server may wait seconds for its connections to close.
+  for ((n = 1; n <= NODES; n++)); do ch "$n" stop >/dev/null & pids+=($!); done
+  for n in "${pids[@]}"; do wait "$n" || rc=1; done
+  ((rc == 0)) || die "a node did not stop (see above)"
   zk stop >/dev/null
   echo "cluster $NAME stopped"
 }
