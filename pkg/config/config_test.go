@@ -102,6 +102,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{name: "small body limit", args: []string{"--http.max_body_bytes=10"}, want: "http.max_body_bytes"},
 		{name: "negative timeout", args: []string{"--http.idle_timeout=-1s"}, want: "http.idle_timeout"},
 		{name: "zero partitions", args: []string{"--kafka.topics.partitions=0"}, want: "kafka.topics.partitions"},
+		{name: "min isr above rf", args: []string{"--kafka.topics.min_insync_replicas=2"}, want: "kafka.topics.min_insync_replicas"},
 		{name: "unknown flag", args: []string{"--nope=1"}, want: "nope"},
 		{name: "missing file", args: []string{"--config=/does/not/exist.yaml"}, want: "/does/not/exist.yaml"},
 	}

@@ -26,6 +26,7 @@ type Topics struct {
 	Rejected           string        `mapstructure:"rejected" desc:"Topic of authenticated postbacks that were rejected, keyed by source."`
 	Partitions         int           `mapstructure:"partitions" desc:"Partitions of every topic created by bootstrap (joined topics must share a count)."`
 	ReplicationFactor  int           `mapstructure:"replication_factor" desc:"Replication factor of topics created by bootstrap."`
+	MinInsyncReplicas  int           `mapstructure:"min_insync_replicas" desc:"min.insync.replicas of topics created by bootstrap: an acks=all write fails unless this many replicas have it. 0: 2 with a replication factor of 3 or more, else 1."`
 	Retention          time.Duration `mapstructure:"retention" desc:"retention.ms of the non-compacted topics created by bootstrap; long enough to re-attribute from Kafka."`
 }
 
@@ -78,6 +79,9 @@ func (k *Kafka) Validate() error {
 	}
 	if t.ReplicationFactor < 1 {
 		return Errorf("kafka.topics.replication_factor", "must be at least 1, got %d", t.ReplicationFactor)
+	}
+	if t.MinInsyncReplicas < 0 || t.MinInsyncReplicas > t.ReplicationFactor {
+		return Errorf("kafka.topics.min_insync_replicas", "must be 0 (derived) or 1..replication_factor (%d), got %d", t.ReplicationFactor, t.MinInsyncReplicas)
 	}
 	if t.Retention < time.Hour {
 		return Errorf("kafka.topics.retention", "must be at least 1h, got %s", t.Retention)

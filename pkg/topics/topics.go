@@ -44,12 +44,12 @@ func Specs(t config.Topics) []Spec {
 	stream := func(name string, joined bool) Spec {
 		return Spec{
 			Name: name, Partitions: int32(t.Partitions), ReplicationFactor: int16(t.ReplicationFactor),
-			Configs:       map[string]string{"cleanup.policy": "delete", "retention.ms": retention, "min.insync.replicas": minISR(t.ReplicationFactor)},
+			Configs:       map[string]string{"cleanup.policy": "delete", "retention.ms": retention, "min.insync.replicas": minISR(t)},
 			CoPartitioned: joined,
 		}
 	}
 	campaigns := stream(t.Campaigns, false)
-	campaigns.Configs = map[string]string{"cleanup.policy": "compact", "min.insync.replicas": minISR(t.ReplicationFactor)}
+	campaigns.Configs = map[string]string{"cleanup.policy": "compact", "min.insync.replicas": minISR(t)}
 	return []Spec{
 		stream(t.Clicks, true),
 		stream(t.Impressions, true),
@@ -62,12 +62,17 @@ func Specs(t config.Topics) []Spec {
 	}
 }
 
-// minISR keeps acks=all meaningful: with three replicas a write needs two.
-func minISR(rf int) string {
-	if rf >= 3 {
+// minISR is kafka.topics.min_insync_replicas, or when 0 a value that keeps
+// acks=all meaningful: with three replicas a write needs two.
+func minISR(t config.Topics) string {
+	switch {
+	case t.MinInsyncReplicas > 0:
+		return strconv.Itoa(t.MinInsyncReplicas)
+	case t.ReplicationFactor >= 3:
 		return "2"
+	default:
+		return "1"
 	}
-	return "1"
 }
 
 // Result lists what Ensure did.
