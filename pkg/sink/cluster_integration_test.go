@@ -406,7 +406,7 @@ func dump(t *testing.T, conn driver.Conn, q string) []string {
 	return out
 }
 
-func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
+func counter(t testing.TB, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -498,5 +498,88 @@ func testRetriedBlock(t *testing.T, cl *testenv.ClickHouseCluster) {
 	wantProgress := map[progressKey]int64{{"clicks", tp{clicks, 0}}: 19, {"clicks", tp{clicks, 1}}: 20}
 	if !reflect.DeepEqual(progress, wantProgress) {
 		t.Errorf("progress %v, want %v", progress, wantProgress)
+	}
+}
+
+// BenchmarkSinkCluster loads 200 000 clicks from Kafka (6 partitions) into
+// the cluster of the test's own (2 shards x 2 replicas) with the default
+// batching, and reports the rate from the first loaded batch to the last
+// (compare BenchmarkSinkVsRaw's sink_rows/s on one server) and how long the
+// replicas then took to hold every row. Run with -benchtime=1x.
+func BenchmarkSinkCluster(b *testing.B) {
+	const n = 200_000
+	brokers := testenv.Kafka(b)
+	cl := testenv.StartClickHouseCluster(b)
+	for range b.N {
+		ch := cl.Database(b)
+		ctx := context.Background()
+		conn, err := chconn.Open(ctx, ch)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := migrate.Up(ctx, conn, schemas.ClickHouse, "clickhouse", migrate.Options{Cluster: ch.Cluster}); err != nil {
+			b.Fatal(err)
+		}
+		topics := testenv.Topics(b, brokers, 6)
+		prod, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerLinger(5*time.Millisecond))
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i := range n {
+			v, _ := json.Marshal(event.Click{ClickID: fmt.Sprint("k", i), Touch: event.Touch{Time: clusterT0.Add(time.Duration(i) * time.Millisecond),
+				AppID: "app", MediaSource: "net", Placement: event.Placement{CampaignID: fmt.Sprint("c", i%20), SiteID: fmt.Sprint("s", i%500)},
+				Country: "DE", Cost: 120_000, Currency: "USD"}})
+			prod.Produce(ctx, &kgo.Record{Topic: topics.Clicks, Key: []byte(fmt.Sprint("k", i)), Value: v}, nil)
+		}
+		if err := prod.Flush(ctx); err != nil {
+			b.Fatal(err)
+		}
+		prod.Close()
+		cfg := config.DefaultSink()
+		cfg.Kafka.Brokers, cfg.Kafka.Topics, cfg.ClickHouse, cfg.Group = brokers, topics, ch, testenv.Name("sink")
+		cfg.Sink.Topics = []string{topics.Clicks}
+		tel := telemetry.New()
+		l, err := New(cfg, conn, tel, testLogger())
+		if err != nil {
+			b.Fatal(err)
+		}
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- l.Run(rctx) }()
+		var first uint64
+		var firstAt time.Time
+		for {
+			var c uint64
+			if err := conn.QueryRow(ctx, "SELECT count() FROM clicks").Scan(&c); err != nil {
+				b.Fatal(err)
+			}
+			if c > 0 && first == 0 {
+				first, firstAt = c, time.Now()
+			}
+			if c >= n {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		secs := time.Since(firstAt).Seconds()
+		cancel()
+		if err := <-done; err != nil {
+			b.Fatal(err)
+		}
+		syncStart := time.Now()
+		for node := 1; node <= len(cl.Addrs()); node++ {
+			nc, err := chconn.Open(ctx, cl.NodeConfig(node, ch.Database))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := nc.Exec(ctx, "SYSTEM SYNC REPLICA clicks"+migrate.LocalSuffix); err != nil {
+				b.Fatal(err)
+			}
+			nc.Close()
+		}
+		b.ReportMetric(float64(n-first)/secs, "sink_rows/s")
+		b.ReportMetric(counter(b, tel.Registry, "sink_insert_failures_total"), "insert_failures")
+		b.ReportMetric(time.Since(syncStart).Seconds(), "replicas_caught_up_s")
+		conn.Close()
 	}
 }
