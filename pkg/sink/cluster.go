@@ -19,14 +19,15 @@ import (
 //     materialized views (sink_progress, hourly_stats) ran on that replica in
 //     the same INSERT, as on one server. Rows of a Kafka partition go to one
 //     shard (the tables are sharded by src_partition).
-//   - After an attempt with an unknown outcome the same block is sent again
-//     (inserted_at is set by the sink, not by DEFAULT now()): a shard whose
-//     replica committed it drops the repeat by its block id in ZooKeeper and
-//     skips its views, whichever replica receives it. No progress read is
-//     needed, so a dead replica does not stop loading.
 //   - Progress is read from every replica of every shard (the max over their
 //     local sink_progress tables), never through the Distributed table, which
 //     may pick a replica that has not fetched the latest parts yet.
+//   - After an attempt with an unknown outcome, rows the progress shows are
+//     dropped, as on one server. While a replica does not answer, progress is
+//     not known: the same block is sent again (inserted_at is set by the
+//     sink, not by DEFAULT now()), and a shard whose replica committed it
+//     drops the repeat by its block id in ZooKeeper and skips its views,
+//     whichever replica receives it. A dead replica does not stop loading.
 
 // clusterInsertSettings are the settings of the sink's cluster INSERTs.
 func clusterInsertSettings() clickhouse.Settings {

@@ -424,20 +424,32 @@ func counter(t testing.TB, reg *prometheus.Registry, name string) float64 {
 	return 0
 }
 
-// testRetriedBlock sends the sink's INSERT of one batch, then, as after an
-// attempt whose outcome the sink does not know, the batch prepareRetry gives
-// back, through another replica: its rows, their progress and their hourly
-// aggregates must land once, on both replicas of each shard. A second batch
-// of other clicks whose aggregate rows equal the first's must count in full:
+// testRetriedBlock sends the sink's INSERT of a batch and then retries it as
+// after an attempt whose outcome the sink does not know. With node 4 down,
+// progress is not known and prepareRetry gives back the same batch, sent
+// again through node 2: its rows, their progress and their hourly
+// aggregates must land once, on both replicas of each shard. With every
+// node up, prepareRetry reads the progress and drops what landed. A batch of
+// other clicks whose aggregate rows equal the first's counts in full:
 // replicas drop repeated inserted blocks, never the views' blocks.
 func testRetriedBlock(t *testing.T, cl *testenv.ClickHouseCluster) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	ch := cl.Database(t)
 	migrated(t, ch)
-	nodes := nodeConns(t, cl, ch.Database)
 	cfg := sinkConfig(testenv.KafkaBrokers(), config.DefaultKafka("test").Topics, ch)
-	l, err := New(cfg, nodes[0], telemetry.New(), testLogger())
+	first, second := cl.NodeConfig(1, ch.Database), cl.NodeConfig(2, ch.Database)
+	n1, err := chconn.Open(ctx, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n1.Close()
+	n2, err := chconn.Open(ctx, second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n2.Close()
+	l, err := New(cfg, n1, telemetry.New(), testLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -458,22 +470,29 @@ func testRetriedBlock(t *testing.T, cl *testenv.ClickHouseCluster) {
 		}
 		return l.buffers["clicks"]
 	}
-	first := batch(0)
-	if err := insert(ctx, nodes[0], first.table, first.rows, true); err != nil {
+	b := batch(0)
+	if err := insert(ctx, n1, b.table, b.rows, true); err != nil {
 		t.Fatalf("first attempt: %v", err)
 	}
-	first.uncertain = true
-	retry, err := l.prepareRetry(ctx, first)
-	if err != nil || !reflect.DeepEqual(retry, first.rows) {
-		t.Fatalf("prepareRetry returned %d rows (%v), want the same %d rows", len(retry), err, len(first.rows))
+	cl.StopReplica(4)
+	b.uncertain = true
+	retry, err := l.prepareRetry(ctx, b)
+	if err != nil || !reflect.DeepEqual(retry, b.rows) {
+		t.Fatalf("node 4 down: prepareRetry returned %d rows (%v), want the same %d rows", len(retry), err, len(b.rows))
 	}
-	if err := insert(ctx, nodes[1], first.table, retry, true); err != nil {
+	if err := insert(ctx, n2, b.table, retry, true); err != nil {
 		t.Fatalf("retry through node 2: %v", err)
 	}
-	second := batch(10)
-	if err := insert(ctx, nodes[0], second.table, second.rows, true); err != nil {
+	cl.StartReplica(4)
+	b = batch(10)
+	if err := insert(ctx, n1, b.table, b.rows, true); err != nil {
 		t.Fatalf("second batch: %v", err)
 	}
+	b.uncertain = true
+	if retry, err := l.prepareRetry(ctx, b); err != nil || len(retry) != 0 {
+		t.Fatalf("every node up: prepareRetry returned %d rows (%v), want none (all landed)", len(retry), err)
+	}
+	nodes := nodeConns(t, cl, ch.Database)
 	syncReplicas(t, nodes)
 	// 20 clicks, half on each shard, 0.25 each.
 	sums := func(conn driver.Conn, suffix string) string {

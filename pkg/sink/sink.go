@@ -377,14 +377,15 @@ func (l *Loader) prepareRetry(ctx context.Context, b *buffer) ([]row, error) {
 	l.mu.Lock()
 	rows, trimmed := b.rows, b.trimmed
 	l.mu.Unlock()
-	if l.cluster && !trimmed {
-		// The same block again: a replica that committed it (alive or not)
-		// left its id in ZooKeeper, so the shard drops the repeat and skips
-		// its materialized views. No progress read, which needs every replica.
-		l.log.Info("retrying the same block; replicas drop it if it landed", "table", b.table.Name, "rows", len(rows))
-		return rows, nil
-	}
 	rows, err := l.notYetLoaded(ctx, b.table.Name, rows)
+	if err != nil && l.cluster && !trimmed {
+		// Some replica does not answer, so progress is not known. The same
+		// block again is safe: a replica that committed it (alive or not)
+		// left its id in ZooKeeper, and the shard drops the repeat and skips
+		// its materialized views.
+		l.log.Info("progress unknown, retrying the same block; replicas drop it if it landed", "table", b.table.Name, "rows", len(b.rows), "err", err)
+		return b.rows, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("check progress of %s before retrying: %w", b.table.Name, err)
 	}
