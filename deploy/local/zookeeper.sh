@@ -83,16 +83,33 @@ fetch_libs() {
   log "ZooKeeper $v jars cached in $dest"
 }
 
-# Picks the version and sets LIBS/VERSION. Offline when a cached copy exists.
-ensure_libs() {
+# cached_libs sets LIBS/VERSION to the first complete cached version.
+cached_libs() {
   local v
   for v in $VERSIONS; do
     if libs_complete "$v"; then VERSION=$v; LIBS=$(libs_dir "$v"); return 0; fi
   done
-  for v in $VERSIONS; do
-    if fetch_libs "$v"; then VERSION=$v; LIBS=$(libs_dir "$v"); return 0; fi
-  done
-  die "could not fetch any ZooKeeper version of: $VERSIONS"
+  return 1
+}
+
+# Picks the version and sets LIBS/VERSION. Offline when a cached copy exists.
+# Fetches hold a lock on the cache (fd 8): two clusters starting at once, as
+# tests of two packages do, must not replace the jars under each other.
+ensure_libs() {
+  cached_libs && return 0
+  mkdir -p "$CACHE_DIR"
+  exec 8>"$CACHE_DIR/zookeeper-fetch.lock"
+  if command -v flock >/dev/null 2>&1; then
+    flock -w 600 8 || die "timed out waiting for $CACHE_DIR/zookeeper-fetch.lock"
+  fi
+  local v
+  if ! cached_libs; then
+    for v in $VERSIONS; do
+      if fetch_libs "$v"; then VERSION=$v; LIBS=$(libs_dir "$v"); break; fi
+    done
+  fi
+  exec 8>&-
+  [[ -n "$LIBS" ]] || die "could not fetch any ZooKeeper version of: $VERSIONS"
 }
 
 # True when the pid file points at a live ZooKeeper started with our config.
