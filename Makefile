@@ -14,7 +14,7 @@ FUZZTIME ?= 30s
 RSS_CLICKS ?= 10000000
 BENCHTIME ?= 1s
 
-.PHONY: help up down infra infra-down tools bootstrap services services-down demo build test unit lint fmt-check bench fuzz docs clean
+.PHONY: help up down infra infra-down tools cluster cluster-down bootstrap services services-down demo build test unit lint fmt-check bench fuzz docs clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -33,6 +33,12 @@ infra-down:
 
 tools: ## install the test tools besides Go, Kafka and ClickHouse (promtool, from Debian's prometheus package)
 	deploy/local/tools.sh promtool
+
+cluster: ## start ZooKeeper and a 2 shards x 2 replicas ClickHouse cluster (native 127.0.0.1:9401-9404; set clickhouse.cluster=postback)
+	deploy/local/clickhouse-cluster.sh start
+
+cluster-down:
+	deploy/local/clickhouse-cluster.sh stop
 
 bootstrap: build ## create topics and apply ClickHouse migrations (idempotent)
 	$(BIN)/postbackctl bootstrap
@@ -68,6 +74,8 @@ bench: infra ## benchmarks: ns/op and allocs/op, side-by-side ratios (ingest vs 
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./pkg/postback/
 	$(GO) test -run '^$$' -bench 'IngestVsBare' -benchtime 1x ./pkg/ingest/
 	$(GO) test -tags integration -run '^$$' -bench 'SinkVsRaw' -benchtime 1x ./pkg/sink/
+	@echo "The sink in cluster mode, into a 2 shards x 2 replicas cluster of its own (about 15 s):"
+	$(GO) test -tags integration -run '^$$' -bench 'SinkCluster' -benchtime 1x ./pkg/sink/
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/attribution/
 	@echo "Attribution in process: clicks stored and installs joined per CPU second (/cpu-s), beside store-only and decide-only:"
 	$(GO) test -run '^$$' -bench 'Engine' -benchmem -benchtime 50000x ./pkg/join/

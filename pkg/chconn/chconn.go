@@ -37,6 +37,7 @@ type Config struct {
 	TLS          tlsconf.Config `mapstructure:"tls"`
 	DialTimeout  time.Duration  `mapstructure:"dial_timeout" desc:"Timeout of one connection attempt."`
 	ReadTimeout  time.Duration  `mapstructure:"read_timeout" desc:"Longest wait for the server's answer to one query or insert."`
+	Cluster      string         `mapstructure:"cluster" desc:"Cluster name from the servers' remote_servers: migrations create Replicated local tables and Distributed tables ON CLUSTER, and the sink inserts through them (docs/sink.md). Empty: one server."`
 }
 
 // Defaults returns the defaults of the clickhouse section.
@@ -62,6 +63,10 @@ func (c *Config) Validate() error {
 	}
 	if !identifier(c.Database) {
 		return config.Errorf("database", "%q is not a plain identifier ([A-Za-z_][A-Za-z0-9_]*)", c.Database)
+	}
+	if c.Cluster != "" && !identifier(c.Cluster) {
+		// It is spliced into DDL (ON CLUSTER, Distributed(...)) unquoted.
+		return config.Errorf("cluster", "%q is not a plain identifier ([A-Za-z_][A-Za-z0-9_]*)", c.Cluster)
 	}
 	if err := config.Positive("dial_timeout", c.DialTimeout); err != nil {
 		return err

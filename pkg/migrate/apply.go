@@ -25,6 +25,11 @@ type Result struct {
 type Options struct {
 	// Logger receives one line per applied migration; nil discards.
 	Logger *slog.Logger
+	// Cluster, when set, names the cluster (remote_servers) to lay the
+	// schema out on: the database and every table ON CLUSTER, each table as
+	// a Replicated local table and a Distributed table (cluster.go). Empty:
+	// one server, the statements as written.
+	Cluster string
 }
 
 // Up applies the pending migrations under dir of fsys to conn's current
@@ -49,12 +54,14 @@ func Up(ctx context.Context, conn driver.Conn, fsys fs.FS, dir string, opts Opti
 	if err != nil {
 		return res, err
 	}
-	if err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+Table+` (
-		version UInt32,
-		name String,
-		checksum String,
-		applied_at DateTime('UTC')
-	) ENGINE = MergeTree() ORDER BY version`); err != nil {
+	stmts := func(m Migration) []string { return m.Statements }
+	if opts.Cluster != "" {
+		byVersion, err := prepareCluster(ctx, conn, migs, opts.Cluster)
+		if err != nil {
+			return res, err
+		}
+		stmts = func(m Migration) []string { return byVersion[m.Version] }
+	} else if err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+Table+` (`+tableColumns+`) ENGINE = MergeTree() ORDER BY version`); err != nil {
 		return res, fmt.Errorf("create %s: %w", Table, err)
 	}
 	applied, err := readApplied(ctx, conn)
@@ -77,9 +84,9 @@ func Up(ctx context.Context, conn driver.Conn, fsys fs.FS, dir string, opts Opti
 			res.Deferred = append(res.Deferred, m.Name)
 			continue
 		}
-		for i, stmt := range m.Statements {
+		for i, stmt := range stmts(m) {
 			if err := conn.Exec(ctx, stmt); err != nil {
-				return res, fmt.Errorf("migration %s statement %d of %d: %w", m.Name, i+1, len(m.Statements), err)
+				return res, fmt.Errorf("migration %s statement %d of %d: %w", m.Name, i+1, len(stmts(m)), err)
 			}
 		}
 		if err := record(ctx, conn, m); err != nil {
@@ -89,6 +96,38 @@ func Up(ctx context.Context, conn driver.Conn, fsys fs.FS, dir string, opts Opti
 		res.Applied = append(res.Applied, m.Name)
 	}
 	return res, nil
+}
+
+const tableColumns = `
+		version UInt32,
+		name String,
+		checksum String,
+		applied_at DateTime('UTC')
+	`
+
+// prepareCluster derives the cluster statements of migs, then creates the
+// connection's database and the migrations table on every host of cluster.
+// The table is one Replicated table with every host as a replica, so a run
+// from any host sees what earlier runs applied.
+func prepareCluster(ctx context.Context, conn driver.Conn, migs []Migration, cluster string) (map[uint32][]string, error) {
+	var db string
+	if err := conn.QueryRow(ctx, "SELECT currentDatabase()").Scan(&db); err != nil {
+		return nil, fmt.Errorf("current database: %w", err)
+	}
+	byVersion, err := clusterStatements(migs, cluster, db)
+	if err != nil {
+		return nil, err
+	}
+	if err := conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+db+" ON CLUSTER "+cluster); err != nil {
+		return nil, fmt.Errorf("create database %s on cluster %s: %w", db, cluster, err)
+	}
+	err = conn.Exec(ctx, fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s.%s ON CLUSTER %s (%s)
+		ENGINE = ReplicatedMergeTree('/clickhouse/tables/all/%s/%s', '{shard}-{replica}') ORDER BY version`,
+		db, Table, cluster, tableColumns, db, Table))
+	if err != nil {
+		return nil, fmt.Errorf("create %s on cluster %s: %w", Table, cluster, err)
+	}
+	return byVersion, nil
 }
 
 func readApplied(ctx context.Context, conn driver.Conn) ([]Applied, error) {

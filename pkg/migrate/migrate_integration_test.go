@@ -113,3 +113,64 @@ func TestRunnerRules(t *testing.T) {
 		t.Fatalf("bad statement: err = %v", err)
 	}
 }
+
+// TestClusterMigrations applies the project migrations in cluster mode to a
+// cluster of the test's own (2 shards x 2 replicas): every node gets the
+// Replicated local tables, the Distributed tables and the views, a second
+// run from another node is a no-op, and every view answers through the
+// Distributed tables.
+func TestClusterMigrations(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cl := testenv.StartClickHouseCluster(t)
+	cfg := cl.Database(t)
+	files, err := migrate.Load(schemas.ClickHouse, "clickhouse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := migrateNode(ctx, t, cl, 1, cfg.Database)
+	if len(first.Applied)+len(first.Deferred) != len(files) {
+		t.Fatalf("first run applied %v deferred %v; want all %d files", first.Applied, first.Deferred, len(files))
+	}
+	second := migrateNode(ctx, t, cl, 4, cfg.Database)
+	if len(second.Applied) != 0 || len(second.Skipped) != len(first.Applied) {
+		t.Fatalf("second run from node 4 applied %v, skipped %v; want a no-op", second.Applied, second.Skipped)
+	}
+	for n := 1; n <= len(cl.Addrs()); n++ {
+		conn, err := chconn.Open(ctx, cl.NodeConfig(n, cfg.Database))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for table, engine := range map[string]string{
+			"clicks_local": "ReplicatedMergeTree", "clicks": "Distributed",
+			"hourly_stats_local": "ReplicatedSummingMergeTree", "sink_progress_local": "ReplicatedAggregatingMergeTree",
+			"sink_progress_clicks": "MaterializedView", "retention_daily": "View", migrate.Table: "ReplicatedMergeTree",
+		} {
+			var got string
+			if err := conn.QueryRow(ctx, "SELECT engine FROM system.tables WHERE database = ? AND name = ?", cfg.Database, table).Scan(&got); err != nil || got != engine {
+				t.Errorf("node %d: %s engine %q (%v), want %s", n, table, got, err, engine)
+			}
+		}
+		for _, view := range []string{"stats_hourly", "stats_daily", "spend_by_currency_hourly", "spend_by_currency_daily", "retention_daily"} {
+			var rows uint64
+			if err := conn.QueryRow(ctx, "SELECT count() FROM "+view).Scan(&rows); err != nil {
+				t.Errorf("node %d: view %s: %v", n, view, err)
+			}
+		}
+		conn.Close()
+	}
+}
+
+func migrateNode(ctx context.Context, t *testing.T, cl *testenv.ClickHouseCluster, node int, db string) migrate.Result {
+	t.Helper()
+	conn, err := chconn.Open(ctx, cl.NodeConfig(node, db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	res, err := migrate.Up(ctx, conn, schemas.ClickHouse, "clickhouse", migrate.Options{Cluster: cl.Name()})
+	if err != nil {
+		t.Fatalf("cluster migrations from node %d: %v", node, err)
+	}
+	return res
+}

@@ -104,6 +104,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{name: "small body limit", args: []string{"--http.max_body_bytes=10"}, want: "http.max_body_bytes"},
 		{name: "negative timeout", args: []string{"--http.idle_timeout=-1s"}, want: "http.idle_timeout"},
 		{name: "zero partitions", args: []string{"--kafka.topics.partitions=0"}, want: "kafka.topics.partitions"},
+		{name: "min isr above rf", args: []string{"--kafka.topics.min_insync_replicas=2"}, want: "kafka.topics.min_insync_replicas"},
 		{name: "unknown flag", args: []string{"--nope=1"}, want: "nope"},
 		{name: "missing file", args: []string{"--config=/does/not/exist.yaml"}, want: "/does/not/exist.yaml"},
 	}
@@ -134,6 +135,22 @@ func TestKeyErrorIsTyped(t *testing.T) {
 	var ke *config.KeyError
 	if !errors.As(err, &ke) || ke.Key != "clickhouse.database" {
 		t.Fatalf("err = %v, want *config.KeyError for clickhouse.database", err)
+	}
+}
+
+func TestClickHouseCluster(t *testing.T) {
+	cfg := DefaultSink()
+	if err := config.Load(&cfg, "sink", []string{"--clickhouse.cluster=postback_2x2"}, &bytes.Buffer{}); err != nil {
+		t.Fatalf("plain cluster name: %v", err)
+	}
+	if cfg.ClickHouse.Cluster != "postback_2x2" {
+		t.Fatalf("cluster = %q, want postback_2x2", cfg.ClickHouse.Cluster)
+	}
+	cfg = DefaultSink()
+	err := config.Load(&cfg, "sink", []string{"--clickhouse.cluster=a b"}, &bytes.Buffer{})
+	var ke *config.KeyError
+	if !errors.As(err, &ke) || ke.Key != "clickhouse.cluster" {
+		t.Fatalf("err = %v, want *config.KeyError for clickhouse.cluster", err)
 	}
 }
 

@@ -138,7 +138,7 @@ func DefaultSink() Sink {
 
 // Loader returns the part of the configuration the sink's loader takes.
 func (c *Sink) Loader(conn *kafkaconn.Conn) sink.Config {
-	return sink.Config{Kafka: conn, Topics: c.Kafka.Topics, Group: c.Group, SessionTimeout: c.SessionTimeout, Sink: c.Sink}
+	return sink.Config{Kafka: conn, Topics: c.Kafka.Topics, ClickHouse: c.ClickHouse, Group: c.Group, SessionTimeout: c.SessionTimeout, Sink: c.Sink}
 }
 
 // Validate checks every section.

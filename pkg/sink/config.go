@@ -3,16 +3,19 @@ package sink
 import (
 	"time"
 
+	"github.com/adtrack/postback/pkg/chconn"
 	"github.com/adtrack/postback/pkg/config"
 	"github.com/adtrack/postback/pkg/kafkaconn"
 	"github.com/adtrack/postback/pkg/topics"
 )
 
 // Config is what a Loader needs: the Kafka connection, the topic names,
-// its consumer group and the sink section.
+// its consumer group, the sink section, and the ClickHouse section (in
+// cluster mode the loader reads progress from every replica it lists).
 type Config struct {
 	Kafka          *kafkaconn.Conn
 	Topics         topics.Config
+	ClickHouse     chconn.Config
 	Group          string
 	SessionTimeout time.Duration
 	Sink           Settings

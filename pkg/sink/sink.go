@@ -29,6 +29,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -58,12 +59,16 @@ type buffer struct {
 	// ClickHouse already holds (per sink_progress) are dropped.
 	uncertain bool
 	attempts  int // INSERTs tried, to count retries
+	// trimmed is set when a revocation dropped rows since the last attempt:
+	// in cluster mode the next attempt is then not the same block.
+	trimmed bool
 }
 
 // Loader consumes the configured topics and inserts them into ClickHouse.
 type Loader struct {
 	cfg     Config
 	conn    driver.Conn
+	cluster bool              // cfg.ClickHouse.Cluster is set: insert through Distributed tables (cluster.go)
 	tables  map[string]*Table // by topic
 	topics  []string
 	log     *slog.Logger
@@ -100,7 +105,7 @@ func New(cfg Config, conn driver.Conn, tel *telemetry.Telemetry, log *slog.Logge
 	t := cfg.Topics
 	all := Tables(t.Clicks, t.Impressions, t.InstallsAttributed, t.EventsAttributed, t.Rejected)
 	l := &Loader{
-		cfg: cfg, conn: conn, log: log, tables: map[string]*Table{},
+		cfg: cfg, conn: conn, cluster: cfg.ClickHouse.Cluster != "", log: log, tables: map[string]*Table{},
 		m: newMetrics(tel.Registry), now: time.Now,
 		rejects: all[t.Rejected], buffers: map[string]*buffer{}, inflight: map[string]*buffer{},
 		owned: map[tp]bool{}, rejected: map[tp]int64{}, inserted: map[tp]int64{},
@@ -253,6 +258,11 @@ func (l *Loader) add(r *kgo.Record) {
 		tab, vals = l.rejects, sinkRejection(r.Topic, r.Value, err, l.now())
 	}
 	vals = append(vals, r.Topic, uint32(r.Partition), uint64(r.Offset))
+	if l.cluster {
+		// Set here rather than by the column's DEFAULT now(), so that a
+		// retried block is the same block and replication dedups it.
+		vals = append(vals, l.now().UTC().Truncate(time.Second))
+	}
 	b := l.buffers[tab.Name]
 	if b == nil {
 		b = &buffer{table: tab}
@@ -328,15 +338,10 @@ func (l *Loader) insertBuffer(ctx context.Context, name string) error {
 	ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.cfg.Sink.InsertTimeout)
 	defer cancel()
 	if b.uncertain {
-		// The last attempt failed with an unknown outcome (timeout, lost
-		// connection): ClickHouse may hold some of these rows already.
 		var err error
-		if rows, err = l.notYetLoaded(ictx, name, rows); err != nil {
-			return fmt.Errorf("check progress of %s before retrying: %w", name, err)
+		if rows, err = l.prepareRetry(ictx, b); err != nil {
+			return err
 		}
-		l.mu.Lock()
-		b.rows, b.uncertain = rows, false
-		l.mu.Unlock()
 		if len(rows) == 0 {
 			l.mu.Lock()
 			delete(l.inflight, name)
@@ -348,7 +353,7 @@ func (l *Loader) insertBuffer(ctx context.Context, name string) error {
 		l.m.retries.WithLabelValues(name).Inc()
 	}
 	start := time.Now()
-	if err := insert(ictx, l.conn, b.table, rows); err != nil {
+	if err := insert(ictx, l.conn, b.table, rows, l.cluster); err != nil {
 		l.mu.Lock()
 		b.uncertain = true
 		l.mu.Unlock()
@@ -369,9 +374,34 @@ func (l *Loader) insertBuffer(ctx context.Context, name string) error {
 	return nil
 }
 
+// prepareRetry returns the rows of b to insert after an attempt that failed
+// with an unknown outcome (timeout, lost connection): ClickHouse may hold
+// some of them already.
+func (l *Loader) prepareRetry(ctx context.Context, b *buffer) ([]row, error) {
+	l.mu.Lock()
+	rows, trimmed := b.rows, b.trimmed
+	l.mu.Unlock()
+	rows, err := l.notYetLoaded(ctx, b.table.Name, rows)
+	if err != nil && l.cluster && !trimmed {
+		// Some replica does not answer, so progress is not known. The same
+		// block again is safe: a replica that committed it (alive or not)
+		// left its id in ZooKeeper, and the shard drops the repeat and skips
+		// its materialized views.
+		l.log.Info("progress unknown, retrying the same block; replicas drop it if it landed", "table", b.table.Name, "rows", len(b.rows), "err", err)
+		return b.rows, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("check progress of %s before retrying: %w", b.table.Name, err)
+	}
+	l.mu.Lock()
+	b.rows, b.uncertain, b.trimmed = rows, false, false
+	l.mu.Unlock()
+	return rows, nil
+}
+
 // notYetLoaded returns the rows whose offsets are beyond what table holds.
 func (l *Loader) notYetLoaded(ctx context.Context, table string, rows []row) ([]row, error) {
-	progress, err := readProgress(ctx, l.conn, l.topics)
+	progress, err := l.readProgress(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -388,10 +418,16 @@ func (l *Loader) notYetLoaded(ctx context.Context, table string, rows []row) ([]
 	return kept, nil
 }
 
-// insert writes rows with one batch INSERT naming its columns.
-func insert(ctx context.Context, conn driver.Conn, t *Table, rows []row) error {
-	cols := strings.Join(append(append([]string(nil), t.Columns...), srcColumns...), ", ")
-	batch, err := conn.PrepareBatch(ctx, "INSERT INTO "+t.Name+" ("+cols+")")
+// insert writes rows with one batch INSERT naming its columns. In cluster
+// mode the rows also carry inserted_at, and the INSERT into the Distributed
+// table returns only once every shard's replica has committed its rows.
+func insert(ctx context.Context, conn driver.Conn, t *Table, rows []row, cluster bool) error {
+	cols := append(append([]string(nil), t.Columns...), srcColumns...)
+	if cluster {
+		cols = append(cols, "inserted_at")
+		ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clusterInsertSettings()))
+	}
+	batch, err := conn.PrepareBatch(ctx, "INSERT INTO "+t.Name+" ("+strings.Join(cols, ", ")+")")
 	if err != nil {
 		return err
 	}
@@ -466,6 +502,7 @@ func (l *Loader) dropPartition(k tp) {
 					bytes += r.size
 				}
 			}
+			b.trimmed = b.trimmed || len(kept) < len(b.rows)
 			b.rows = kept
 			if len(kept) == 0 {
 				delete(bufs, n)
@@ -487,7 +524,7 @@ func (l *Loader) resume(ctx context.Context, assigned map[string]map[int32]kgo.O
 	var progress map[progressKey]int64
 	for backoff := l.cfg.Sink.RetryMin; ; backoff = min(2*backoff, l.cfg.Sink.RetryMax) {
 		var err error
-		if progress, err = readProgress(ctx, l.conn, l.topics); err == nil {
+		if progress, err = l.readProgress(ctx); err == nil {
 			break
 		}
 		l.m.resumeFailures.Inc()
@@ -531,8 +568,18 @@ type progressKey struct {
 	tp
 }
 
-// readProgress returns next-offset (max + 1) per table and partition.
-func readProgress(ctx context.Context, conn driver.Conn, topics []string) (map[progressKey]int64, error) {
+// readProgress returns next-offset (max + 1) per table and partition, from
+// the server, or in cluster mode from every replica (cluster.go).
+func (l *Loader) readProgress(ctx context.Context) (map[progressKey]int64, error) {
+	if l.cluster {
+		return l.readClusterProgress(ctx)
+	}
+	return readProgress(ctx, l.conn, l.topics, "sink_progress")
+}
+
+// readProgress returns next-offset (max + 1) per table and partition as
+// table (sink_progress or a replica's local one) holds it.
+func readProgress(ctx context.Context, conn driver.Conn, topics []string, table string) (map[progressKey]int64, error) {
 	// The table is tiny (a row per table and partition): read it whole
 	// rather than bind an IN list, which 18.16 types differently.
 	want := map[string]bool{}
@@ -540,7 +587,7 @@ func readProgress(ctx context.Context, conn driver.Conn, topics []string) (map[p
 		want[t] = true
 	}
 	rows, err := conn.Query(ctx, `SELECT table_name, src_topic, src_partition, maxMerge(max_offset)
-		FROM sink_progress GROUP BY table_name, src_topic, src_partition`)
+		FROM `+table+` GROUP BY table_name, src_topic, src_partition`)
 	if err != nil {
 		return nil, err
 	}

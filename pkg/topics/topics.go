@@ -35,6 +35,7 @@ type Config struct {
 	Rejected           string        `mapstructure:"rejected" desc:"Topic of authenticated postbacks that were rejected, keyed by source."`
 	Partitions         int           `mapstructure:"partitions" desc:"Partitions of every topic created by bootstrap (joined topics must share a count)."`
 	ReplicationFactor  int           `mapstructure:"replication_factor" desc:"Replication factor of topics created by bootstrap."`
+	MinInsyncReplicas  int           `mapstructure:"min_insync_replicas" desc:"min.insync.replicas of topics created by bootstrap: an acks=all write fails unless this many replicas have it. 0: 2 with a replication factor of 3 or more, else 1."`
 	Retention          time.Duration `mapstructure:"retention" desc:"retention.ms of the non-compacted topics created by bootstrap; long enough to re-attribute from Kafka."`
 }
 
@@ -72,6 +73,9 @@ func (t *Config) Validate() error {
 	if t.ReplicationFactor < 1 {
 		return config.Errorf("replication_factor", "must be at least 1, got %d", t.ReplicationFactor)
 	}
+	if t.MinInsyncReplicas < 0 || t.MinInsyncReplicas > t.ReplicationFactor {
+		return config.Errorf("min_insync_replicas", "must be 0 (derived) or 1..replication_factor (%d), got %d", t.ReplicationFactor, t.MinInsyncReplicas)
+	}
 	if t.Retention < time.Hour {
 		return config.Errorf("retention", "must be at least 1h, got %s", t.Retention)
 	}
@@ -100,12 +104,12 @@ func Specs(t Config) []Spec {
 	stream := func(name string, joined bool) Spec {
 		return Spec{
 			Name: name, Partitions: int32(t.Partitions), ReplicationFactor: int16(t.ReplicationFactor),
-			Configs:       map[string]string{"cleanup.policy": "delete", "retention.ms": retention, "min.insync.replicas": minISR(t.ReplicationFactor)},
+			Configs:       map[string]string{"cleanup.policy": "delete", "retention.ms": retention, "min.insync.replicas": minISR(t)},
 			CoPartitioned: joined,
 		}
 	}
 	campaigns := stream(t.Campaigns, false)
-	campaigns.Configs = map[string]string{"cleanup.policy": "compact", "min.insync.replicas": minISR(t.ReplicationFactor)}
+	campaigns.Configs = map[string]string{"cleanup.policy": "compact", "min.insync.replicas": minISR(t)}
 	return []Spec{
 		stream(t.Clicks, true),
 		stream(t.Impressions, true),
@@ -118,12 +122,17 @@ func Specs(t Config) []Spec {
 	}
 }
 
-// minISR keeps acks=all meaningful: with three replicas a write needs two.
-func minISR(rf int) string {
-	if rf >= 3 {
+// minISR is kafka.topics.min_insync_replicas, or when 0 a value that keeps
+// acks=all meaningful: with three replicas a write needs two.
+func minISR(t Config) string {
+	switch {
+	case t.MinInsyncReplicas > 0:
+		return strconv.Itoa(t.MinInsyncReplicas)
+	case t.ReplicationFactor >= 3:
 		return "2"
+	default:
+		return "1"
 	}
-	return "1"
 }
 
 // Result lists what Ensure did.

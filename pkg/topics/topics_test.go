@@ -114,3 +114,20 @@ func TestSpecs(t *testing.T) {
 		t.Errorf("%d co-partitioned topics, want 4 (clicks, impressions, installs raw, events raw)", joined)
 	}
 }
+
+func TestSpecsMinInsyncReplicas(t *testing.T) {
+	for _, tt := range []struct {
+		rf, min int
+		want    string
+	}{
+		{1, 0, "1"}, {2, 0, "1"}, {3, 0, "2"}, {5, 0, "2"}, {3, 3, "3"}, {3, 1, "1"},
+	} {
+		cfg := Defaults()
+		cfg.ReplicationFactor, cfg.MinInsyncReplicas = tt.rf, tt.min
+		for _, s := range Specs(cfg) {
+			if got := s.Configs["min.insync.replicas"]; got != tt.want {
+				t.Errorf("rf %d, min_insync_replicas %d: %s has min.insync.replicas %q, want %q", tt.rf, tt.min, s.Name, got, tt.want)
+			}
+		}
+	}
+}

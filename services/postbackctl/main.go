@@ -193,7 +193,11 @@ func runMigrations(ctx context.Context, cfg servicecfg.Admin, log *slog.Logger, 
 			return err
 		}
 		defer srv.Close()
-		return srv.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+cfg.ClickHouse.Database)
+		create := "CREATE DATABASE IF NOT EXISTS " + cfg.ClickHouse.Database
+		if cfg.ClickHouse.Cluster != "" {
+			create += " ON CLUSTER " + cfg.ClickHouse.Cluster
+		}
+		return srv.Exec(ctx, create)
 	})
 	if err != nil {
 		return fmt.Errorf("create database %s: %w", cfg.ClickHouse.Database, err)
@@ -203,7 +207,7 @@ func runMigrations(ctx context.Context, cfg servicecfg.Admin, log *slog.Logger, 
 		return err
 	}
 	defer conn.Close()
-	res, err := migrate.Up(ctx, conn, schemas.ClickHouse, "clickhouse", migrate.Options{Logger: log})
+	res, err := migrate.Up(ctx, conn, schemas.ClickHouse, "clickhouse", migrate.Options{Logger: log, Cluster: cfg.ClickHouse.Cluster})
 	if err != nil {
 		return err
 	}

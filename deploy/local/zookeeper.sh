@@ -1,0 +1,273 @@
+#!/usr/bin/env bash
+# Local standalone ZooKeeper for replicated ClickHouse tables
+# (deploy/local/clickhouse-cluster.sh). No Docker: the server jars come from
+# Maven Central (deploy/local/zookeeper-pom.xml) into a cache dir outside the
+# repository.
+#
+# Usage: deploy/local/zookeeper.sh {start|stop|restart|status|logs [-f]|version}
+#
+# Environment (all optional):
+#   POSTBACK_CACHE_DIR                jar cache        (default ~/.cache/postback)
+#   POSTBACK_LOCAL_STATE_DIR          data/logs/pid    (default ~/.local/state/postback)
+#   POSTBACK_ZOOKEEPER_PORT           client port      (default 2181)
+#   POSTBACK_ZOOKEEPER_VERSION        pin one version  (default: first of the
+#                                     candidate list that is cached or resolves)
+#   POSTBACK_ZOOKEEPER_HEAP           -Xms/-Xmx        (default 128m)
+#   POSTBACK_ZOOKEEPER_START_TIMEOUT  seconds          (default 60)
+set -euo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+POM="$SCRIPT_DIR/zookeeper-pom.xml"
+
+CACHE_DIR=${POSTBACK_CACHE_DIR:-$HOME/.cache/postback}
+STATE_DIR=${POSTBACK_LOCAL_STATE_DIR:-$HOME/.local/state/postback}
+HOST=127.0.0.1
+PORT=${POSTBACK_ZOOKEEPER_PORT:-2181}
+HEAP=${POSTBACK_ZOOKEEPER_HEAP:-128m}
+START_TIMEOUT=${POSTBACK_ZOOKEEPER_START_TIMEOUT:-60}
+STOP_TIMEOUT=30
+# Newest first. The first one already in the cache wins (offline start);
+# otherwise the first one Maven can resolve is fetched.
+DEFAULT_VERSIONS="3.9.5 3.9.4 3.8.6 3.8.4"
+VERSIONS=${POSTBACK_ZOOKEEPER_VERSION:-$DEFAULT_VERSIONS}
+
+ZK_STATE="$STATE_DIR/zookeeper"
+DATA_DIR="$ZK_STATE/data"
+LOG_DIR="$ZK_STATE/logs"
+CFG="$ZK_STATE/zoo.cfg"
+PID_FILE="$ZK_STATE/zookeeper.pid"
+VERSION_FILE="$ZK_STATE/zookeeper.version"
+SERVER_LOG="$LOG_DIR/zookeeper.log"
+
+LIBS=""      # set by ensure_libs
+VERSION=""   # set by ensure_libs
+
+log() { printf 'zookeeper.sh: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+# shellcheck source=lib.sh
+source "$SCRIPT_DIR/lib.sh"
+
+need_java() {
+  command -v java >/dev/null 2>&1 || die "java not found (ZooKeeper 3.9 needs Java 8+)"
+}
+
+# libs_dir VERSION -> cache path of the jars for that version.
+libs_dir() { printf '%s/zookeeper-%s/libs' "$CACHE_DIR" "$1"; }
+
+# A libs dir is usable only after a successful copy wrote the marker.
+libs_complete() { [[ -f "$(libs_dir "$1")/.complete" ]]; }
+
+fetch_libs() {
+  local v=$1 dest tmp mvn_log
+  dest=$(libs_dir "$v")
+  tmp="$dest.tmp.$$"
+  mvn_log="$CACHE_DIR/zookeeper-$v/mvn.log"
+  command -v mvn >/dev/null 2>&1 || die "mvn not found (needed once to fetch ZooKeeper jars)"
+  mkdir -p "$CACHE_DIR/zookeeper-$v"
+  rm -rf "$tmp"
+  log "fetching org.apache.zookeeper:zookeeper:$v and dependencies with Maven (log: $mvn_log)"
+  if ! mvn -B -q -f "$POM" -Dzookeeper.version="$v" -Dlibs.dir="$tmp" \
+      dependency:copy-dependencies >"$mvn_log" 2>&1; then
+    rm -rf "$tmp"
+    log "ZooKeeper $v did not resolve (see $mvn_log)"
+    return 1
+  fi
+  local jar
+  for jar in "zookeeper-$v" "zookeeper-jute-$v" metrics-core-* snappy-java-* slf4j-simple-*; do
+    compgen -G "$tmp/$jar.jar" >/dev/null || {
+      rm -rf "$tmp"; log "ZooKeeper $v: $jar.jar missing after copy"; return 1; }
+  done
+  ls "$tmp" >"$tmp/.complete"
+  rm -rf "$dest"
+  mv "$tmp" "$dest"
+  log "ZooKeeper $v jars cached in $dest"
+}
+
+# cached_libs sets LIBS/VERSION to the first complete cached version.
+cached_libs() {
+  local v
+  for v in $VERSIONS; do
+    if libs_complete "$v"; then VERSION=$v; LIBS=$(libs_dir "$v"); return 0; fi
+  done
+  return 1
+}
+
+# Picks the version and sets LIBS/VERSION. Offline when a cached copy exists.
+# Fetches hold a lock on the cache (fd 8): two clusters starting at once, as
+# tests of two packages do, must not replace the jars under each other.
+ensure_libs() {
+  cached_libs && return 0
+  mkdir -p "$CACHE_DIR"
+  exec 8>"$CACHE_DIR/zookeeper-fetch.lock"
+  if command -v flock >/dev/null 2>&1; then
+    flock -w 600 8 || die "timed out waiting for $CACHE_DIR/zookeeper-fetch.lock"
+  fi
+  local v
+  if ! cached_libs; then
+    for v in $VERSIONS; do
+      if fetch_libs "$v"; then VERSION=$v; LIBS=$(libs_dir "$v"); break; fi
+    done
+  fi
+  exec 8>&-
+  [[ -n "$LIBS" ]] || die "could not fetch any ZooKeeper version of: $VERSIONS"
+}
+
+# True when the pid file points at a live ZooKeeper started with our config.
+pid_alive() { pid_matches "QuorumPeerMain $CFG"; }
+
+# four_letter WORD: send a four-letter command and print the answer.
+four_letter() {
+  local reply=""
+  exec 3<>"/dev/tcp/$HOST/$PORT" || return 1
+  printf '%s' "$1" >&3
+  reply=$(timeout 5 cat <&3 || true)
+  exec 3<&- 3>&-
+  printf '%s' "$reply"
+}
+
+# A real round trip: srvr names the mode only once the server serves
+# requests (ruok answers imok even while its startup has failed).
+server_answers() { [[ "$(four_letter srvr 2>/dev/null || true)" == *"Mode: standalone"* ]]; }
+
+write_config() {
+  mkdir -p "$DATA_DIR" "$LOG_DIR"
+  cat >"$CFG" <<EOF
+# Generated by deploy/local/zookeeper.sh; rewritten on every start.
+tickTime=2000
+initLimit=10
+syncLimit=5
+dataDir=$DATA_DIR
+clientPort=$PORT
+clientPortAddress=$HOST
+maxClientCnxns=0
+# No AdminServer: it would take port 8080.
+admin.enableServer=false
+4lw.commands.whitelist=ruok,srvr,stat,mntr
+# Keep the transaction logs and snapshots of a development server small.
+autopurge.snapRetainCount=3
+autopurge.purgeInterval=1
+EOF
+}
+
+print_locations() {
+  log "log: $SERVER_LOG; data: $DATA_DIR"
+}
+
+fail_start() {
+  log "error: $*"
+  log "--- last 40 lines of $SERVER_LOG ---"
+  tail -n 40 "$SERVER_LOG" >&2 2>/dev/null || true
+  print_locations
+  exit 1
+}
+
+wait_ready() {
+  local pid=$1 deadline=$((SECONDS + START_TIMEOUT))
+  while ((SECONDS < deadline)); do
+    kill -0 "$pid" 2>/dev/null || fail_start "ZooKeeper (pid $pid) exited during startup"
+    server_answers && return 0
+    sleep 0.3
+  done
+  fail_start "ZooKeeper did not answer ruok on $HOST:$PORT within ${START_TIMEOUT}s"
+}
+
+cmd_start() {
+  need_java
+  if pid_alive; then
+    local pid
+    pid=$(read_pid)
+    wait_ready "$pid"
+    echo "ZooKeeper already running (pid $pid, $HOST:$PORT, version $(cat "$VERSION_FILE" 2>/dev/null || echo '?'))"
+    print_locations
+    return 0
+  fi
+  rm -f "$PID_FILE"
+  if port_open "$HOST" "$PORT"; then
+    die "$HOST:$PORT is already in use by a process this script did not start"
+  fi
+
+  ensure_libs
+  write_config
+
+  log "starting ZooKeeper $VERSION on $HOST:$PORT"
+  printf '%s\n' "$VERSION" >"$VERSION_FILE"
+  printf '\n===== %s starting ZooKeeper %s =====\n' "$(date -Is)" "$VERSION" >>"$SERVER_LOG"
+  # setsid: own session, so the server survives the calling shell/CI step.
+  # The inner bash writes its pid and then execs java, so the pid is java's.
+  # shellcheck disable=SC2016 # $$/$0/$@ are for the inner bash
+  setsid nohup bash -c 'echo $$ >"$0"; exec "$@"' "$PID_FILE" \
+    java -Xms"$HEAP" -Xmx"$HEAP" -XX:+UseSerialGC -XX:+ExitOnOutOfMemoryError \
+    -Djava.awt.headless=true -Dzookeeper.admin.enableServer=false \
+    -Dorg.slf4j.simpleLogger.showDateTime=true \
+    -cp "$LIBS/*" org.apache.zookeeper.server.quorum.QuorumPeerMain "$CFG" \
+    </dev/null >>"$SERVER_LOG" 2>&1 9>&- &
+  local i pid=""
+  for ((i = 0; i < 50; i++)); do
+    pid=$(read_pid)
+    [[ -n "$pid" ]] && break
+    sleep 0.1
+  done
+  [[ -n "$pid" ]] || fail_start "ZooKeeper process did not write $PID_FILE"
+
+  wait_ready "$pid"
+  echo "ZooKeeper $VERSION started (pid $pid), client port $HOST:$PORT"
+  print_locations
+}
+
+cmd_stop() {
+  if ! pid_alive; then
+    rm -f "$PID_FILE"
+    echo "ZooKeeper not running"
+    print_locations
+    return 0
+  fi
+  terminate ZooKeeper
+  print_locations
+}
+
+cmd_status() {
+  if pid_alive && server_answers; then
+    echo "ZooKeeper running (pid $(read_pid), $HOST:$PORT, version $(cat "$VERSION_FILE" 2>/dev/null || echo '?'))"
+    print_locations
+    return 0
+  fi
+  if pid_alive; then
+    echo "ZooKeeper process $(read_pid) alive but $HOST:$PORT not answering"
+  else
+    echo "ZooKeeper not running"
+  fi
+  print_locations
+  return 1
+}
+
+cmd_logs() {
+  print_locations
+  [[ -f "$SERVER_LOG" ]] || die "no log yet at $SERVER_LOG"
+  if [[ "${1:-}" == "-f" ]]; then
+    exec tail -n 100 -F "$SERVER_LOG"
+  fi
+  tail -n "${LINES_TO_SHOW:-100}" "$SERVER_LOG"
+}
+
+cmd_version() {
+  if pid_alive && [[ -s "$VERSION_FILE" ]]; then
+    cat "$VERSION_FILE"
+    return 0
+  fi
+  ensure_libs
+  echo "$VERSION"
+}
+
+# Serialize start/stop of this state dir; fd 9 is closed for the server.
+case "${1:-}" in
+  start) take_lock "$ZK_STATE"; cmd_start ;;
+  stop) take_lock "$ZK_STATE"; cmd_stop ;;
+  restart) take_lock "$ZK_STATE"; cmd_stop; cmd_start ;;
+  status) cmd_status ;;
+  logs) cmd_logs "${2:-}" ;;
+  version) cmd_version ;;
+  *)
+    echo "usage: $0 {start|stop|restart|status|logs [-f]|version}" >&2
+    exit 2
+    ;;
+esac
