@@ -1,13 +1,13 @@
 // Package campaign keeps the campaign registry that ingest and attribution
 // read: which app and media source a campaign belongs to, its MMP tracking
 // link, and its cost model. Campaigns live on the compacted campaigns.v1
-// topic; every service follows it into an in-memory Registry, so an update
-// published by `postbackctl campaigns apply` reaches them within a second.
+// topic; every service follows it into an in-memory Registry (package
+// campaigntopic), so an update published by `postbackctl campaigns apply`
+// reaches them within a second. This package does no I/O.
 //
 //	camps, err := campaign.ParseYAML(data)          // validate a file
-//	err = campaign.Publish(ctx, cl, topic, camps)   // write it to Kafka
 //	reg := campaign.NewRegistry()
-//	go campaign.Follow(ctx, cl, topic, reg, log)    // keep reg current
+//	reg.Put(camps[0])
 //	c, ok := reg.Get("c1")
 //	link := campaign.FillLink(c.TrackingLink, map[string]string{"click_id": id})
 package campaign

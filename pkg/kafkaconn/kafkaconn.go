@@ -121,17 +121,10 @@ func WithOAuthToken(fn func(context.Context) (oauth.Auth, error)) Option {
 	return func(c *Conn) { c.oauth = fn }
 }
 
-// WithClientOpts adds opts to every client of the connection (after the
-// connection's own, before a client's extra options).
-func WithClientOpts(opts ...kgo.Opt) Option {
-	return func(c *Conn) { c.extra = append(c.extra, opts...) }
-}
-
 // Conn is a validated connection configuration.
 type Conn struct {
 	cfg       Config
 	base      []kgo.Opt
-	extra     []kgo.Opt
 	log       *slog.Logger
 	reg       prometheus.Registerer
 	namespace string
@@ -166,7 +159,6 @@ func New(cfg Config, opts ...Option) (*Conn, error) {
 	if c.log != nil {
 		c.base = append(c.base, kgo.WithLogger(quieter{kslog.New(c.log.With("component", "kafka"))}))
 	}
-	c.base = append(c.base, c.extra...)
 	return c, nil
 }
 
