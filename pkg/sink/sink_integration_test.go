@@ -298,8 +298,17 @@ func TestStopFlushesOpenBatch(t *testing.T) {
 	cfg.Sink.FlushInterval = time.Hour
 	cfg.Sink.BatchRows = 1_000_000
 	e.produceClicks(0, 50, 0)
-	stop := e.runLoader(cfg)
-	time.Sleep(3 * time.Second)
+	tel := telemetry.New()
+	stop := e.runLoaderWith(cfg, tel)
+	// Wait until the loader holds the 50 rows in its open batch (a fixed
+	// sleep raced the group join on a loaded machine).
+	deadline := time.Now().Add(60 * time.Second)
+	for metricValue(t, tel.Registry, "sink_buffered_rows", nil) < 50 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the loader buffered %v rows in 60s, want 50", metricValue(t, tel.Registry, "sink_buffered_rows", nil))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if n := e.count("SELECT count() FROM clicks"); n != 0 {
 		t.Fatalf("%d rows before the stop; the batch should still be open", n)
 	}
