@@ -145,25 +145,6 @@ print_locations() {
   log "logs: $SERVER_LOG, $ERR_LOG (stdout/stderr: $CONSOLE_LOG); data: $DATA_DIR"
 }
 
-# make_tls creates, once, a CA, the server's certificate (for 127.0.0.1 and
-# localhost) and the password of the user "postback", under $TLS_DIR.
-make_tls() {
-  [[ -f "$TLS_DIR/.complete" ]] && return 0
-  command -v openssl >/dev/null || die "secured mode needs openssl (apt-get install openssl)"
-  mkdir -p "$TLS_DIR"
-  (
-    cd "$TLS_DIR"
-    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=postback local CA" \
-      -keyout ca.key -out ca.pem 2>/dev/null
-    openssl req -newkey rsa:2048 -nodes -subj "/CN=postback-clickhouse" -keyout server.key -out server.csr 2>/dev/null
-    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >server.ext
-    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
-      -extfile server.ext -out server.crt 2>/dev/null
-    openssl rand -hex 16 >password
-    chmod 600 ./*.key password
-    touch .complete
-  ) || die "could not create the certificates under $TLS_DIR"
-}
 
 # secure_config prints the TLS port and its openSSL section.
 secure_config() {
@@ -201,7 +182,7 @@ write_configs() {
   mkdir -p "$DATA_DIR" "$TMP_DIR" "$USER_FILES_DIR" "$FORMAT_SCHEMAS_DIR" "$LOG_DIR"
   local tls_config="" tls_user=""
   if [[ "$SECURE" == 1 ]]; then
-    make_tls
+    make_certs "$TLS_DIR" server
     tls_config=$(secure_config)
     tls_user=$(secure_user)
   fi

@@ -140,35 +140,11 @@ broker_answers() {
     --bootstrap-server "$HOST:$PORT" >/dev/null 2>&1
 }
 
-# make_tls creates, once, a CA, the broker's certificate (for 127.0.0.1 and
-# localhost), a client certificate, and the password of the SCRAM and PLAIN
-# user, under $TLS_DIR. Keys are unencrypted PKCS#8 PEM, which Kafka reads
-# as a PEM keystore.
-make_tls() {
-  [[ -f "$TLS_DIR/.complete" ]] && return 0
-  command -v openssl >/dev/null || die "secured mode needs openssl (apt-get install openssl)"
-  mkdir -p "$TLS_DIR"
-  (
-    cd "$TLS_DIR"
-    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=postback local CA" \
-      -keyout ca.key -out ca.pem 2>/dev/null
-    for who in broker client; do
-      openssl req -newkey rsa:2048 -nodes -subj "/CN=postback-$who" -keyout "$who.key" -out "$who.csr" 2>/dev/null
-      printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$who.ext"
-      openssl x509 -req -in "$who.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
-        -extfile "$who.ext" -out "$who.crt" 2>/dev/null
-      cat "$who.key" "$who.crt" >"$who.pem"
-    done
-    openssl rand -hex 16 >scram.password
-    chmod 600 ./*.key ./*.pem scram.password
-    touch .complete
-  ) || die "could not create the certificates under $TLS_DIR"
-}
 
 # secure_props prints the secured listeners' settings.
 secure_props() {
   local pw
-  pw=$(<"$TLS_DIR/scram.password")
+  pw=$(<"$TLS_DIR/password")
   cat <<EOF
 sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512,PLAIN
 listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$SECURE_USER="$pw";
@@ -186,7 +162,7 @@ write_configs() {
   mkdir -p "$DATA_DIR" "$LOG_DIR"
   local listeners="PLAINTEXT://$HOST:$PORT" protocols="CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT" extra=""
   if [[ "$SECURE" == 1 ]]; then
-    make_tls
+    make_certs "$TLS_DIR" broker client
     listeners+=",SASL_SSL://$HOST:$SASL_PORT,SSL://$HOST:$TLS_PORT"
     protocols+=",SASL_SSL:SASL_SSL,SSL:SSL"
     extra=$(secure_props)
@@ -294,7 +270,7 @@ format_storage() {
   if [[ "$SECURE" == 1 ]]; then
     # SCRAM credentials live in the cluster metadata: add them at format.
     local pw
-    pw=$(<"$TLS_DIR/scram.password")
+    pw=$(<"$TLS_DIR/password")
     scram=(--add-scram "SCRAM-SHA-256=[name=$SECURE_USER,password=$pw]" --add-scram "SCRAM-SHA-512=[name=$SECURE_USER,password=$pw]")
   fi
   java_tool kafka.tools.StorageTool format -t "$cid" -c "$PROPS" --ignore-formatted "${scram[@]}" \
@@ -441,7 +417,7 @@ cmd_secure_info() {
 kafka:
   brokers: ["$HOST:$SASL_PORT"]
   tls: {enabled: true, ca_file: "$TLS_DIR/ca.pem"}
-  sasl: {mechanism: SCRAM-SHA-512, username: $SECURE_USER, password_file: "$TLS_DIR/scram.password"}
+  sasl: {mechanism: SCRAM-SHA-512, username: $SECURE_USER, password_file: "$TLS_DIR/password"}
 
 # mutual TLS (client certificate):
 kafka:

@@ -52,3 +52,30 @@ take_lock() {
   exec 9>"$1/.lock"
   flock -w 180 9 || die "timed out waiting for $1/.lock"
 }
+
+# make_certs DIR NAME... creates, once, under DIR: a CA (ca.pem, ca.key), a
+# certificate for 127.0.0.1 and localhost per NAME signed by it (NAME.crt,
+# NAME.key, and NAME.pem holding both, as Kafka's PEM keystore wants) and a
+# random password (password). Keys are unencrypted PKCS#8 PEM.
+make_certs() {
+  local dir=$1
+  shift
+  [[ -f "$dir/.complete" ]] && return 0
+  command -v openssl >/dev/null || die "secured mode needs openssl (apt-get install openssl)"
+  mkdir -p "$dir"
+  (
+    cd "$dir"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=postback local CA" \
+      -keyout ca.key -out ca.pem 2>/dev/null
+    for who in "$@"; do
+      openssl req -newkey rsa:2048 -nodes -subj "/CN=postback-$who" -keyout "$who.key" -out "$who.csr" 2>/dev/null
+      printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$who.ext"
+      openssl x509 -req -in "$who.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
+        -extfile "$who.ext" -out "$who.crt" 2>/dev/null
+      cat "$who.key" "$who.crt" >"$who.pem"
+    done
+    openssl rand -hex 16 >password
+    chmod 600 ./*.key ./*.pem password
+    touch .complete
+  ) || die "could not create the certificates under $dir"
+}

@@ -3,15 +3,7 @@
 package chconn_test
 
 import (
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"math/big"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -43,7 +35,7 @@ func TestSecuredServer(t *testing.T) {
 
 	wrongPW, otherCA, plainToTLS, tlsToPlain := good, good, good, good
 	wrongPW.Password = "not-the-password"
-	otherCA.TLS.CAFile = writeCA(t)
+	otherCA.TLS.CAFile = testenv.WriteCA(t)
 	plainToTLS.TLS = tlsconf.Config{}
 	tlsToPlain.Addr = []string{s.Addr}
 	for name, tc := range map[string]struct {
@@ -64,25 +56,4 @@ func TestSecuredServer(t *testing.T) {
 			}
 		})
 	}
-}
-
-// writeCA writes a CA certificate that signed nothing the server has.
-func writeCA(t *testing.T) string {
-	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "another CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
-		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(t.TempDir(), "other-ca.pem")
-	if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }

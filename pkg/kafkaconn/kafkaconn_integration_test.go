@@ -4,16 +4,8 @@ package kafkaconn_test
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"log/slog"
-	"math/big"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -56,7 +48,7 @@ func TestSecuredBroker(t *testing.T) {
 		})
 	}
 
-	wrongCA := writeCA(t)
+	wrongCA := testenv.WriteCA(t)
 	noCert := mtls
 	noCert.TLS.CertFile, noCert.TLS.KeyFile = "", ""
 	otherCA := sasl(kafkaconn.MechanismScramSHA512, b.Password)
@@ -128,27 +120,6 @@ func roundTrip(t *testing.T, conn *kafkaconn.Conn, topic, value string) {
 	if recs := fs.Records(); len(recs) == 0 || string(recs[0].Value) != value {
 		t.Fatalf("read back %v, want %q", recs, value)
 	}
-}
-
-// writeCA writes a CA certificate that signed nothing the broker has.
-func writeCA(t *testing.T) string {
-	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "another CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
-		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(t.TempDir(), "other-ca.pem")
-	if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }

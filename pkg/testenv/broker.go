@@ -176,7 +176,7 @@ func StartSecureBroker(t testing.TB) *SecureBroker {
 	s := &SecureBroker{Broker: b,
 		SASLAddr: fmt.Sprintf("127.0.0.1:%d", sasl), TLSAddr: fmt.Sprintf("127.0.0.1:%d", tls),
 		CAFile: filepath.Join(dir, "ca.pem"), ClientCert: filepath.Join(dir, "client.crt"), ClientKey: filepath.Join(dir, "client.key"),
-		User: "postback", PasswordFile: filepath.Join(dir, "scram.password")}
+		User: "postback", PasswordFile: filepath.Join(dir, "password")}
 	pw, err := os.ReadFile(s.PasswordFile)
 	if err != nil {
 		t.Fatalf("secured broker's password: %v", err)

@@ -156,30 +156,10 @@ func startPipeline(b *testing.B) *pipeline {
 		b.Fatal(err)
 	}
 	for s, addr := range p.metrics {
-		waitHTTP(b, "http://"+addr+"/readyz", s)
+		testenv.WaitHTTP(b, "http://"+addr+"/readyz", s)
 	}
-	waitHTTP(b, p.base+"/v1/click/"+p.cmp+"?s2s=1&ip=203.0.113.1&ua=warmup", "ingest's campaign registry")
+	testenv.WaitHTTP(b, p.base+"/v1/click/"+p.cmp+"?s2s=1&ip=203.0.113.1&ua=warmup", "ingest's campaign registry")
 	return p
-}
-
-// waitHTTP waits up to two minutes for url to answer 200.
-func waitHTTP(b *testing.B, url, what string) {
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		resp, err := http.Get(url)
-		if err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-			err = fmt.Errorf("%d %s", resp.StatusCode, body)
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("%s not ready: %v", what, err)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
 }
 
 // result is one run's measurements.

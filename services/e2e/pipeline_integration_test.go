@@ -152,9 +152,9 @@ func runPipeline(t *testing.T, s setup) {
 		start(t, bins, dir, name, s.env[name])
 	}
 	for _, url := range []string{"http://" + httpAddr + "/readyz", "http://" + attrTel + "/readyz", "http://" + sinkTel + "/readyz"} {
-		waitOK(t, url)
+		testenv.WaitHTTP(t, url, url)
 	}
-	waitOK(t, "http://"+httpAddr+"/v1/click/"+cmp+"?s2s=1&ip=203.0.113.9&ua=warmup")
+	testenv.WaitHTTP(t, "http://"+httpAddr+"/v1/click/"+cmp+"?s2s=1&ip=203.0.113.9&ua=warmup", "ingest's campaign registry")
 
 	const installs, events = 40, 20
 	base := "http://" + httpAddr
@@ -336,25 +336,4 @@ func get(t *testing.T, url string) string {
 		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, body)
 	}
 	return string(body)
-}
-
-// waitOK waits up to two minutes for url to answer 200.
-func waitOK(t *testing.T, url string) {
-	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		resp, err := http.Get(url)
-		if err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-			err = fmt.Errorf("%d %s", resp.StatusCode, body)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not ready: %v", url, err)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
 }
