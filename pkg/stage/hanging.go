@@ -23,7 +23,10 @@ import (
 // partition leaderless for its last moments (deploy/local turns it off).
 // Kafka cannot tell a client whether such a transaction committed, so the
 // stage does not guess: it names the transaction and the partitions, and
-// the operator resolves it (docs/attribution.md, "Hanging transactions").
+// the operator resolves it (docs/attribution.md, "Hanging transactions"),
+// except for a transaction a stage of this process abandoned without ever
+// asking to commit it: its outcome is an abort, and the stage writes the
+// marker itself (abortAbandoned).
 
 // groupOffsetsBlocked reports whether the group's committed offsets are
 // blocked by an open transaction (OffsetFetch with require_stable answers
@@ -54,58 +57,123 @@ func groupOffsetsBlocked(ctx context.Context, p *Prober, group string, topics []
 	return false, nil
 }
 
-// describeHanging names the transactions open for longer than minAge on
-// the given partitions (nil: every partition of the topics), with their
-// transactional id and what the coordinator says of them, for an operator.
-func describeHanging(ctx context.Context, p *Prober, partitions kadm.TopicsSet, minAge time.Duration) (string, error) {
+// hanging is a transaction open on a partition for longer than the stall
+// timeout, with what its coordinator says of it.
+type hanging struct {
+	topic     string
+	partition int32
+	d         kadm.DescribedProducer
+	txnID     string // "" when the coordinator did not say
+	state     string // the coordinator's state of txnID
+	epoch     int16  // the coordinator's producer epoch of txnID
+}
+
+func (h hanging) String() string {
+	txn := orUnknown(h.txnID)
+	if h.state != "" {
+		txn = fmt.Sprintf("%s (coordinator: %s at epoch %d)", h.txnID, h.state, h.epoch)
+	}
+	return fmt.Sprintf("producer %d epoch %d of transactional id %s on %s/%d from offset %d since %s",
+		h.d.ProducerID, h.d.ProducerEpoch, txn, h.topic, h.partition,
+		h.d.CurrentTxnStartOffset, time.UnixMilli(h.d.LastTimestamp).UTC().Format(time.RFC3339))
+}
+
+// findHanging returns the transactions open for longer than minAge on the
+// given partitions (nil: every partition of the topics), with their
+// transactional id and what the coordinator says of them.
+func findHanging(ctx context.Context, p *Prober, partitions kadm.TopicsSet, minAge time.Duration) ([]hanging, error) {
 	producers, err := p.adm.DescribeProducers(ctx, partitions)
 	if err != nil {
-		return "", fmt.Errorf("describe producers: %w", err)
+		return nil, fmt.Errorf("describe producers: %w", err)
 	}
-	var found []string
+	var opens []hanging
 	ids := map[int64]bool{}
-	type open struct {
-		topic     string
-		partition int32
-		d         kadm.DescribedProducer
-	}
-	var opens []open
 	producers.EachPartition(func(dp kadm.DescribedProducersPartition) {
 		for _, d := range dp.ActiveProducers {
 			if d.CurrentTxnStartOffset < 0 || time.Since(time.UnixMilli(d.LastTimestamp)) < minAge {
 				continue
 			}
-			opens = append(opens, open{dp.Topic, dp.Partition, d})
+			opens = append(opens, hanging{topic: dp.Topic, partition: dp.Partition, d: d})
 			ids[d.ProducerID] = true
 		}
 	})
 	if len(opens) == 0 {
-		return "", nil
+		return nil, nil
 	}
 	pids := make([]int64, 0, len(ids))
 	for id := range ids {
 		pids = append(pids, id)
 	}
-	txnOf := map[int64]string{}
+	type coord struct {
+		txnID, state string
+		epoch        int16
+	}
+	coords := map[int64]coord{}
 	if lt, err := p.adm.ListTransactions(ctx, pids, nil); err == nil {
 		var names []string
 		for _, t := range lt {
-			txnOf[t.ProducerID] = t.TxnID
+			coords[t.ProducerID] = coord{txnID: t.TxnID}
 			names = append(names, t.TxnID)
 		}
 		if dt, err := p.adm.DescribeTransactions(ctx, names...); err == nil {
 			for _, t := range dt {
-				txnOf[t.ProducerID] = fmt.Sprintf("%s (coordinator: %s at epoch %d)", t.TxnID, t.State, t.ProducerEpoch)
+				coords[t.ProducerID] = coord{t.TxnID, t.State, t.ProducerEpoch}
 			}
 		}
 	}
-	for _, o := range opens {
-		found = append(found, fmt.Sprintf("producer %d epoch %d of transactional id %s on %s/%d from offset %d since %s",
-			o.d.ProducerID, o.d.ProducerEpoch, orUnknown(txnOf[o.d.ProducerID]), o.topic, o.partition,
-			o.d.CurrentTxnStartOffset, time.UnixMilli(o.d.LastTimestamp).UTC().Format(time.RFC3339)))
+	for i, o := range opens {
+		c := coords[o.d.ProducerID]
+		opens[i].txnID, opens[i].state, opens[i].epoch = c.txnID, c.state, c.epoch
 	}
-	sort.Strings(found)
-	return "transaction left open by Kafka (hanging; see docs/attribution.md, Hanging transactions): " + strings.Join(found, "; "), nil
+	sort.Slice(opens, func(i, j int) bool { return opens[i].String() < opens[j].String() })
+	return opens, nil
+}
+
+// describeHanging names the transactions findHanging found, for an operator.
+func describeHanging(hs []hanging) string {
+	if len(hs) == 0 {
+		return ""
+	}
+	found := make([]string, len(hs))
+	for i, h := range hs {
+		found[i] = h.String()
+	}
+	return "transaction left open by Kafka (hanging; see docs/attribution.md, Hanging transactions): " + strings.Join(found, "; ")
+}
+
+// abortable reports whether hanging transaction h, which a stage of this
+// process abandoned as transactional id txnID, may be marked aborted: the
+// coordinator names the same transactional id and has moved to a later
+// epoch, so it is not still deciding this transaction.
+func abortable(h hanging, txnID string) bool {
+	return txnID != "" && txnID == h.txnID && h.state != "" && h.epoch > h.d.ProducerEpoch
+}
+
+// abortAbandoned writes the abort marker of each hanging transaction that a
+// stage of this process ended without asking to commit it (Prober.abandon)
+// and that its coordinator has moved past (a later epoch, not still
+// ongoing): such a transaction cannot have committed, so the abort its
+// coordinator decided is the outcome Kafka failed to mark. It returns the
+// ones it resolved; the others are left to the operator.
+func abortAbandoned(ctx context.Context, p *Prober, hs []hanging) (resolved, left []hanging, err error) {
+	for _, h := range hs {
+		if txnID, ok := p.wasAbandoned(h.d.ProducerID, h.d.ProducerEpoch); !ok || !abortable(h, txnID) {
+			left = append(left, h)
+			continue
+		}
+		resp, werr := p.adm.WriteTxnMarkers(ctx, kadm.TxnMarkers{ProducerID: h.d.ProducerID, ProducerEpoch: h.d.ProducerEpoch,
+			CoordinatorEpoch: h.d.CoordinatorEpoch, Topics: kadm.TopicsSet{h.topic: {h.partition: struct{}{}}}})
+		if werr == nil {
+			resp.EachPartition(func(pr kadm.TxnMarkersPartitionResponse) { werr = errors.Join(werr, pr.Err) })
+		}
+		if werr != nil {
+			err = errors.Join(err, fmt.Errorf("abort marker on %s/%d: %w", h.topic, h.partition, werr))
+			left = append(left, h)
+			continue
+		}
+		resolved = append(resolved, h)
+	}
+	return resolved, left, err
 }
 
 func orUnknown(s string) string {

@@ -73,6 +73,8 @@ type runner struct {
 
 	prog loopState // what the watchdog reads
 
+	txnEpochs txnEpochs // producer epochs of the session's transactions
+
 	statsAt time.Time // when the state gauges were last collected
 	stamps  []int64   // record timestamps of the open transaction, reused
 }
@@ -149,6 +151,7 @@ func (r *runner) session(ctx context.Context) (progressed bool, err error) {
 		return false, fatal(fmt.Errorf("stage %s: %w", r.cfg.Name, err))
 	}
 	r.sess = sess
+	r.txnEpochs = txnEpochs{}
 	if r.cfg.AlignSlack > 0 {
 		r.align = newAligner(r.cfg, r.probe)
 	}

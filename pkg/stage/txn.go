@@ -28,6 +28,11 @@ type txn struct {
 	fetches []kgo.Fetches
 	records int
 	stamps  []int64 // timestamps (Unix ns) of the data records processed, for freshness
+	// id is the producer id and epoch of the transaction's records, when
+	// they name this transaction alone (see txnEpochs); ok is false when
+	// unknown or shared.
+	id producerEpoch
+	ok bool
 
 	wg         sync.WaitGroup
 	mu         sync.Mutex
@@ -40,8 +45,40 @@ func (r *runner) begin(ctx context.Context) (*txn, error) {
 		return nil, fmt.Errorf("stage %s: begin: %w", r.cfg.Name, err)
 	}
 	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.TransactionTimeout)
-	return &txn{r: r, ctx: tctx, cancel: cancel, deadline: time.Now().Add(r.cfg.CommitInterval), evSeq: evSeq,
-		batches: map[int32]*statestore.Batch{}, stamps: r.stamps[:0]}, nil
+	t := &txn{r: r, ctx: tctx, cancel: cancel, deadline: time.Now().Add(r.cfg.CommitInterval), evSeq: evSeq,
+		batches: map[int32]*statestore.Batch{}, stamps: r.stamps[:0]}
+	t.id, t.ok = r.txnEpochs.next(tctx, r.sess.Client())
+	return t, nil
+}
+
+// txnEpochs tells whether a transaction's producer id and epoch name it
+// alone. The first transaction of a session has the epoch its producer
+// was just given; later ones have an epoch of their own only where the
+// broker bumps it at every transaction's end (Kafka 4's transactions v2).
+// With transactions v1 they share the session's epoch, and a hanging one
+// could not be told from an earlier, committed one.
+type txnEpochs struct {
+	seen bool
+	last producerEpoch
+	// lost is set once a transaction's epoch could not be read: a later
+	// one may share it, so none is called alone for the rest of the session.
+	lost bool
+}
+
+func (e *txnEpochs) next(ctx context.Context, cl *kgo.Client) (producerEpoch, bool) {
+	// Cached once loaded; the bound is for a producer id being loaded
+	// from a broker that is away (the transaction then stays unknown).
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	id, epoch, err := cl.ProducerID(ctx)
+	if err != nil {
+		e.lost = true
+		return producerEpoch{}, false
+	}
+	cur := producerEpoch{id, epoch}
+	alone := !e.lost && (!e.seen || cur != e.last)
+	e.seen, e.last = true, cur
+	return cur, alone
 }
 
 func (t *txn) produce(rec *kgo.Record) {
@@ -138,11 +175,13 @@ func (r *runner) commit(ctx context.Context) error {
 	}
 	if err := r.sess.Client().Flush(t.ctx); err != nil {
 		err = fmt.Errorf("stage %s: flush: %w", r.cfg.Name, err)
+		r.abandon(t)
 		return errors.Join(err, r.endAborting(t, err))
 	}
 	t.wg.Wait()
 	if err := t.err(); err != nil {
 		err = fmt.Errorf("stage %s: produce: %w", r.cfg.Name, err)
+		r.abandon(t)
 		return errors.Join(err, r.endAborting(t, err))
 	}
 
@@ -234,5 +273,18 @@ func waitAtMost(wg *sync.WaitGroup, d time.Duration) {
 	select {
 	case <-done:
 	case <-time.After(d):
+	}
+}
+
+// abandon records t with the prober as ended without a commit request, on
+// the way out of a session (its client is closed next, so no later
+// transaction shares its epoch): if Kafka leaves it open on a partition,
+// a stage may write its abort marker (hanging.go).
+func (r *runner) abandon(t *txn) {
+	if !t.ok {
+		return
+	}
+	if p, err := r.probe(); err == nil {
+		p.abandon(t.id.id, t.id.epoch, r.cfg.TransactionalID)
 	}
 }

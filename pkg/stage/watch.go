@@ -238,7 +238,20 @@ func (r *runner) explain(ctx context.Context, p *Prober, reason string) string {
 		reason = "the group's committed offsets cannot be read (UNSTABLE_OFFSET_COMMIT): " + reason
 		blocked = kadm.TopicsSet{"__consumer_offsets": {}}
 	}
-	if desc, err := describeHanging(ctx, p, blocked, stall); err == nil && desc != "" {
+	hs, err := findHanging(ctx, p, blocked, stall)
+	if err != nil || len(hs) == 0 {
+		return reason
+	}
+	resolved, left, err := abortAbandoned(ctx, p, hs)
+	for _, h := range resolved {
+		r.cfg.Logger.Warn("wrote the abort marker Kafka left out: a transaction this process abandoned without a commit request stayed open after its coordinator aborted it",
+			"stage", r.cfg.Name, "transaction", h.String())
+		r.cfg.Metrics.hangingAborted.WithLabelValues(r.cfg.Name).Inc()
+	}
+	if err != nil {
+		r.cfg.Logger.Warn("could not write the abort marker of an abandoned transaction left open by Kafka", "stage", r.cfg.Name, "err", err)
+	}
+	if desc := describeHanging(left); desc != "" {
 		return reason + "; " + desc
 	}
 	return reason
