@@ -24,9 +24,10 @@ import (
 // Kafka cannot tell a client whether such a transaction committed, so the
 // stage does not guess: it names the transaction and the partitions, and
 // the operator resolves it (docs/attribution.md, "Hanging transactions"),
-// except for a transaction a stage of this process abandoned without ever
-// asking to commit it: its outcome is an abort, and the stage writes the
-// marker itself (abortAbandoned).
+// except where the outcome of a transaction of this process's stages is
+// known (abandoned without a commit request, or decided by its coordinator
+// in a way that can only concern it): the stage writes that marker itself
+// (markOwn).
 
 // groupOffsetsBlocked reports whether the group's committed offsets are
 // blocked by an open transaction (OffsetFetch with require_stable answers
@@ -141,33 +142,55 @@ func describeHanging(hs []hanging) string {
 	return "transaction left open by Kafka (hanging; see docs/attribution.md, Hanging transactions): " + strings.Join(found, "; ")
 }
 
-// abortable reports whether hanging transaction h, which a stage of this
-// process abandoned as transactional id txnID, may be marked aborted: the
-// coordinator names the same transactional id and has moved to a later
-// epoch, so it is not still deciding this transaction.
-func abortable(h hanging, txnID string) bool {
-	return txnID != "" && txnID == h.txnID && h.state != "" && h.epoch > h.d.ProducerEpoch
+// outcome returns the marker a hanging transaction h of one of this
+// process's stages must get, and whether it is known:
+//
+//   - abort, for a transaction a stage abandoned without asking to commit
+//     it (abandoned names its transactional id) once the coordinator has
+//     moved past its epoch;
+//   - the coordinator's own verdict, where it can only be about h: with
+//     transactions v2 (v2: every transaction ends with a new epoch) a
+//     CompleteCommit or CompleteAbort at h's epoch + 1 is how h ended.
+//
+// Anything else (a coordinator still deciding, a later transaction's
+// outcome, v1 epochs shared by a session's transactions) is unknown.
+func outcome(h hanging, abandoned string, v2 bool) (commit, known bool) {
+	if h.txnID == "" || h.state == "" {
+		return false, false
+	}
+	if abandoned == h.txnID && h.epoch > h.d.ProducerEpoch {
+		return false, true
+	}
+	if v2 && int(h.epoch) == int(h.d.ProducerEpoch)+1 {
+		switch h.state {
+		case "CompleteCommit":
+			return true, true
+		case "CompleteAbort":
+			return false, true
+		}
+	}
+	return false, false
 }
 
-// abortAbandoned writes the abort marker of each hanging transaction that a
-// stage of this process ended without asking to commit it (Prober.abandon)
-// and that its coordinator has moved past (a later epoch, not still
-// ongoing): such a transaction cannot have committed, so the abort its
-// coordinator decided is the outcome Kafka failed to mark. It returns the
-// ones it resolved; the others are left to the operator.
-func abortAbandoned(ctx context.Context, p *Prober, hs []hanging) (resolved, left []hanging, err error) {
+// markOwn writes, on each hanging transaction of this process's stages
+// whose outcome is known (see outcome), the marker Kafka left out: the
+// transaction's coordinator decided it, the partition never heard. It
+// returns the ones it resolved; the others are left to the operator.
+func markOwn(ctx context.Context, p *Prober, hs []hanging) (resolved, left []hanging, err error) {
 	for _, h := range hs {
-		if txnID, ok := p.wasAbandoned(h.d.ProducerID, h.d.ProducerEpoch); !ok || !abortable(h, txnID) {
+		abandoned, _ := p.wasAbandoned(h.d.ProducerID, h.d.ProducerEpoch)
+		commit, known := outcome(h, abandoned, h.txnID != "" && p.isV2(h.txnID))
+		if !known {
 			left = append(left, h)
 			continue
 		}
 		resp, werr := p.adm.WriteTxnMarkers(ctx, kadm.TxnMarkers{ProducerID: h.d.ProducerID, ProducerEpoch: h.d.ProducerEpoch,
-			CoordinatorEpoch: h.d.CoordinatorEpoch, Topics: kadm.TopicsSet{h.topic: {h.partition: struct{}{}}}})
+			Commit: commit, CoordinatorEpoch: h.d.CoordinatorEpoch, Topics: kadm.TopicsSet{h.topic: {h.partition: struct{}{}}}})
 		if werr == nil {
 			resp.EachPartition(func(pr kadm.TxnMarkersPartitionResponse) { werr = errors.Join(werr, pr.Err) })
 		}
 		if werr != nil {
-			err = errors.Join(err, fmt.Errorf("abort marker on %s/%d: %w", h.topic, h.partition, werr))
+			err = errors.Join(err, fmt.Errorf("marker on %s/%d: %w", h.topic, h.partition, werr))
 			left = append(left, h)
 			continue
 		}

@@ -8,25 +8,34 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-func TestAbortable(t *testing.T) {
+func TestOutcome(t *testing.T) {
 	at := func(txnID, state string, coordEpoch, epoch int16) hanging {
 		return hanging{topic: "t", partition: 1, txnID: txnID, state: state, epoch: coordEpoch,
 			d: kadm.DescribedProducer{ProducerID: 4, ProducerEpoch: epoch}}
 	}
+	const id = "g.clickid.i"
+	type want struct{ commit, known bool }
 	for name, tc := range map[string]struct {
-		h     hanging
-		txnID string
-		abort bool
+		h         hanging
+		abandoned string
+		v2        bool
+		want      want
 	}{
-		"coordinator aborted it and moved on": {at("g.clickid.i", "CompleteAbort", 311, 309), "g.clickid.i", true},
-		"coordinator moved on by a fence":     {at("g.clickid.i", "Ongoing", 310, 309), "g.clickid.i", true},
-		"coordinator still on its epoch":      {at("g.clickid.i", "Ongoing", 309, 309), "g.clickid.i", false},
-		"coordinator unknown":                 {at("", "", 0, 309), "g.clickid.i", false},
-		"another transactional id":            {at("g.device.i", "CompleteAbort", 311, 309), "g.clickid.i", false},
-		"not abandoned here":                  {at("g.clickid.i", "CompleteAbort", 311, 309), "", false},
+		"abandoned, aborted at a fence (v2)":        {at(id, "CompleteAbort", 311, 309), id, true, want{false, true}},
+		"abandoned, aborted on timeout (v1)":        {at(id, "CompleteAbort", 310, 309), id, false, want{false, true}},
+		"abandoned, coordinator still on it":        {at(id, "Ongoing", 309, 309), id, true, want{false, false}},
+		"abandoned by another transactional id":     {at(id, "CompleteAbort", 311, 309), "g.device.i", true, want{false, false}},
+		"v2, committed: commit at epoch + 1":        {at(id, "CompleteCommit", 140, 139), "", true, want{true, true}},
+		"v2, aborted: abort at epoch + 1":           {at(id, "CompleteAbort", 140, 139), "", true, want{false, true}},
+		"v2, epoch + 2 may be a later transaction":  {at(id, "CompleteAbort", 141, 139), "", true, want{false, false}},
+		"v2, still deciding":                        {at(id, "PrepareCommit", 140, 139), "", true, want{false, false}},
+		"v1: epochs shared by transactions":         {at(id, "CompleteCommit", 140, 139), "", false, want{false, false}},
+		"coordinator unknown":                       {at("", "", 0, 139), id, true, want{false, false}},
+		"v2, commit at epoch + 1 of another txn id": {at(id, "CompleteCommit", 140, 139), "", false, want{false, false}},
 	} {
-		if got := abortable(tc.h, tc.txnID); got != tc.abort {
-			t.Errorf("%s: abortable = %v, want %v", name, got, tc.abort)
+		commit, known := outcome(tc.h, tc.abandoned, tc.v2)
+		if (want{commit, known}) != tc.want {
+			t.Errorf("%s: outcome = commit %v, known %v; want %+v", name, commit, known, tc.want)
 		}
 	}
 }
@@ -44,7 +53,7 @@ func TestProberRemembersAbandoned(t *testing.T) {
 
 // TestTxnEpochsAlone checks when a transaction's producer epoch names it
 // alone: the first of a session, and later ones only while the epoch moves
-// at every transaction (transactions v2).
+// at every transaction (transactions v2), which sets bumped.
 func TestTxnEpochsAlone(t *testing.T) {
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "out"))
 	if err != nil {
@@ -73,8 +82,8 @@ func TestTxnEpochsAlone(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Alone exactly when the epoch differs from the previous one's.
-		if i > 0 && alone != (id != ids[i-1]) {
-			t.Fatalf("transaction %d: alone = %v with epochs %v then %v", i, alone, ids[i-1], id)
+		if i > 0 && (alone != (id != ids[i-1]) || e.bumped != alone) {
+			t.Fatalf("transaction %d: alone = %v, bumped = %v with epochs %v then %v", i, alone, e.bumped, ids[i-1], id)
 		}
 		ids = append(ids, id)
 	}

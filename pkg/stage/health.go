@@ -119,9 +119,9 @@ type Metrics struct {
 	freshness    *prometheus.HistogramVec
 	stateDisk    *prometheus.GaugeVec
 	stateLive    *prometheus.GaugeVec
-	// hangingAborted counts abort markers the stage wrote for its own
-	// abandoned transactions that Kafka left open (hanging.go).
-	hangingAborted *prometheus.CounterVec
+	// hangingResolved counts markers the stage wrote for transactions of
+	// its process that Kafka left open with a known outcome (hanging.go).
+	hangingResolved *prometheus.CounterVec
 }
 
 // NewMetrics registers the stage metrics under namespace with reg (nil:
@@ -136,7 +136,7 @@ type Metrics struct {
 //	<ns>_freshness_seconds{stage}                  record timestamp to the commit of the transaction that processed it
 //	<ns>_state_disk_bytes{stage}                   Pebble's bytes on disk, over the partitions this process owns
 //	<ns>_state_live_bytes{stage}                   bytes of the live Pebble tables, likewise
-//	<ns>_hanging_aborted_total{stage}              abort markers written for abandoned transactions Kafka left open
+//	<ns>_hanging_resolved_total{stage}             markers written for transactions of this process Kafka left open
 func NewMetrics(reg prometheus.Registerer, namespace string) *Metrics {
 	// Freshness: milliseconds when live, up to an hour through a backlog
 	// (the sink's histogram has the same buckets).
@@ -160,11 +160,11 @@ func NewMetrics(reg prometheus.Registerer, namespace string) *Metrics {
 			Help: "Bytes the stage's Pebble stores of the partitions this process owns take on disk."}, []string{"stage"}),
 		stateLive: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "state_live_bytes",
 			Help: "Bytes of the live tables of the stage's Pebble stores of the partitions this process owns (the state flushed so far)."}, []string{"stage"}),
-		hangingAborted: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "hanging_aborted_total",
-			Help: "Abort markers a stage wrote for transactions of this process that it ended without a commit request and that Kafka left open after aborting them."}, []string{"stage"}),
+		hangingResolved: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "hanging_resolved_total",
+			Help: "Markers a stage wrote for transactions of this process that Kafka left open on a partition after their coordinator decided them (docs/attribution.md, Hanging transactions)."}, []string{"stage"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.transactions, m.restarts, m.ready, m.restored, m.records, m.lag, m.freshness, m.stateDisk, m.stateLive, m.hangingAborted)
+		reg.MustRegister(m.transactions, m.restarts, m.ready, m.restored, m.records, m.lag, m.freshness, m.stateDisk, m.stateLive, m.hangingResolved)
 	}
 	return m
 }

@@ -52,6 +52,9 @@ type Prober struct {
 	// ever asking to commit them (producer id and epoch -> transactional
 	// id): if Kafka leaves one open, its outcome is known to be an abort.
 	abandoned map[producerEpoch]string
+	// v2 holds the transactional ids whose transactions each end with a
+	// new producer epoch (Kafka 4's transactions v2), seen by their stage.
+	v2 map[string]bool
 	// empty holds (group, partition, committed, stable) found to hold no
 	// committed record between committed and stable.
 	empty map[emptyKey]bool
@@ -70,7 +73,7 @@ func NewProber(conn ...kgo.Opt) (*Prober, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Prober{conn: conn, cl: cl, adm: kadm.NewClient(cl), empty: map[emptyKey]bool{}, abandoned: map[producerEpoch]string{}}, nil
+	return &Prober{conn: conn, cl: cl, adm: kadm.NewClient(cl), empty: map[emptyKey]bool{}, abandoned: map[producerEpoch]string{}, v2: map[string]bool{}}, nil
 }
 
 // Close releases the prober's connections.
@@ -240,4 +243,19 @@ func (p *Prober) wasAbandoned(id int64, epoch int16) (string, bool) {
 	defer p.mu.Unlock()
 	txnID, ok := p.abandoned[producerEpoch{id, epoch}]
 	return txnID, ok
+}
+
+// bumpsEpochs records that the transactions of txnID each end with a new
+// producer epoch.
+func (p *Prober) bumpsEpochs(txnID string) {
+	p.mu.Lock()
+	p.v2[txnID] = true
+	p.mu.Unlock()
+}
+
+// isV2 reports whether bumpsEpochs was called for txnID.
+func (p *Prober) isV2(txnID string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.v2[txnID]
 }

@@ -48,6 +48,11 @@ func (r *runner) begin(ctx context.Context) (*txn, error) {
 	t := &txn{r: r, ctx: tctx, cancel: cancel, deadline: time.Now().Add(r.cfg.CommitInterval), evSeq: evSeq,
 		batches: map[int32]*statestore.Batch{}, stamps: r.stamps[:0]}
 	t.id, t.ok = r.txnEpochs.next(tctx, r.sess.Client())
+	if r.txnEpochs.bumped {
+		if p, err := r.probe(); err == nil {
+			p.bumpsEpochs(r.cfg.TransactionalID)
+		}
+	}
 	return t, nil
 }
 
@@ -63,6 +68,9 @@ type txnEpochs struct {
 	// lost is set once a transaction's epoch could not be read: a later
 	// one may share it, so none is called alone for the rest of the session.
 	lost bool
+	// bumped is set once two transactions in a row had different epochs:
+	// the broker ends every transaction with a new epoch (v2).
+	bumped bool
 }
 
 func (e *txnEpochs) next(ctx context.Context, cl *kgo.Client) (producerEpoch, bool) {
@@ -77,6 +85,7 @@ func (e *txnEpochs) next(ctx context.Context, cl *kgo.Client) (producerEpoch, bo
 	}
 	cur := producerEpoch{id, epoch}
 	alone := !e.lost && (!e.seen || cur != e.last)
+	e.bumped = e.bumped || (e.seen && cur.id == e.last.id && cur.epoch != e.last.epoch)
 	e.seen, e.last = true, cur
 	return cur, alone
 }

@@ -230,26 +230,31 @@ func (r *runner) explain(ctx context.Context, p *Prober, reason string) string {
 		}
 	}
 	r.prog.mu.Unlock()
-	if len(blocked) == 0 {
-		ok, err := groupOffsetsBlocked(ctx, p, r.cfg.GroupID(), r.cfg.Inputs)
-		if err != nil || !ok {
-			return reason
-		}
-		reason = "the group's committed offsets cannot be read (UNSTABLE_OFFSET_COMMIT): " + reason
-		blocked = kadm.TopicsSet{"__consumer_offsets": {}}
+	// Every partition of the stage's own changelog too (an empty set
+	// means all): a transaction left open there stalls its restore, which
+	// reads the changelog to its end.
+	search := kadm.TopicsSet{r.cfg.Changelog: {}}
+	for t, ps := range blocked {
+		search[t] = ps
 	}
-	hs, err := findHanging(ctx, p, blocked, stall)
+	if len(blocked) == 0 {
+		if ok, err := groupOffsetsBlocked(ctx, p, r.cfg.GroupID(), r.cfg.Inputs); err == nil && ok {
+			reason = "the group's committed offsets cannot be read (UNSTABLE_OFFSET_COMMIT): " + reason
+			search["__consumer_offsets"] = map[int32]struct{}{}
+		}
+	}
+	hs, err := findHanging(ctx, p, search, stall)
 	if err != nil || len(hs) == 0 {
 		return reason
 	}
-	resolved, left, err := abortAbandoned(ctx, p, hs)
+	resolved, left, err := markOwn(ctx, p, hs)
 	for _, h := range resolved {
-		r.cfg.Logger.Warn("wrote the abort marker Kafka left out: a transaction this process abandoned without a commit request stayed open after its coordinator aborted it",
+		r.cfg.Logger.Warn("wrote the marker Kafka left out: a transaction of this process stayed open after its coordinator decided it",
 			"stage", r.cfg.Name, "transaction", h.String())
-		r.cfg.Metrics.hangingAborted.WithLabelValues(r.cfg.Name).Inc()
+		r.cfg.Metrics.hangingResolved.WithLabelValues(r.cfg.Name).Inc()
 	}
 	if err != nil {
-		r.cfg.Logger.Warn("could not write the abort marker of an abandoned transaction left open by Kafka", "stage", r.cfg.Name, "err", err)
+		r.cfg.Logger.Warn("could not write the marker of a transaction left open by Kafka", "stage", r.cfg.Name, "err", err)
 	}
 	if desc := describeHanging(left); desc != "" {
 		return reason + "; " + desc
