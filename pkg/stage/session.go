@@ -146,15 +146,19 @@ func (r *runner) session(ctx context.Context) (progressed bool, err error) {
 		// aligner's silence.
 		opts = append(opts, kgo.FetchMaxWait(alignFetchWait))
 	}
+	// The aligner exists before the session: the session's group may be
+	// assigned, and OnPartitionsAssigned read r.align, before
+	// NewGroupTransactSession returns.
+	if r.cfg.AlignSlack > 0 {
+		r.align = newAligner(r.cfg, r.probe)
+	}
 	sess, err := kgo.NewGroupTransactSession(opts...)
 	if err != nil {
+		r.align = nil
 		return false, fatal(fmt.Errorf("stage %s: %w", r.cfg.Name, err))
 	}
 	r.sess = sess
 	r.txnEpochs = txnEpochs{}
-	if r.cfg.AlignSlack > 0 {
-		r.align = newAligner(r.cfg, r.probe)
-	}
 	defer func() { r.endSession(ctx.Err() != nil) }()
 	r.setPhase("joining the group")
 	return r.loop(ctx)
