@@ -78,48 +78,10 @@ need_java() {
   command -v java >/dev/null 2>&1 || die "java not found (Kafka 4 needs Java 17+)"
 }
 
-# libs_dir VERSION -> cache path of the jars for that version.
-libs_dir() { printf '%s/kafka-%s/libs' "$CACHE_DIR" "$1"; }
-
-# A libs dir is usable only after a successful copy wrote the marker.
-libs_complete() { [[ -f "$(libs_dir "$1")/.complete" ]]; }
-
-fetch_libs() {
-  local v=$1 dest tmp mvn_log
-  dest=$(libs_dir "$v")
-  tmp="$dest.tmp.$$"
-  mvn_log="$CACHE_DIR/kafka-$v/mvn.log"
-  command -v mvn >/dev/null 2>&1 || die "mvn not found (needed once to fetch Kafka jars)"
-  mkdir -p "$CACHE_DIR/kafka-$v"
-  rm -rf "$tmp"
-  log "fetching org.apache.kafka:kafka_2.13:$v and dependencies with Maven (log: $mvn_log)"
-  if ! mvn -B -q -f "$POM" -Dkafka.version="$v" -Dlibs.dir="$tmp" \
-      dependency:copy-dependencies >"$mvn_log" 2>&1; then
-    rm -rf "$tmp"
-    log "Kafka $v did not resolve (see $mvn_log)"
-    return 1
-  fi
-  [[ -f "$tmp/kafka_2.13-$v.jar" && -f "$tmp/kafka-tools-$v.jar" ]] || {
-    rm -rf "$tmp"; log "Kafka $v: jars missing after copy"; return 1; }
-  ls "$tmp" >"$tmp/.complete"
-  rm -rf "$dest"
-  mv "$tmp" "$dest"
-  log "Kafka $v jars cached in $dest"
-}
-
-# Picks the version and sets LIBS/VERSION. Offline when a cached copy exists.
+# ensure_libs sets LIBS/VERSION: offline when a cached copy exists.
 ensure_libs() {
-  local v
-  for v in $VERSIONS; do
-    if libs_complete "$v"; then VERSION=$v; LIBS=$(libs_dir "$v"); return 0; fi
-  done
-  for v in $VERSIONS; do
-    if fetch_libs "$v"; then VERSION=$v; LIBS=$(libs_dir "$v"); return 0; fi
-  done
-  die "could not fetch any Kafka version of: $VERSIONS"
+  maven_libs kafka "$POM" kafka.version "$VERSIONS" 'kafka_2.13-@V@.jar' 'kafka-tools-@V@.jar'
 }
-
-
 
 # True when the pid file points at a live Kafka started with our config.
 pid_alive() { pid_matches "kafka.Kafka $PROPS"; }

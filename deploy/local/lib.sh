@@ -1,5 +1,6 @@
-# Helpers shared by kafka.sh and clickhouse.sh. Source it after setting
-# PID_FILE and STOP_TIMEOUT and defining log and die.
+# Helpers shared by the deploy/local scripts. Source it after setting
+# PID_FILE and STOP_TIMEOUT (and CACHE_DIR for maven_libs) and defining log
+# and die.
 # shellcheck shell=bash
 
 # port_open HOST PORT: something accepts TCP connections there.
@@ -78,4 +79,74 @@ make_certs() {
     chmod 600 ./*.key ./*.pem password
     touch .complete
   ) || die "could not create the certificates under $dir"
+}
+
+# maven_libs NAME POM PROPERTY "VERSIONS" REQUIRED...: sets LIBS and VERSION
+# to the jars of the first of VERSIONS cached complete under
+# $CACHE_DIR/NAME-<v>/libs, else of the first one Maven can fetch with POM
+# (-DPROPERTY=<v> -Dlibs.dir=...). REQUIRED are jar file globs (@V@ stands
+# for the version) that a copy must hold to count. Fetches hold a lock on the
+# cache (fd 8): scripts started at once, as the tests of two packages do,
+# must not replace the jars under each other.
+maven_libs() {
+  local name=$1 pom=$2 prop=$3 versions=$4 v
+  shift 4
+  _maven_cached "$name" "$versions" && return 0
+  mkdir -p "$CACHE_DIR"
+  exec 8>"$CACHE_DIR/$name-fetch.lock"
+  if command -v flock >/dev/null 2>&1; then
+    flock -w 600 8 || die "timed out waiting for $CACHE_DIR/$name-fetch.lock"
+  fi
+  if ! _maven_cached "$name" "$versions"; then
+    for v in $versions; do
+      if _maven_fetch "$name" "$pom" "$prop" "$v" "$@"; then
+        VERSION=$v
+        LIBS="$CACHE_DIR/$name-$v/libs"
+        break
+      fi
+    done
+  fi
+  exec 8>&-
+  [[ -n "$LIBS" ]] || die "could not fetch any $name version of: $versions"
+}
+
+# _maven_cached NAME "VERSIONS": sets LIBS/VERSION to the first version whose
+# copy is complete (a successful copy writes the .complete marker).
+_maven_cached() {
+  local v
+  for v in $2; do
+    if [[ -f "$CACHE_DIR/$1-$v/libs/.complete" ]]; then
+      VERSION=$v
+      LIBS="$CACHE_DIR/$1-$v/libs"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# _maven_fetch NAME POM PROPERTY VERSION REQUIRED...: one Maven copy into a
+# temporary dir, moved into place once every REQUIRED jar is there.
+_maven_fetch() {
+  local name=$1 pom=$2 prop=$3 v=$4 dest tmp mvn_log jar
+  shift 4
+  dest="$CACHE_DIR/$name-$v/libs"
+  tmp="$dest.tmp.$$"
+  mvn_log="$CACHE_DIR/$name-$v/mvn.log"
+  command -v mvn >/dev/null 2>&1 || die "mvn not found (needed once to fetch the $name jars)"
+  mkdir -p "$CACHE_DIR/$name-$v"
+  rm -rf "$tmp"
+  log "fetching $name $v and its dependencies with Maven (log: $mvn_log)"
+  if ! mvn -B -q -f "$pom" -D"$prop=$v" -Dlibs.dir="$tmp" dependency:copy-dependencies >"$mvn_log" 2>&1; then
+    rm -rf "$tmp"
+    log "$name $v did not resolve (see $mvn_log)"
+    return 1
+  fi
+  for jar in "$@"; do
+    compgen -G "$tmp/${jar//@V@/$v}" >/dev/null || {
+      rm -rf "$tmp"; log "$name $v: ${jar//@V@/$v} missing after copy"; return 1; }
+  done
+  ls "$tmp" >"$tmp/.complete"
+  rm -rf "$dest"
+  mv "$tmp" "$dest"
+  log "$name $v jars cached in $dest"
 }

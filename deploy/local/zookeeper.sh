@@ -51,65 +51,10 @@ need_java() {
   command -v java >/dev/null 2>&1 || die "java not found (ZooKeeper 3.9 needs Java 8+)"
 }
 
-# libs_dir VERSION -> cache path of the jars for that version.
-libs_dir() { printf '%s/zookeeper-%s/libs' "$CACHE_DIR" "$1"; }
-
-# A libs dir is usable only after a successful copy wrote the marker.
-libs_complete() { [[ -f "$(libs_dir "$1")/.complete" ]]; }
-
-fetch_libs() {
-  local v=$1 dest tmp mvn_log
-  dest=$(libs_dir "$v")
-  tmp="$dest.tmp.$$"
-  mvn_log="$CACHE_DIR/zookeeper-$v/mvn.log"
-  command -v mvn >/dev/null 2>&1 || die "mvn not found (needed once to fetch ZooKeeper jars)"
-  mkdir -p "$CACHE_DIR/zookeeper-$v"
-  rm -rf "$tmp"
-  log "fetching org.apache.zookeeper:zookeeper:$v and dependencies with Maven (log: $mvn_log)"
-  if ! mvn -B -q -f "$POM" -Dzookeeper.version="$v" -Dlibs.dir="$tmp" \
-      dependency:copy-dependencies >"$mvn_log" 2>&1; then
-    rm -rf "$tmp"
-    log "ZooKeeper $v did not resolve (see $mvn_log)"
-    return 1
-  fi
-  local jar
-  for jar in "zookeeper-$v" "zookeeper-jute-$v" metrics-core-* snappy-java-* slf4j-simple-*; do
-    compgen -G "$tmp/$jar.jar" >/dev/null || {
-      rm -rf "$tmp"; log "ZooKeeper $v: $jar.jar missing after copy"; return 1; }
-  done
-  ls "$tmp" >"$tmp/.complete"
-  rm -rf "$dest"
-  mv "$tmp" "$dest"
-  log "ZooKeeper $v jars cached in $dest"
-}
-
-# cached_libs sets LIBS/VERSION to the first complete cached version.
-cached_libs() {
-  local v
-  for v in $VERSIONS; do
-    if libs_complete "$v"; then VERSION=$v; LIBS=$(libs_dir "$v"); return 0; fi
-  done
-  return 1
-}
-
-# Picks the version and sets LIBS/VERSION. Offline when a cached copy exists.
-# Fetches hold a lock on the cache (fd 8): two clusters starting at once, as
-# tests of two packages do, must not replace the jars under each other.
+# ensure_libs sets LIBS/VERSION: offline when a cached copy exists.
 ensure_libs() {
-  cached_libs && return 0
-  mkdir -p "$CACHE_DIR"
-  exec 8>"$CACHE_DIR/zookeeper-fetch.lock"
-  if command -v flock >/dev/null 2>&1; then
-    flock -w 600 8 || die "timed out waiting for $CACHE_DIR/zookeeper-fetch.lock"
-  fi
-  local v
-  if ! cached_libs; then
-    for v in $VERSIONS; do
-      if fetch_libs "$v"; then VERSION=$v; LIBS=$(libs_dir "$v"); break; fi
-    done
-  fi
-  exec 8>&-
-  [[ -n "$LIBS" ]] || die "could not fetch any ZooKeeper version of: $VERSIONS"
+  maven_libs zookeeper "$POM" zookeeper.version "$VERSIONS" 'zookeeper-@V@.jar' 'zookeeper-jute-@V@.jar' \
+    'metrics-core-*.jar' 'snappy-java-*.jar' 'slf4j-simple-*.jar'
 }
 
 # True when the pid file points at a live ZooKeeper started with our config.
