@@ -330,13 +330,8 @@ cmd_start() {
   setsid nohup bash -c 'echo $$ >"$0" && cd "$1" && shift && exec "$@"' "$PID_FILE" "$CH_STATE" \
     $SERVER_BIN --config-file="$CONFIG" \
     </dev/null >>"$CONSOLE_LOG" 2>&1 9>&- &
-  local i pid=""
-  for ((i = 0; i < 50; i++)); do
-    pid=$(read_pid)
-    [[ -n "$pid" ]] && break
-    sleep 0.1
-  done
-  [[ -n "$pid" ]] || fail_start "clickhouse-server did not write $PID_FILE"
+  local pid
+  pid=$(started_pid) || fail_start "clickhouse-server did not write $PID_FILE"
 
   wait_ready "$pid"
   echo "ClickHouse $(server_version) started (pid $pid), native 127.0.0.1:$PORT, http 127.0.0.1:$HTTP_PORT"
@@ -381,11 +376,10 @@ cmd_status() {
 
 cmd_logs() {
   print_locations
-  [[ -f "$SERVER_LOG" ]] || die "no log yet at $SERVER_LOG"
   if [[ "${1:-}" == "-f" ]]; then
-    exec tail -n 100 -F "$SERVER_LOG" "$ERR_LOG"
+    show_log -f "$SERVER_LOG" "$ERR_LOG"
   fi
-  tail -n "${LINES_TO_SHOW:-100}" "$SERVER_LOG"
+  show_log "$SERVER_LOG"
 }
 
 cmd_version() {

@@ -310,13 +310,8 @@ cmd_start() {
     -Dlog4j2.configurationFile="$LOG4J" \
     -cp "$LIBS/*" kafka.Kafka "$PROPS" \
     </dev/null >>"$CONSOLE_LOG" 2>&1 9>&- &
-  local i pid=""
-  for ((i = 0; i < 50; i++)); do
-    pid=$(read_pid)
-    [[ -n "$pid" ]] && break
-    sleep 0.1
-  done
-  [[ -n "$pid" ]] || fail_start "Kafka process did not write $PID_FILE"
+  local pid
+  pid=$(started_pid) || fail_start "Kafka process did not write $PID_FILE"
 
   wait_ready "$pid"
   echo "Kafka $VERSION started (pid $pid), bootstrap server $HOST:$PORT"
@@ -351,11 +346,10 @@ cmd_status() {
 
 cmd_logs() {
   print_locations
-  [[ -f "$SERVER_LOG" ]] || die "no log yet at $SERVER_LOG"
   if [[ "${1:-}" == "-f" ]]; then
-    exec tail -n 100 -F "$SERVER_LOG"
+    show_log -f "$SERVER_LOG"
   fi
-  tail -n "${LINES_TO_SHOW:-100}" "$SERVER_LOG"
+  show_log "$SERVER_LOG"
 }
 
 cmd_version() {

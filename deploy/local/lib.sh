@@ -45,6 +45,28 @@ terminate() {
   echo "$name stopped"
 }
 
+# started_pid: the pid the just-started server's wrapper wrote to PID_FILE,
+# waited for up to 5 s; fails (printing nothing) if it never came.
+started_pid() {
+  local i pid=""
+  for ((i = 0; i < 50; i++)); do
+    pid=$(read_pid)
+    [[ -n "$pid" ]] && break
+    sleep 0.1
+  done
+  [[ -n "$pid" ]] && printf '%s\n' "$pid"
+}
+
+# show_log [-f] LOG [MORE...]: the last lines of LOG (LINES_TO_SHOW, 100),
+# or with -f follow LOG and MORE. Fails if LOG does not exist yet.
+show_log() {
+  local follow=""
+  [[ "$1" == "-f" ]] && { follow=1; shift; }
+  [[ -f "$1" ]] || die "no log yet at $1"
+  [[ -n "$follow" ]] && exec tail -n 100 -F "$@"
+  tail -n "${LINES_TO_SHOW:-100}" "$1"
+}
+
 # take_lock DIR: serialize start/stop calls on one state dir. The lock fd is
 # closed for the server process (9>&- on its command).
 take_lock() {

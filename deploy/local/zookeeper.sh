@@ -146,13 +146,8 @@ cmd_start() {
     -Dorg.slf4j.simpleLogger.showDateTime=true \
     -cp "$LIBS/*" org.apache.zookeeper.server.quorum.QuorumPeerMain "$CFG" \
     </dev/null >>"$SERVER_LOG" 2>&1 9>&- &
-  local i pid=""
-  for ((i = 0; i < 50; i++)); do
-    pid=$(read_pid)
-    [[ -n "$pid" ]] && break
-    sleep 0.1
-  done
-  [[ -n "$pid" ]] || fail_start "ZooKeeper process did not write $PID_FILE"
+  local pid
+  pid=$(started_pid) || fail_start "ZooKeeper process did not write $PID_FILE"
 
   wait_ready "$pid"
   echo "ZooKeeper $VERSION started (pid $pid), client port $HOST:$PORT"
@@ -187,11 +182,10 @@ cmd_status() {
 
 cmd_logs() {
   print_locations
-  [[ -f "$SERVER_LOG" ]] || die "no log yet at $SERVER_LOG"
   if [[ "${1:-}" == "-f" ]]; then
-    exec tail -n 100 -F "$SERVER_LOG"
+    show_log -f "$SERVER_LOG"
   fi
-  tail -n "${LINES_TO_SHOW:-100}" "$SERVER_LOG"
+  show_log "$SERVER_LOG"
 }
 
 cmd_version() {
