@@ -138,7 +138,7 @@ func pipelineServices(t *testing.T, p *types.Project, ref *configref.Reference) 
 				s.env[k] = *v
 			}
 		}
-		if cfgPath := flagValue(svc.Command, "config"); cfgPath != "" {
+		if cfgPath := configref.FlagValue(svc.Command, "config"); cfgPath != "" {
 			src, ok := bindSource(svc, cfgPath)
 			if !ok {
 				t.Errorf("%s: --config %s is on no bind mount", name, cfgPath)
@@ -180,19 +180,6 @@ func pipelineServices(t *testing.T, p *types.Project, ref *configref.Reference) 
 		out = append(out, s)
 	}
 	return out
-}
-
-// flagValue returns the value of --name=V or --name V in args, or "".
-func flagValue(args []string, name string) string {
-	for i, a := range args {
-		if v, ok := strings.CutPrefix(a, "--"+name+"="); ok {
-			return v
-		}
-		if a == "--"+name && i+1 < len(args) {
-			return args[i+1]
-		}
-	}
-	return ""
 }
 
 // bindSource returns the host file a bind mount of svc puts at path.
@@ -276,30 +263,13 @@ func checkPipelineService(t *testing.T, p *types.Project, s pipelineService, ref
 	}
 }
 
-// sharedKey reports whether every pipeline service of binary must have
-// the same value of key as the others: the same Kafka, topic names and
-// ClickHouse, and the replication factor of the topics bootstrap creates
-// for attribution's internal topics. Partitions and retention concern only
-// the topics bootstrap creates.
-func sharedKey(key, binary string) bool {
-	switch {
-	case key == "kafka.topics.partitions" || key == "kafka.topics.retention":
-		return false
-	case key == "kafka.topics.replication_factor":
-		return binary == "postbackctl" || binary == "attribution"
-	default:
-		return key == "kafka.brokers" || strings.HasPrefix(key, "kafka.topics.") ||
-			key == "clickhouse.addr" || key == "clickhouse.database"
-	}
-}
-
-// checkShared checks that the pipeline services agree on the sharedKeys,
+// checkShared checks that the pipeline services agree on the shared keys (configref.SharedKey),
 // with hosts that are services of the project.
 func checkShared(t *testing.T, p *types.Project, ps []pipelineService) {
 	first := map[string]pipelineService{}
 	for _, s := range ps {
 		for key, v := range s.cfg {
-			if !sharedKey(key, s.binary) {
+			if !configref.SharedKey(key, s.binary) {
 				continue
 			}
 			if f, seen := first[key]; !seen {

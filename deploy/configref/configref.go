@@ -380,3 +380,34 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(out)
 	return out
 }
+
+// FlagValue returns the value of --name=V or --name V in a command's args,
+// or "".
+func FlagValue(args []string, name string) string {
+	for i, a := range args {
+		if v, ok := strings.CutPrefix(a, "--"+name+"="); ok {
+			return v
+		}
+		if a == "--"+name && i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return ""
+}
+
+// SharedKey reports whether every service of one deployment must have the
+// same value of key as the others: the same Kafka, topic names and
+// ClickHouse, and the replication factor of the topics bootstrap creates
+// for attribution's internal topics. Partitions and retention concern only
+// the topics bootstrap creates.
+func SharedKey(key, service string) bool {
+	switch {
+	case key == "kafka.topics.partitions" || key == "kafka.topics.retention":
+		return false
+	case key == "kafka.topics.replication_factor":
+		return service == "postbackctl" || service == "attribution"
+	default:
+		return key == "kafka.brokers" || strings.HasPrefix(key, "kafka.topics.") ||
+			key == "clickhouse.addr" || key == "clickhouse.database"
+	}
+}

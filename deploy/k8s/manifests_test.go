@@ -226,7 +226,7 @@ func (cl *cluster) containers(t *testing.T, ref *configref.Reference) []containe
 						c.env[e.Name] = e.Value
 					}
 				}
-				configPath := flagValue(c.c.Command, "config")
+				configPath := configref.FlagValue(c.c.Command, "config")
 				if configPath == "" {
 					t.Fatalf("%s: no --config FILE", c)
 				}
@@ -245,19 +245,6 @@ func (cl *cluster) containers(t *testing.T, ref *configref.Reference) []containe
 		}
 	}
 	return out
-}
-
-// flagValue returns the value of --name=V or --name V in args, or "".
-func flagValue(args []string, name string) string {
-	for i, a := range args {
-		if v, ok := strings.CutPrefix(a, "--"+name+"="); ok {
-			return v
-		}
-		if a == "--"+name && i+1 < len(args) {
-			return args[i+1]
-		}
-	}
-	return ""
 }
 
 // fileContent returns what container c of pod reads at file: the key of
@@ -602,30 +589,13 @@ func checkResources(t *testing.T, c container) {
 	}
 }
 
-// sharedKey reports whether every container of service must have the
-// same value of key as the others: the same Kafka, topic names and
-// ClickHouse, and the replication factor of the topics bootstrap creates
-// for attribution's internal topics. Partitions and retention concern only
-// the topics bootstrap creates.
-func sharedKey(key, service string) bool {
-	switch {
-	case key == "kafka.topics.partitions" || key == "kafka.topics.retention":
-		return false
-	case key == "kafka.topics.replication_factor":
-		return service == "postbackctl" || service == "attribution"
-	default:
-		return key == "kafka.brokers" || strings.HasPrefix(key, "kafka.topics.") ||
-			key == "clickhouse.addr" || key == "clickhouse.database"
-	}
-}
-
-// checkSharedConfig checks that the containers agree on the sharedKeys: a
+// checkSharedConfig checks that the containers agree on the shared keys (configref.SharedKey): a
 // service configured apart from the others would read or write elsewhere.
 func checkSharedConfig(t *testing.T, cs []container) {
 	first := map[string]container{}
 	for _, c := range cs {
 		for key, v := range c.cfg {
-			if !sharedKey(key, c.service) {
+			if !configref.SharedKey(key, c.service) {
 				continue
 			}
 			f, seen := first[key]
