@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	ptopics "github.com/adtrack/postback/pkg/topics"
-
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/encoding/json"
@@ -27,6 +25,7 @@ import (
 	"github.com/adtrack/postback/pkg/money"
 	"github.com/adtrack/postback/pkg/telemetry"
 	"github.com/adtrack/postback/pkg/testenv"
+	ptopics "github.com/adtrack/postback/pkg/topics"
 	"github.com/adtrack/postback/schemas"
 )
 
@@ -406,20 +405,15 @@ func dump(t *testing.T, conn driver.Conn, q string) []string {
 
 func counter(t testing.TB, reg prometheus.Gatherer, name string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
+	ms, err := telemetry.Series(reg, name, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			sum := 0.0
-			for _, m := range mf.GetMetric() {
-				sum += m.GetCounter().GetValue()
-			}
-			return sum
-		}
+	sum := 0.0
+	for _, m := range ms {
+		sum += m.GetCounter().GetValue()
 	}
-	return 0
+	return sum
 }
 
 // testRetriedBlock sends the sink's INSERT of a batch and then retries it as

@@ -8,6 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/adtrack/postback/pkg/telemetry"
 )
 
 // checkLoadMetrics asserts what a stopped loader that loaded rows clicks
@@ -57,28 +59,12 @@ func metricValue(t *testing.T, reg prometheus.Gatherer, name string, labels map[
 // the test when there is none.
 func find(t *testing.T, reg prometheus.Gatherer, name string, labels map[string]string) *dto.Metric {
 	t.Helper()
-	mfs, err := reg.Gather()
+	ms, err := telemetry.Series(reg, name, labels)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			have := map[string]string{}
-			for _, l := range m.GetLabel() {
-				have[l.GetName()] = l.GetValue()
-			}
-			for k, v := range labels {
-				if have[k] != v {
-					continue next
-				}
-			}
-			return m
-		}
+	if len(ms) == 0 {
+		t.Fatalf("no series %s%v", name, labels)
 	}
-	t.Fatalf("no series %s%v", name, labels)
-	return nil
+	return ms[0]
 }

@@ -22,8 +22,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/segmentio/encoding/json"
 
 	"github.com/adtrack/postback/pkg/config"
@@ -173,4 +175,34 @@ func (t *Telemetry) Serve(ctx context.Context, addr string, log *slog.Logger) er
 		return err
 	}
 	return nil
+}
+
+// Series returns the series of metric name in g whose labels include
+// labels (every series of name when labels is empty): how tests and tools
+// read a value back from a registry.
+func Series(g prometheus.Gatherer, name string, labels map[string]string) ([]*dto.Metric, error) {
+	mfs, err := g.Gather()
+	if err != nil {
+		return nil, err
+	}
+	var out []*dto.Metric
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			have := map[string]string{}
+			for _, l := range m.GetLabel() {
+				have[l.GetName()] = l.GetValue()
+			}
+			for k, v := range labels {
+				if have[k] != v {
+					continue next
+				}
+			}
+			out = append(out, m)
+		}
+	}
+	return out, nil
 }
