@@ -9,40 +9,18 @@ import (
 
 // readFiles fills, in the struct v and in the struct values of its maps,
 // every key that has a non-empty <key>_file sibling with that file's
-// content. prefix is v's key, for errors.
+// content. prefix is v's key. It walks v as Fields does, so keys are named
+// the same way.
 func readFiles(v reflect.Value, prefix string) error {
-	t := v.Type()
-	byKey := map[string]reflect.Value{}
-	for i := 0; i < t.NumField(); i++ {
-		if sf := t.Field(i); sf.IsExported() {
-			name, _, _ := strings.Cut(sf.Tag.Get("mapstructure"), ",")
-			if name == "" {
-				name = strings.ToLower(sf.Name)
-			}
-			byKey[name] = v.Field(i)
-		}
-	}
-	for i := 0; i < t.NumField(); i++ {
-		sf := t.Field(i)
-		if !sf.IsExported() {
-			continue
-		}
-		name, opts, _ := strings.Cut(sf.Tag.Get("mapstructure"), ",")
-		if name == "" {
-			name = strings.ToLower(sf.Name)
-		}
-		key := name
-		if prefix != "" && opts != "squash" {
-			key = prefix + "." + name
-		} else if opts == "squash" {
-			key = prefix
-		}
-		fv := v.Field(i)
+	leaves := map[string]reflect.Value{}
+	var keys []string
+	walk(v, prefix, func(key string, fv reflect.Value, _ reflect.StructField) {
+		leaves[key] = fv
+		keys = append(keys, key)
+	})
+	for _, key := range keys {
+		fv := leaves[key]
 		switch {
-		case fv.Kind() == reflect.Struct:
-			if err := readFiles(fv, key); err != nil {
-				return err
-			}
 		case fv.Kind() == reflect.Map && fv.Type().Elem().Kind() == reflect.Struct:
 			for _, mk := range fv.MapKeys() {
 				elem := reflect.New(fv.Type().Elem()).Elem()
@@ -52,8 +30,8 @@ func readFiles(v reflect.Value, prefix string) error {
 				}
 				fv.SetMapIndex(mk, elem)
 			}
-		case fv.Kind() == reflect.String && strings.HasSuffix(name, "_file") && fv.String() != "":
-			target, ok := byKey[strings.TrimSuffix(name, "_file")]
+		case fv.Kind() == reflect.String && strings.HasSuffix(key, "_file") && fv.String() != "":
+			target, ok := leaves[strings.TrimSuffix(key, "_file")]
 			if !ok {
 				continue // a file that is not a secret (tls.ca_file)
 			}
