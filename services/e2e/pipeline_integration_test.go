@@ -273,6 +273,15 @@ var (
 	buildErr  error
 )
 
+// TestMain removes the binaries the tests built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		_ = os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
 // binaries builds the four commands once per test binary.
 func binaries(t *testing.T) string {
 	t.Helper()
