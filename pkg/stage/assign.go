@@ -17,6 +17,9 @@ import (
 // the loop applies it between transactions, closing the stores of revoked
 // partitions and restoring every assigned one before its first record.
 
+// restoringPhase starts the loop's phase while it restores a partition.
+const restoringPhase = "restoring partition"
+
 // rebalance applies the group callbacks seen since the last poll. The
 // open transaction is doomed by any of them (the session aborts it on
 // End): abort it now. Then every assigned partition is restored before a
@@ -142,7 +145,7 @@ func (r *runner) store(ctx context.Context, p int32) (*statestore.Store, error) 
 	if s := r.stores[p]; s != nil {
 		return s, nil
 	}
-	r.setPhase(fmt.Sprintf("restoring partition %d from %s", p, r.cfg.Changelog))
+	r.setPhase(fmt.Sprintf("%s %d from %s", restoringPhase, p, r.cfg.Changelog))
 	dir := filepath.Join(r.cfg.StateDir, r.cfg.Name, strconv.Itoa(int(p)))
 	s, n, err := r.openRestored(ctx, dir, p)
 	if errors.Is(err, statestore.ErrAheadOfChangelog) {

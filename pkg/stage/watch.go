@@ -3,6 +3,7 @@ package stage
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -109,19 +110,20 @@ func (r *runner) diagnose(ctx context.Context, probe bool) string {
 	switch {
 	case failure != nil:
 		// Not ready from the failure until a new session is assigned.
+		now := ""
 		if phase != "" {
-			phase = " (now " + phase + ")"
+			now = " (now " + phase + ")"
 		}
-		return fmt.Sprintf("Kafka session failed, retrying%s: %v", phase, failure)
+		return r.explainRestore(ctx, probe, phase, elapsed, fmt.Sprintf("Kafka session failed, retrying%s: %v", now, failure))
 	case assigned == nil && phase != "":
 		if elapsed > stall {
-			return fmt.Sprintf("%s for %s%s", phase, elapsed, fetchNote)
+			return r.explainRestore(ctx, probe, phase, elapsed, fmt.Sprintf("%s for %s%s", phase, elapsed, fetchNote))
 		}
 		return phase + fetchNote
 	case assigned == nil:
 		return "joining the group" + fetchNote
 	case phase != "" && elapsed > stall:
-		return fmt.Sprintf("%s for %s%s", phase, elapsed, fetchNote)
+		return r.explainRestore(ctx, probe, phase, elapsed, fmt.Sprintf("%s for %s%s", phase, elapsed, fetchNote))
 	case !probe:
 		return ""
 	}
@@ -149,6 +151,28 @@ func (r *runner) diagnose(ctx context.Context, probe bool) string {
 		r.prog.lastQuiet = time.Now()
 		r.prog.mu.Unlock()
 		return ""
+	}
+	return r.explain(ctx, p, reason)
+}
+
+// restoreStuck reports whether a restore has gone on past the stall
+// timeout: a transaction Kafka left open on the changelog stops a restore
+// (it reads to the changelog's end), and the session that would fence it
+// starts only after the restore.
+func restoreStuck(phase string, elapsed, stall time.Duration) bool {
+	return strings.HasPrefix(phase, restoringPhase) && elapsed > stall
+}
+
+// explainRestore returns reason, and while a restore is stuck (with probe
+// set) what explain finds behind it: the hanging transaction on the
+// changelog, whose marker it writes when its outcome is known (markOwn).
+func (r *runner) explainRestore(ctx context.Context, probe bool, phase string, elapsed time.Duration, reason string) string {
+	if !probe || !restoreStuck(phase, elapsed, r.cfg.StallTimeout) {
+		return reason
+	}
+	p, err := r.probe()
+	if err != nil {
+		return reason
 	}
 	return r.explain(ctx, p, reason)
 }

@@ -3,6 +3,7 @@ package stage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -43,5 +44,31 @@ func TestDiagnose(t *testing.T) {
 				t.Errorf("diagnose = %q, want %q", got, c.want)
 			}
 		})
+	}
+}
+
+// TestRestoreStuck: the watchdog looks behind a restore (for a transaction
+// Kafka left open on the changelog) only once it has outlasted the stall
+// timeout, whether or not a session failure is still being reported.
+func TestRestoreStuck(t *testing.T) {
+	stall := 10 * time.Second
+	for _, c := range []struct {
+		phase   string
+		elapsed time.Duration
+		want    bool
+	}{
+		{"restoring partition 1 from g.ipua-changelog", 11 * time.Second, true},
+		{"restoring partition 1 from g.ipua-changelog", 9 * time.Second, false},
+		{"committing a transaction", time.Minute, false},
+		{"waiting to start a new session", time.Minute, false},
+		{"", time.Minute, false},
+	} {
+		if got := restoreStuck(c.phase, c.elapsed, stall); got != c.want {
+			t.Errorf("restoreStuck(%q, %v) = %v, want %v", c.phase, c.elapsed, got, c.want)
+		}
+	}
+	// The phase the loop sets while restoring is the one looked for.
+	if !strings.HasPrefix(fmt.Sprintf("%s %d from %s", restoringPhase, 3, "c"), "restoring partition 3") {
+		t.Fatal("restoringPhase no longer names the restore")
 	}
 }
