@@ -15,6 +15,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
+	mathrand "math/rand/v2"
 	"net"
 	"os"
 	"strings"
@@ -235,14 +237,22 @@ func ReadAll(t testing.TB, brokers []string, topic string, quiet time.Duration) 
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago, for
 // dedicated servers a test starts (a second broker, a second ClickHouse).
+// It is below Linux's ephemeral range (32768-60999): a server the test
+// stops and starts again would otherwise find its port taken by the local
+// end of some outgoing connection made meanwhile.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 1000 {
+		port := 20000 + mathrand.IntN(12000)
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return port
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port in 20000-31999")
+	return 0
 }
 
 // MigratedClickHouse is ClickHouse with every project migration applied to
