@@ -109,51 +109,78 @@ func TestPipelineSecured(t *testing.T) {
 	})
 }
 
-// runPipeline bootstraps topics and tables with postbackctl, starts ingest,
-// attribution and the sink, sends clicks, installs naming those clicks and
-// in-app events through ingest, and checks that ClickHouse holds each of
-// them once, attributed to the campaign by click id.
-func runPipeline(t *testing.T, s setup) {
+// pipeline is the three services running on their own topics, with
+// postbackctl configured for them.
+type pipeline struct {
+	dir, bins, httpAddr, attrTel, sinkTel string
+	token                                 string // the generic source's token
+	env                                   map[string][]string
+}
+
+// ctl runs postbackctl with the pipeline's config and returns its output.
+func (p *pipeline) ctl(t *testing.T, args ...string) string {
 	t.Helper()
-	bins := binaries(t)
-	dir := t.TempDir()
+	cmd := exec.Command(filepath.Join(p.bins, "postbackctl"), append(args, "--config", filepath.Join(p.dir, "postbackctl.yaml"))...)
+	cmd.Env = append(os.Environ(), p.env["postbackctl"]...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("postbackctl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// startPipeline bootstraps topics and tables with postbackctl, applies
+// campaigns (YAML, may be empty), and starts ingest (with a token per MMP),
+// attribution (its YAML extended by attrExtra) and the sink, waiting until
+// each is ready.
+func startPipeline(t *testing.T, s setup, campaigns, attrExtra string) *pipeline {
+	t.Helper()
+	p := &pipeline{bins: binaries(t), dir: t.TempDir(), token: "e2e-generic-token-0123456789", env: s.env}
+	dir := p.dir
 	topics := testenv.Name("e2e")
 	topicsSection := fmt.Sprintf("  topics: {clicks: %[1]s.clicks, impressions: %[1]s.impressions, installs_raw: %[1]s.installs-raw, events_raw: %[1]s.events-raw, installs_attributed: %[1]s.installs, events_attributed: %[1]s.events, rejected: %[1]s.rejected, campaigns: %[1]s.campaigns, partitions: 3}\n", topics)
 	tokens := filepath.Join(dir, "tokens")
-	const token = "e2e-generic-token-0123456789"
-	write(t, tokens, "# one per line\n"+token+"\n")
-	httpAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	attrTel, sinkTel := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	write(t, tokens, "# one per line\n"+p.token+"\n")
+	sources := fmt.Sprintf("    generic: {tokens_file: %q}\n", tokens)
+	for _, mmp := range []string{"appsflyer", "adjust", "branch", "singular", "kochava", "tenjin"} {
+		sources += fmt.Sprintf("    %s: {tokens: [\"e2e-%s-token-0123456789\"]}\n", mmp, mmp)
+	}
+	p.httpAddr = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	p.attrTel, p.sinkTel = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	quiet := "telemetry: {log_format: text, log_level: warn}\n"
 	confs := map[string]string{
 		"postbackctl": s.kafka["postbackctl"] + topicsSection + s.clickhouse,
-		"ingest":      s.kafka["ingest"] + topicsSection + fmt.Sprintf("http: {addr: %q}\ningest:\n  sources:\n    generic: {tokens_file: %q}\n", httpAddr, tokens) + quiet,
-		"attribution": s.kafka["attribution"] + topicsSection + fmt.Sprintf("group: %q\nstate_dir: %q\nrates: {reporting_currency: USD, per_unit: {USD: \"1\", EUR: \"1.08\"}}\ntelemetry: {addr: %q, log_format: text, log_level: warn}\n",
-			testenv.Name("e2e-attr"), filepath.Join(dir, "state"), attrTel),
+		"ingest":      s.kafka["ingest"] + topicsSection + fmt.Sprintf("http: {addr: %q}\ningest:\n  sources:\n%s", p.httpAddr, sources) + quiet,
+		"attribution": s.kafka["attribution"] + topicsSection + fmt.Sprintf("group: %q\nstate_dir: %q\nrates: {reporting_currency: USD, per_unit: {USD: \"1\", EUR: \"1.08\", GBP: \"1.27\"}}\ntelemetry: {addr: %q, log_format: text, log_level: warn}\n",
+			testenv.Name("e2e-attr"), filepath.Join(dir, "state"), p.attrTel) + attrExtra,
 		"sink": s.kafka["sink"] + topicsSection + s.clickhouse + fmt.Sprintf("group: %q\nsink: {flush_interval: 200ms}\ntelemetry: {addr: %q, log_format: text, log_level: warn}\n",
-			testenv.Name("e2e-sink"), sinkTel),
+			testenv.Name("e2e-sink"), p.sinkTel),
 	}
 	for name, c := range confs {
 		write(t, filepath.Join(dir, name+".yaml"), c)
 	}
-	const app, cmp = "id1234567890", "e2e-cpi"
-	write(t, filepath.Join(dir, "campaigns.yaml"), fmt.Sprintf("campaigns:\n  - {campaign_id: %s, app_id: %s, platform: ios, media_source: e2enet, cost_model: CPI, bid: \"1.5\", currency: USD}\n", cmp, app))
-	ctl := func(args ...string) {
-		t.Helper()
-		cmd := exec.Command(filepath.Join(bins, "postbackctl"), append(args, "--config", filepath.Join(dir, "postbackctl.yaml"))...)
-		cmd.Env = append(os.Environ(), s.env["postbackctl"]...)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("postbackctl %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
+	p.ctl(t, "bootstrap")
+	if campaigns != "" {
+		write(t, filepath.Join(dir, "campaigns.yaml"), campaigns)
+		p.ctl(t, "campaigns", "apply", filepath.Join(dir, "campaigns.yaml"))
 	}
-	ctl("bootstrap")
-	ctl("campaigns", "apply", filepath.Join(dir, "campaigns.yaml"))
 	for _, name := range []string{"ingest", "attribution", "sink"} {
-		start(t, bins, dir, name, s.env[name])
+		start(t, p.bins, dir, name, s.env[name])
 	}
-	for _, url := range []string{"http://" + httpAddr + "/readyz", "http://" + attrTel + "/readyz", "http://" + sinkTel + "/readyz"} {
+	for _, url := range []string{"http://" + p.httpAddr + "/readyz", "http://" + p.attrTel + "/readyz", "http://" + p.sinkTel + "/readyz"} {
 		testenv.WaitHTTP(t, url, url)
 	}
+	return p
+}
+
+// runPipeline starts the pipeline, sends clicks, installs naming those
+// clicks and in-app events through ingest, and checks that ClickHouse holds
+// each of them once, attributed to the campaign by click id.
+func runPipeline(t *testing.T, s setup) {
+	t.Helper()
+	const app, cmp = "id1234567890", "e2e-cpi"
+	p := startPipeline(t, s, fmt.Sprintf("campaigns:\n  - {campaign_id: %s, app_id: %s, platform: ios, media_source: e2enet, cost_model: CPI, bid: \"1.5\", currency: USD}\n", cmp, app), "")
+	httpAddr, attrTel, sinkTel, token := p.httpAddr, p.attrTel, p.sinkTel, p.token
 	testenv.WaitHTTP(t, "http://"+httpAddr+"/v1/click/"+cmp+"?s2s=1&ip=203.0.113.9&ua=warmup", "ingest's campaign registry")
 
 	const installs, events = 40, 20
