@@ -1,6 +1,7 @@
 package traffic
 
 import (
+	"fmt"
 	"net/url"
 	"strconv"
 	"strings"
@@ -97,6 +98,10 @@ func renderTouch(r *Request) HTTPRequest {
 			q.Set("gaid", t.Device.GAID)
 		}
 	}
+	// Every touch carries an idempotency key (publishers' click and
+	// impression URLs may carry one; server-to-server callers should): a
+	// touch retried after a 503 is then counted once (docs/ingest.md).
+	q.Set("idempotency_key", fmt.Sprintf("t%d", r.Seq))
 	path := "/v1/click/"
 	if r.Kind == Impression {
 		path = "/v1/impression/"
