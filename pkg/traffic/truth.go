@@ -88,10 +88,15 @@ type GroundTruth struct {
 	Unexpected []string `json:"unexpected,omitempty"`
 }
 
-// KeyedMeasures is a Rows entry for the JSON file.
+// KeyedMeasures is a Rows entry for the JSON file, with the ratios an
+// analyst reads ("-" where the views have NULL: a zero denominator).
 type KeyedMeasures struct {
 	Key
 	Measures
+	CTR  string `json:"ctr"`
+	CVR  string `json:"cvr"`
+	CPI  string `json:"cpi"`
+	ROAS string `json:"roas"`
 }
 
 // Tally counts requests and answers.
@@ -162,7 +167,8 @@ func Truth(p *Plan, outs []Outcome) *GroundTruth {
 		}
 	}
 	for k, m := range g.Rows {
-		g.Flat = append(g.Flat, KeyedMeasures{k, *m})
+		g.Flat = append(g.Flat, KeyedMeasures{Key: k, Measures: *m, CTR: ratio(m.Clicks, m.Impressions),
+			CVR: ratio(m.Installs, m.Clicks), CPI: perInstall(m.Spend, m.Installs), ROAS: roas(m.Revenue, m.Spend)})
 	}
 	slices.SortFunc(g.Flat, func(a, b KeyedMeasures) int { return compareKeys(a.Key, b.Key) })
 	return g
