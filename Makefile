@@ -55,7 +55,7 @@ demo: ## send sample traffic through the running pipeline and query ClickHouse
 	deploy/local/demo.sh
 
 simulate: ## a short simulated day (every MMP, fraud, retries) through the running pipeline; prints CPI, CTR... per campaign and "all equal" against ClickHouse (docs/simulator.md)
-	$(BIN)/postbackctl simulate --ingest-config=deploy/local/config/ingest.yaml --rate=$(SIM_RATE) --duration=$(SIM_DURATION) --min-ctit=12s --max-ctit=20s --max-delay=5s --check
+	$(BIN)/postbackctl simulate --ingest-config=deploy/local/config/ingest.yaml --rate=$(SIM_RATE) --duration=$(SIM_DURATION) --min-ctit=12s --max-ctit=20s --max-delay=5s --reinstall-after=20s --check
 
 chaos: infra ## the long chaos run: services SIGKILLed, broker restarted, ClickHouse stopped 60 s under a simulated day; prints the tally (docs/simulator.md)
 	CHAOS_LONG=1 $(GO) test -tags integration -count=1 -run '^TestChaos$$' -v -timeout 40m ./services/e2e/

@@ -208,36 +208,3 @@ func (r *Report) Print(w io.Writer) {
 		fmt.Fprintln(w, "\nNOT EQUAL")
 	}
 }
-
-// EqualBut reports whether the report is Equal except for clicks and
-// impressions written although ingest answered 503 (or nothing): at most
-// unconfirmed extra touch rows in all, none lost or duplicated, and every
-// other measure, install and table exact. That is the documented bound of
-// a touch retried without an idempotency key (docs/ingest.md).
-func (r *Report) EqualBut(unconfirmed uint64) bool {
-	var extra uint64
-	for _, t := range r.Tables {
-		touch := t.Table == "impressions" || t.Table == "clicks"
-		if t.Lost != 0 || t.Duplicated != 0 || (!touch && t.Expected != t.Found) {
-			return false
-		}
-		if touch {
-			extra += t.ExtraAfterFailure
-		}
-	}
-	if extra > unconfirmed {
-		return false
-	}
-	for _, row := range r.Rows {
-		w, g := row.Want, row.Got
-		if g.Impressions < w.Impressions || g.Clicks < w.Clicks || g.Spend < w.Spend {
-			return false
-		}
-		w.Impressions, w.Clicks, w.Spend = 0, 0, 0
-		g.Impressions, g.Clicks, g.Spend = 0, 0, 0
-		if w != g {
-			return false
-		}
-	}
-	return len(r.Missing)+len(r.Duplicated)+len(r.Extra)+len(r.Wrong)+len(r.Unexpected) == 0 && r.Unauth == 0
-}

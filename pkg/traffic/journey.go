@@ -113,7 +113,7 @@ func (g *generator) journey(a *App, cs Case, at time.Duration) {
 		if cs == CaseReinstall {
 			d2 := d
 			g.newInstallIDs(&d2, rand.New(rand.NewPCG(g.runHash^0x5eed, uint64(in.At))))
-			g.install(a, Install, d2, in, nil, c, g.o.MaxCTIT, g.between(0, g.o.MaxDelay), expect(cs, event.MatchDeviceID, c))
+			g.install(a, Install, d2, in, nil, c, g.o.ReinstallAfter, g.between(0, g.o.MaxDelay), expect(cs, event.MatchDeviceID, c))
 		}
 		return
 	case CaseDeviceID:

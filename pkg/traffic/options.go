@@ -37,6 +37,12 @@ type Options struct {
 	// (above the injection threshold, 10 s); MaxDelay the MMP's postback
 	// delay after the install or event.
 	MinCTIT, MaxCTIT, MaxDelay time.Duration
+	// ReinstallAfter is how long after a device's first install its
+	// reinstall happens. Attribution tells the reinstall by the order it
+	// processes a device's installs in, so a fault that holds the first
+	// one back for longer than this swaps the flag (docs/attribution.md,
+	// Limits): the chaos run keeps it longer than its faults.
+	ReinstallAfter time.Duration
 	// FloodClicks is the attribution service's rules.flood_clicks: a flood
 	// journey sends one click more than it.
 	FloodClicks int
@@ -54,7 +60,7 @@ func Defaults() Options {
 		Seed: 1, Run: "sim", Rate: 200, Duration: time.Minute,
 		CTR: 0.04, CVR: 0.05, VTR: 0.002, OrganicShare: 0.25,
 		MalformedShare: 0.02, UnauthShare: 0.01, RetryShare: 0.15,
-		MinCTIT: 12 * time.Second, MaxCTIT: 40 * time.Second, MaxDelay: 20 * time.Second,
+		MinCTIT: 12 * time.Second, MaxCTIT: 40 * time.Second, MaxDelay: 20 * time.Second, ReinstallAfter: time.Minute,
 		FloodClicks:       50,
 		Rates:             map[string]string{"USD": "1", "EUR": "1.08", "GBP": "1.27"},
 		ReportingCurrency: "USD",
@@ -80,6 +86,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("ctit %v..%v: the minimum must be above the 10 s injection threshold and below the maximum", o.MinCTIT, o.MaxCTIT)
 	case o.MaxDelay < 0:
 		return errors.New("max delay: must not be negative")
+	case o.ReinstallAfter <= 0:
+		return errors.New("reinstall after: must be positive")
 	case o.FloodClicks < 1:
 		return errors.New("flood clicks: must be at least 1 (the service's rules.flood_clicks)")
 	}

@@ -45,7 +45,7 @@ func BenchmarkSimulatedRate(b *testing.B) {
 		before := map[string]histogram{"installs": p.freshness(b, "installs"), "clicks": p.freshness(b, "clicks")}
 		cpu0, t0 := p.cpu(), time.Now()
 		sim := exec.Command(filepath.Join(p.bins, "postbackctl"), "simulate", "--run="+strings.ReplaceAll(testenv.Name("b"), "_", ""),
-			"--rate="+strconv.Itoa(rate), "--duration="+d.String(), "--min-ctit=12s", "--max-ctit=16s", "--max-delay=2s",
+			"--rate="+strconv.Itoa(rate), "--duration="+d.String(), "--min-ctit=12s", "--max-ctit=16s", "--max-delay=2s", "--reinstall-after=15s",
 			"--ingest-config="+filepath.Join(p.dir, "ingest.yaml"), "--config", filepath.Join(p.dir, "postbackctl.yaml"))
 		sim.Stderr = io.Discard
 		simStart := time.Now()

@@ -36,7 +36,7 @@ func TestSimulatedDay(t *testing.T) {
 	truthFile := filepath.Join(p.dir, "truth.json")
 	run := strings.ReplaceAll(testenv.Name("s"), "_", "")
 	args := []string{"simulate", "--run=" + run, "--seed=7", "--rate=150", "--duration=15s", "--ctr=0.2", "--cvr=0.3",
-		"--malformed=0.3", "--unauthenticated=0.2", "--flood-clicks=5", "--min-ctit=12s", "--max-ctit=16s", "--max-delay=3s",
+		"--malformed=0.3", "--unauthenticated=0.2", "--flood-clicks=5", "--min-ctit=12s", "--max-ctit=16s", "--max-delay=3s", "--reinstall-after=20s",
 		"--ingest-config=" + filepath.Join(p.dir, "ingest.yaml"), "--truth=" + truthFile, "--check", "--check-within=3m"}
 	cmd := exec.Command(filepath.Join(p.bins, "postbackctl"), append(args, "--config", filepath.Join(p.dir, "postbackctl.yaml"))...)
 	out, err := cmd.CombinedOutput()

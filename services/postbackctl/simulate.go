@@ -58,6 +58,7 @@ func takeSimFlags(args []string, stderr io.Writer) (simFlags, []string, error) {
 	fs.DurationVar(&f.opts.MinCTIT, "min-ctit", d.MinCTIT, "shortest honest click-to-install time (above the 10 s injection threshold)")
 	fs.DurationVar(&f.opts.MaxCTIT, "max-ctit", d.MaxCTIT, "longest click-to-install time")
 	fs.DurationVar(&f.opts.MaxDelay, "max-delay", d.MaxDelay, "longest MMP delay of a postback")
+	fs.DurationVar(&f.opts.ReinstallAfter, "reinstall-after", d.ReinstallAfter, "how long after its first install a device reinstalls (longer than any stall of attribution, or the reinstall flag may land on the first)")
 	fs.IntVar(&f.opts.FloodClicks, "flood-clicks", d.FloodClicks, "the attribution service's rules.flood_clicks")
 	fs.StringVar(&f.rates, "rates", "EUR=1.08,GBP=1.27,USD=1", "the attribution service's rates.per_unit (CUR=rate,...)")
 	fs.StringVar(&f.opts.ReportingCurrency, "reporting-currency", d.ReportingCurrency, "the attribution service's rates.reporting_currency")
