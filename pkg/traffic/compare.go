@@ -68,6 +68,19 @@ func (r *Report) Equal() bool {
 	return len(r.Missing)+len(r.Duplicated)+len(r.Extra)+len(r.Wrong)+len(r.Unexpected) == 0 && r.Unauth == 0
 }
 
+// Complete reports whether every expected row is there exactly once:
+// nothing lost, duplicated or extra in any table, no install missing,
+// duplicated or extra, nothing from an unauthenticated request. What the
+// rows say (attribution, the views' measures) may still differ: Equal.
+func (r *Report) Complete() bool {
+	for _, t := range r.Tables {
+		if t.Lost != 0 || t.Duplicated != 0 || t.Expected != t.Found {
+			return false
+		}
+	}
+	return len(r.Missing)+len(r.Duplicated)+len(r.Extra) == 0 && r.Unauth == 0
+}
+
 // Compare compares truth with found.
 func Compare(truth *GroundTruth, found *Found) *Report {
 	r := &Report{Unexpected: truth.Unexpected, Unauth: found.Unauthenticated}

