@@ -13,13 +13,15 @@ export POSTBACK_CACHE_DIR ?= $(HOME)/.cache/postback
 FUZZTIME ?= 30s
 RSS_CLICKS ?= 10000000
 BENCHTIME ?= 1s
+SIM_RATE ?= 100
+SIM_DURATION ?= 20s
 
-.PHONY: help up down infra infra-down tools cluster cluster-down bootstrap services services-down demo build test unit lint fmt-check bench fuzz docs clean
+.PHONY: help up down infra infra-down tools cluster cluster-down bootstrap services services-down demo simulate chaos build test unit lint fmt-check bench fuzz docs clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-up: build infra bootstrap services demo ## start everything and show data flowing
+up: build infra bootstrap services demo simulate ## start everything, show data flowing, then a short simulated day checked against ClickHouse
 
 down: services-down infra-down ## stop the services, Kafka and ClickHouse (state is kept)
 
@@ -52,6 +54,12 @@ services-down:
 demo: ## send sample traffic through the running pipeline and query ClickHouse
 	deploy/local/demo.sh
 
+simulate: ## a short simulated day (every MMP, fraud, retries) through the running pipeline; prints CPI, CTR... per campaign and "all equal" against ClickHouse (docs/simulator.md)
+	$(BIN)/postbackctl simulate --ingest-config=deploy/local/config/ingest.yaml --rate=$(SIM_RATE) --duration=$(SIM_DURATION) --min-ctit=12s --max-ctit=20s --max-delay=5s --reinstall-after=20s --check
+
+chaos: infra ## the long chaos run: services SIGKILLed, broker restarted, ClickHouse stopped 60 s under a simulated day; prints the tally (docs/simulator.md)
+	CHAOS_LONG=1 $(GO) test -tags integration -count=1 -run '^TestChaos$$' -v -timeout 40m ./services/e2e/
+
 build: ## build every service into bin/
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/ ./services/...
@@ -70,7 +78,7 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
-bench: infra ## benchmarks: ns/op and allocs/op, side-by-side ratios (ingest vs bare net/http, sink vs raw clickhouse-go, attribution stages vs store and rules alone, vs a Kafka pass-through, two instances vs one), pipeline freshness
+bench: infra ## benchmarks: ns/op and allocs/op, side-by-side ratios (ingest vs bare net/http, sink vs raw clickhouse-go, attribution stages vs store and rules alone, vs a Kafka pass-through, two instances vs one), pipeline freshness, the simulator's highest rate at p99 <= 2 s
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./pkg/postback/
 	$(GO) test -run '^$$' -bench 'IngestVsBare' -benchtime 1x ./pkg/ingest/
 	$(GO) test -tags integration -run '^$$' -bench 'SinkVsRaw' -benchtime 1x ./pkg/sink/
@@ -84,6 +92,8 @@ bench: infra ## benchmarks: ns/op and allocs/op, side-by-side ratios (ingest vs 
 	$(GO) test -tags integration -run '^$$' -bench 'ThroughBroker' -benchtime 1x -timeout 20m ./pkg/join/
 	@echo "Freshness from a postback's 2xx to its row in ClickHouse, through the three services at 1000 installs/s + 5000 clicks/s + 500 events/s (about 70 s):"
 	$(GO) test -tags integration -run '^$$' -bench 'Freshness' -benchtime 1x -timeout 15m ./services/attribution/
+	@echo "The simulator's highest rate with freshness p99 <= 2 s through the three services, and where the CPU goes (30 s per rate, doubling from 100/s; a few minutes):"
+	$(GO) test -tags integration -run '^$$' -bench 'SimulatedRate' -benchtime 1x -timeout 30m ./services/e2e/
 	@echo "RSS after 1M and $(RSS_CLICKS) clicks stored (about 20 s per million on 2 cores):"
 	BENCH_RSS_CLICKS=$(RSS_CLICKS) $(GO) test -run '^$$' -bench 'RSS' -benchtime 1x -timeout 90m ./pkg/join/
 

@@ -113,3 +113,59 @@ func WaitHTTP(t testing.TB, url, what string) {
 		time.Sleep(250 * time.Millisecond)
 	}
 }
+
+// ClickHouseServer is a plaintext ClickHouse server of the test's own,
+// started with deploy/local/clickhouse.sh on free ports, for tests that
+// stop it. It is stopped at cleanup.
+type ClickHouseServer struct {
+	t    testing.TB
+	Addr string // native protocol, user default without a password
+	run  func(action string) error
+}
+
+// StartClickHouse starts a dedicated ClickHouse and fails the test if it
+// cannot.
+func StartClickHouse(t testing.TB) *ClickHouseServer {
+	t.Helper()
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, httpPort := FreePort(t), FreePort(t)
+	env := append(os.Environ(), "POSTBACK_LOCAL_STATE_DIR="+t.TempDir(),
+		fmt.Sprintf("POSTBACK_CLICKHOUSE_PORT=%d", port), fmt.Sprintf("POSTBACK_CLICKHOUSE_HTTP_PORT=%d", httpPort))
+	script := filepath.Join(root, "deploy", "local", "clickhouse.sh")
+	s := &ClickHouseServer{t: t, Addr: fmt.Sprintf("127.0.0.1:%d", port), run: func(action string) error {
+		cmd := exec.Command("bash", script, action)
+		cmd.Env = env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("clickhouse.sh %s: %v\n%s", action, err, out)
+		}
+		return nil
+	}}
+	if err := s.run("start"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.run("stop"); err != nil {
+			t.Error(err)
+		}
+	})
+	return s
+}
+
+// Stop stops the server (its data is kept).
+func (s *ClickHouseServer) Stop() {
+	s.t.Helper()
+	if err := s.run("stop"); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// Start starts the stopped server again.
+func (s *ClickHouseServer) Start() {
+	s.t.Helper()
+	if err := s.run("start"); err != nil {
+		s.t.Fatal(err)
+	}
+}

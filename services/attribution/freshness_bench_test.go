@@ -3,7 +3,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -514,34 +513,13 @@ const pollEvery = 100 * time.Millisecond
 func (p *pipeline) cpuTimes() map[string]float64 {
 	out := map[string]float64{}
 	for s, cmd := range p.procs {
-		out[s] = procCPU(cmd.Process.Pid)
+		out[s] = testenv.ProcCPU(cmd.Process.Pid)
 	}
-	state := cmp.Or(os.Getenv("POSTBACK_LOCAL_STATE_DIR"), filepath.Join(os.Getenv("HOME"), ".local/state/postback"))
-	for name, pidFile := range map[string]string{"kafka": "kafka/kafka.pid", "clickhouse": "clickhouse/clickhouse.pid"} {
-		if raw, err := os.ReadFile(filepath.Join(state, pidFile)); err == nil {
-			if pid, err := strconv.Atoi(strings.TrimSpace(string(raw))); err == nil {
-				out[name] = procCPU(pid)
-			}
-		}
+	for name, pid := range testenv.LocalServerPIDs() {
+		out[name] = testenv.ProcCPU(pid)
 	}
-	out["load generator"] = procCPU(os.Getpid())
+	out["load generator"] = testenv.ProcCPU(os.Getpid())
 	return out
-}
-
-// procCPU is a process's user+system CPU seconds (/proc/<pid>/stat).
-func procCPU(pid int) float64 {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the command (which may hold spaces) in parentheses.
-	f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
-	if len(f) < 13 {
-		return 0
-	}
-	utime, _ := strconv.ParseFloat(f[11], 64)
-	stime, _ := strconv.ParseFloat(f[12], 64)
-	return (utime + stime) / 100 // USER_HZ
 }
 
 // scrape returns the series of metric from a service's /metrics.

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -109,51 +110,99 @@ func TestPipelineSecured(t *testing.T) {
 	})
 }
 
-// runPipeline bootstraps topics and tables with postbackctl, starts ingest,
-// attribution and the sink, sends clicks, installs naming those clicks and
-// in-app events through ingest, and checks that ClickHouse holds each of
-// them once, attributed to the campaign by click id.
-func runPipeline(t *testing.T, s setup) {
+// pipeline is the three services running on their own topics, with
+// postbackctl configured for them.
+type pipeline struct {
+	dir, bins, httpAddr, attrTel, sinkTel string
+	token                                 string // the generic source's token
+	env                                   map[string][]string
+	procs                                 map[string]*proc
+}
+
+// second starts a second instance of service name (attribution or sink):
+// the same config with its own state directory and telemetry address. It
+// returns the instance and its telemetry address.
+func (p *pipeline) second(t testing.TB, name string) (*proc, string) {
 	t.Helper()
-	bins := binaries(t)
-	dir := t.TempDir()
+	b, err := os.ReadFile(filepath.Join(p.dir, name+".yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tel := map[string]string{"attribution": p.attrTel, "sink": p.sinkTel}[name]
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	conf := strings.Replace(string(b), tel, addr, 1)
+	conf = strings.Replace(conf, filepath.Join(p.dir, "state"), filepath.Join(p.dir, "state-2"), 1)
+	write(t, filepath.Join(p.dir, name+"-2.yaml"), conf)
+	pr := start(t, p.bins, p.dir, name+"-2", p.env[name])
+	p.procs[name+"-2"] = pr
+	return pr, addr
+}
+
+// ctl runs postbackctl with the pipeline's config and returns its output.
+func (p *pipeline) ctl(t testing.TB, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(p.bins, "postbackctl"), append(args, "--config", filepath.Join(p.dir, "postbackctl.yaml"))...)
+	cmd.Env = append(os.Environ(), p.env["postbackctl"]...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("postbackctl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// startPipeline bootstraps topics and tables with postbackctl, applies
+// campaigns (YAML, may be empty), and starts ingest (with a token per MMP),
+// attribution (its YAML extended by attrExtra) and the sink, waiting until
+// each is ready.
+func startPipeline(t testing.TB, s setup, campaigns, attrExtra string) *pipeline {
+	t.Helper()
+	p := &pipeline{bins: binaries(t), dir: t.TempDir(), token: "e2e-generic-token-0123456789", env: s.env}
+	dir := p.dir
 	topics := testenv.Name("e2e")
 	topicsSection := fmt.Sprintf("  topics: {clicks: %[1]s.clicks, impressions: %[1]s.impressions, installs_raw: %[1]s.installs-raw, events_raw: %[1]s.events-raw, installs_attributed: %[1]s.installs, events_attributed: %[1]s.events, rejected: %[1]s.rejected, campaigns: %[1]s.campaigns, partitions: 3}\n", topics)
 	tokens := filepath.Join(dir, "tokens")
-	const token = "e2e-generic-token-0123456789"
-	write(t, tokens, "# one per line\n"+token+"\n")
-	httpAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	attrTel, sinkTel := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	write(t, tokens, "# one per line\n"+p.token+"\n")
+	sources := fmt.Sprintf("    generic: {tokens_file: %q}\n", tokens)
+	for _, mmp := range []string{"appsflyer", "adjust", "branch", "singular", "kochava", "tenjin"} {
+		sources += fmt.Sprintf("    %s: {tokens: [\"e2e-%s-token-0123456789\"]}\n", mmp, mmp)
+	}
+	p.httpAddr = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	p.attrTel, p.sinkTel = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	quiet := "telemetry: {log_format: text, log_level: warn}\n"
 	confs := map[string]string{
 		"postbackctl": s.kafka["postbackctl"] + topicsSection + s.clickhouse,
-		"ingest":      s.kafka["ingest"] + topicsSection + fmt.Sprintf("http: {addr: %q}\ningest:\n  sources:\n    generic: {tokens_file: %q}\n", httpAddr, tokens) + quiet,
-		"attribution": s.kafka["attribution"] + topicsSection + fmt.Sprintf("group: %q\nstate_dir: %q\nrates: {reporting_currency: USD, per_unit: {USD: \"1\", EUR: \"1.08\"}}\ntelemetry: {addr: %q, log_format: text, log_level: warn}\n",
-			testenv.Name("e2e-attr"), filepath.Join(dir, "state"), attrTel),
+		"ingest":      s.kafka["ingest"] + topicsSection + fmt.Sprintf("http: {addr: %q}\ningest:\n  sources:\n%s", p.httpAddr, sources) + quiet,
+		"attribution": s.kafka["attribution"] + topicsSection + fmt.Sprintf("group: %q\nstate_dir: %q\nrates: {reporting_currency: USD, per_unit: {USD: \"1\", EUR: \"1.08\", GBP: \"1.27\"}}\ntelemetry: {addr: %q, log_format: text, log_level: warn}\n",
+			testenv.Name("e2e-attr"), filepath.Join(dir, "state"), p.attrTel) + attrExtra,
 		"sink": s.kafka["sink"] + topicsSection + s.clickhouse + fmt.Sprintf("group: %q\nsink: {flush_interval: 200ms}\ntelemetry: {addr: %q, log_format: text, log_level: warn}\n",
-			testenv.Name("e2e-sink"), sinkTel),
+			testenv.Name("e2e-sink"), p.sinkTel),
 	}
 	for name, c := range confs {
 		write(t, filepath.Join(dir, name+".yaml"), c)
 	}
-	const app, cmp = "id1234567890", "e2e-cpi"
-	write(t, filepath.Join(dir, "campaigns.yaml"), fmt.Sprintf("campaigns:\n  - {campaign_id: %s, app_id: %s, platform: ios, media_source: e2enet, cost_model: CPI, bid: \"1.5\", currency: USD}\n", cmp, app))
-	ctl := func(args ...string) {
-		t.Helper()
-		cmd := exec.Command(filepath.Join(bins, "postbackctl"), append(args, "--config", filepath.Join(dir, "postbackctl.yaml"))...)
-		cmd.Env = append(os.Environ(), s.env["postbackctl"]...)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("postbackctl %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
+	p.ctl(t, "bootstrap")
+	if campaigns != "" {
+		write(t, filepath.Join(dir, "campaigns.yaml"), campaigns)
+		p.ctl(t, "campaigns", "apply", filepath.Join(dir, "campaigns.yaml"))
 	}
-	ctl("bootstrap")
-	ctl("campaigns", "apply", filepath.Join(dir, "campaigns.yaml"))
+	p.procs = map[string]*proc{}
 	for _, name := range []string{"ingest", "attribution", "sink"} {
-		start(t, bins, dir, name, s.env[name])
+		p.procs[name] = start(t, p.bins, dir, name, s.env[name])
 	}
-	for _, url := range []string{"http://" + httpAddr + "/readyz", "http://" + attrTel + "/readyz", "http://" + sinkTel + "/readyz"} {
+	for _, url := range []string{"http://" + p.httpAddr + "/readyz", "http://" + p.attrTel + "/readyz", "http://" + p.sinkTel + "/readyz"} {
 		testenv.WaitHTTP(t, url, url)
 	}
+	return p
+}
+
+// runPipeline starts the pipeline, sends clicks, installs naming those
+// clicks and in-app events through ingest, and checks that ClickHouse holds
+// each of them once, attributed to the campaign by click id.
+func runPipeline(t *testing.T, s setup) {
+	t.Helper()
+	const app, cmp = "id1234567890", "e2e-cpi"
+	p := startPipeline(t, s, fmt.Sprintf("campaigns:\n  - {campaign_id: %s, app_id: %s, platform: ios, media_source: e2enet, cost_model: CPI, bid: \"1.5\", currency: USD}\n", cmp, app), "")
+	httpAddr, attrTel, sinkTel, token := p.httpAddr, p.attrTel, p.sinkTel, p.token
 	testenv.WaitHTTP(t, "http://"+httpAddr+"/v1/click/"+cmp+"?s2s=1&ip=203.0.113.9&ua=warmup", "ingest's campaign registry")
 
 	const installs, events = 40, 20
@@ -283,7 +332,7 @@ func TestMain(m *testing.M) {
 }
 
 // binaries builds the four commands once per test binary.
-func binaries(t *testing.T) string {
+func binaries(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		buildDir, buildErr = os.MkdirTemp("", "postback-e2e-bin")
@@ -301,31 +350,87 @@ func binaries(t *testing.T) string {
 	return buildDir
 }
 
-// start runs a service until the test ends (SIGTERM, then its log if the
-// test failed).
-func start(t *testing.T, bins, dir, name string, env []string) {
+// proc is a service process the test can kill and start again; it is
+// stopped with SIGTERM when the test ends, and its log (appended across
+// restarts) printed if the test failed.
+type proc struct {
+	t                     testing.TB
+	name, bin, conf, logf string
+	env                   []string
+	mu                    sync.Mutex
+	cmd                   *exec.Cmd
+	exited                chan struct{}
+}
+
+// start runs a service until the test ends.
+func start(t testing.TB, bins, dir, name string, env []string) *proc {
 	t.Helper()
-	log, err := os.Create(filepath.Join(dir, name+".log"))
-	if err != nil {
-		t.Fatal(err)
+	bin := name
+	if i := strings.IndexByte(name, '-'); i > 0 {
+		bin = name[:i] // attribution-2 runs the attribution binary
 	}
-	cmd := exec.Command(filepath.Join(bins, name), "--config", filepath.Join(dir, name+".yaml"))
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	p := &proc{t: t, name: name, bin: filepath.Join(bins, bin), conf: filepath.Join(dir, name+".yaml"), logf: filepath.Join(dir, name+".log"), env: env}
+	p.start()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		_ = cmd.Wait()
+		p.signal(os.Interrupt)
 		if t.Failed() {
-			out, _ := os.ReadFile(log.Name())
+			out, _ := os.ReadFile(p.logf)
 			t.Logf("%s log:\n%s", name, out)
 		}
 	})
+	return p
 }
 
-func write(t *testing.T, path, body string) {
+// start starts the process (again).
+func (p *proc) start() {
+	p.t.Helper()
+	log, err := os.OpenFile(p.logf, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	cmd := exec.Command(p.bin, "--config", p.conf)
+	cmd.Env = append(os.Environ(), p.env...)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		p.t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); log.Close(); close(exited) }()
+	p.mu.Lock()
+	p.cmd, p.exited = cmd, exited
+	p.mu.Unlock()
+}
+
+// signal sends sig and waits for the process to exit.
+func (p *proc) signal(sig os.Signal) {
+	p.mu.Lock()
+	cmd, exited := p.cmd, p.exited
+	p.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(sig)
+	<-exited
+}
+
+// exitedEarly reports whether the process has exited although the test
+// did not stop it.
+func (p *proc) exitedEarly() bool {
+	p.mu.Lock()
+	exited := p.exited
+	p.mu.Unlock()
+	select {
+	case <-exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// kill SIGKILLs the process.
+func (p *proc) kill() { p.signal(syscall.SIGKILL) }
+
+func write(t testing.TB, path, body string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@
 //	postbackctl status     records per topic and rows per ClickHouse table
 //	postbackctl campaigns apply FILE    publish a YAML file of campaigns
 //	postbackctl campaigns delete ID...  remove campaigns (tombstones)
+//	postbackctl simulate   play a seeded campaign day against ingest; --check compares ClickHouse
 package main
 
 import (
@@ -47,6 +48,9 @@ commands:
   status     records per topic and rows per ClickHouse table: is data flowing?
   campaigns apply FILE     validate a YAML file of campaigns and publish it to the campaigns topic
   campaigns delete ID...   delete campaigns (compaction tombstones)
+  simulate   play a realistic, seeded campaign day against ingest (every MMP's format, retries,
+             fraud, malformed requests), write its ground truth; --check compares ClickHouse's
+             views with it (docs/simulator.md)
 
 Run "postbackctl <command> --help" for the configuration flags.
 `
@@ -79,6 +83,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			operands, rest = append(operands, rest[0]), rest[1:]
 		}
 	}
+	var sim simFlags
+	if cmd == "simulate" {
+		var err error
+		if sim, rest, err = takeSimFlags(rest, stderr); err != nil {
+			return err
+		}
+	}
 	wait := 60 * time.Second
 	rest, wait = takeWait(rest, wait)
 	cfg := servicecfg.DefaultAdmin()
@@ -98,6 +109,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runMigrations(ctx, cfg, log, wait)
 	case "status":
 		return status(ctx, cfg, stdout)
+	case "simulate":
+		return simulateCmd(ctx, cfg, sim, log, stdout, stderr)
 	case "campaigns apply":
 		if len(operands) != 1 {
 			return fmt.Errorf("campaigns apply: want exactly one FILE, got %d", len(operands))
