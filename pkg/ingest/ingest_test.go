@@ -34,6 +34,7 @@ type harness struct {
 	cfg     Config
 	srv     *Server
 	tel     *telemetry.Telemetry
+	reg     *campaign.Registry
 	http    *httptest.Server
 	brokers []string
 	client  *http.Client
@@ -55,8 +56,16 @@ campaigns:
 	return camps
 }
 
-// newHarness starts ingest over kfake; mutate adjusts the config first.
+// newHarness starts ingest over kfake with the test campaigns loaded;
+// mutate adjusts the config first.
 func newHarness(t testing.TB, mutate func(*Config)) *harness {
+	t.Helper()
+	return startHarness(t, mutate, false)
+}
+
+// startHarness is newHarness; unloaded leaves the registry holding the
+// campaigns but not marked loaded, as while the follower reads the topic.
+func startHarness(t testing.TB, mutate func(*Config), unloaded bool) *harness {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Topics.Partitions = 3
@@ -84,6 +93,9 @@ func newHarness(t testing.TB, mutate func(*Config)) *harness {
 	for _, c := range testCampaigns() {
 		reg.Put(c)
 	}
+	if !unloaded {
+		reg.SetLoaded()
+	}
 	tel := telemetry.New()
 	srv, err := New(cfg, cl, reg, tel, quietLog())
 	if err != nil {
@@ -92,7 +104,7 @@ func newHarness(t testing.TB, mutate func(*Config)) *harness {
 	t.Cleanup(srv.Close)
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
-	return &harness{t: t, cfg: cfg, srv: srv, tel: tel, http: hs, brokers: c.ListenAddrs(),
+	return &harness{t: t, cfg: cfg, srv: srv, tel: tel, reg: reg, http: hs, brokers: c.ListenAddrs(),
 		client: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 
@@ -406,6 +418,7 @@ func TestKafkaDownIs503(t *testing.T) {
 	for _, c := range testCampaigns() {
 		reg.Put(c)
 	}
+	reg.SetLoaded()
 	tel := telemetry.New()
 	srv, err := New(cfg, cl, reg, tel, quietLog())
 	if err != nil {
@@ -479,5 +492,44 @@ func TestWithoutParam(t *testing.T) {
 		if got := withoutParam(tt.in, "token"); got != tt.want {
 			t.Errorf("withoutParam(%q) = %q, want %q", tt.in, got, tt.want)
 		}
+	}
+}
+
+// TestTouchesWhileCampaignsLoad: between "listening" and "campaigns loaded"
+// a click or impression, of an existing campaign or not, gets 503 with
+// Retry-After, never 404, and /readyz fails naming campaigns; postbacks,
+// which need no campaign, are taken. Once loaded: 200, and 404 for a
+// campaign that really is unknown.
+func TestTouchesWhileCampaignsLoad(t *testing.T) {
+	h := startHarness(t, nil, true)
+	for _, p := range []string{"/v1/click/cpc?s2s=1&ip=198.51.100.4", "/v1/click/cpi", "/v1/click/nope",
+		"/v1/impression/cpm", "/v1/impression/nope?pixel=1"} {
+		a := h.get(p)
+		if a.code != 503 || a.header.Get("Retry-After") != "1" {
+			t.Errorf("%s while loading: %d Retry-After=%q %s, want 503 with Retry-After 1", p, a.code, a.header.Get("Retry-After"), a.body)
+		}
+	}
+	if a := h.get("/readyz"); a.code != 503 || !strings.Contains(a.body, "campaigns") {
+		t.Errorf("/readyz while loading: %d %s, want 503 naming campaigns", a.code, a.body)
+	}
+	if a := h.get(installQuery("")); a.code != 200 {
+		t.Errorf("postback while campaigns load: %d %s", a.code, a.body)
+	}
+	if got := metricSum(t, h.tel.Registry, "ingest_requests_total", map[string]string{"code": "404"}); got != 0 {
+		t.Errorf("%v requests answered 404 while loading", got)
+	}
+	if n := len(h.records(h.cfg.Topics.Clicks)) + len(h.records(h.cfg.Topics.Impressions)); n != 0 {
+		t.Errorf("%d touches written while loading", n)
+	}
+
+	h.reg.SetLoaded()
+	if a := h.get("/v1/click/cpc?s2s=1&ip=198.51.100.4"); a.code != 200 {
+		t.Errorf("click once loaded: %d %s", a.code, a.body)
+	}
+	if a := h.get("/v1/click/nope"); a.code != 404 || a.json["field"] != "campaign_id" {
+		t.Errorf("unknown campaign once loaded: %d %s", a.code, a.body)
+	}
+	if a := h.get("/readyz"); a.code != 200 {
+		t.Errorf("/readyz once loaded: %d %s", a.code, a.body)
 	}
 }

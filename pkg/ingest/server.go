@@ -102,6 +102,14 @@ func New(cfg Config, cl *kgo.Client, reg *campaign.Registry, tel *telemetry.Tele
 	}
 	s.life, s.cancel = context.WithCancel(context.Background())
 	tel.AddReadiness("kafka", func(ctx context.Context) error { return cl.Ping(ctx) })
+	// The same flag gates clicks and impressions (503 until loaded), so
+	// /readyz and the answers agree.
+	tel.AddReadiness("campaigns", func(context.Context) error {
+		if !reg.Loaded() {
+			return errors.New("campaign registry still loading")
+		}
+		return nil
+	})
 	return s, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -66,8 +67,19 @@ func (s *Server) buildTouch(r *http.Request, c event.Campaign, q url.Values, cli
 	return t, "", nil
 }
 
+// loadingRetryAfter is the Retry-After of the 503 sent while the campaign
+// registry loads: the initial load takes well under a second.
+const loadingRetryAfter = time.Second
+
 func (s *Server) touchCampaign(w http.ResponseWriter, r *http.Request) (event.Campaign, bool) {
 	id := r.PathValue("campaign_id")
+	if !s.reg.Loaded() {
+		// A campaign missing now may be further down the topic: "unknown"
+		// would be a lie, and a 404 is not retried. An existing one may be
+		// about to change (bid, tracking link), so none is served yet.
+		writeRetry(w, http.StatusServiceUnavailable, loadingRetryAfter, "campaign registry still loading, retry later")
+		return event.Campaign{}, false
+	}
 	c, ok := s.reg.Get(id)
 	if !ok {
 		writeError(w, http.StatusNotFound, "campaign_id", fmt.Sprintf("unknown campaign %q", id))
