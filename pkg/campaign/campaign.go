@@ -25,6 +25,7 @@ import (
 
 	"github.com/adtrack/postback/pkg/event"
 	"github.com/adtrack/postback/pkg/money"
+	"github.com/adtrack/postback/pkg/postback"
 )
 
 // Cost models.
@@ -92,6 +93,11 @@ func Validate(c *event.Campaign) error {
 	}
 	if c.ID == "" || strings.ContainsAny(c.ID, "/?#% ") {
 		return fail("campaign_id", "must be non-empty and URL-safe (no / ? # %% or spaces)")
+	}
+	for _, f := range []struct{ name, v string }{{"campaign_id", c.ID}, {"app_id", c.AppID}, {"media_source", c.MediaSource}, {"mmp", c.MMP}} {
+		if err := postback.CheckIdentifier(f.v); err != nil {
+			return fail(f.name, "%v", err)
+		}
 	}
 	if c.AppID == "" {
 		return fail("app_id", "required")

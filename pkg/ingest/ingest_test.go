@@ -3,6 +3,7 @@ package ingest
 import (
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -531,5 +532,104 @@ func TestTouchesWhileCampaignsLoad(t *testing.T) {
 	}
 	if a := h.get("/readyz"); a.code != 200 {
 		t.Errorf("/readyz once loaded: %d %s", a.code, a.body)
+	}
+}
+
+// TestHostilePostbacksRejected sends what a black-box run got stored: an
+// app_id with a NUL byte, with %FF%FE, and with raw bytes that are not
+// UTF-8 (written on the wire as they are). Each is a 400 naming app_id and
+// a record on the rejected topic with the raw request; none is an install.
+func TestHostilePostbacksRejected(t *testing.T) {
+	h := newHarness(t, nil)
+	base := "/v1/postbacks/generic/install?token=" + genericToken + "&install_time=1795853553&app_id="
+	for _, v := range []string{"id123456789%00", "%FF%FE"} {
+		if a := h.get(base + v); a.code != 400 || a.json["field"] != "app_id" {
+			t.Errorf("app_id=%s: %d %s, want 400 naming app_id", v, a.code, a.body)
+		}
+	}
+	raw := rawRequest(t, h.http.Listener.Addr().String(), "GET "+base+"id\xff\xfe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	if !strings.HasPrefix(raw, "HTTP/1.1 400") || !strings.Contains(raw, `"field":"app_id"`) {
+		t.Errorf("raw bytes in app_id: %s", raw)
+	}
+	// JSON and form bodies, and the other formats' names for the fields.
+	for _, tt := range []struct{ path, ct, body, field string }{
+		{"/v1/postbacks/generic/install", "application/json", `{"app_id":"id1\u0000","install_time":1795853553}`, "app_id"},
+		{"/v1/postbacks/generic/install", "application/json", "{\"app_id\":\"id1\",\"install_time\":1795853553,\"click_id\":\"k\xff\"}", "click_id"},
+		{"/v1/postbacks/generic/event", "application/x-www-form-urlencoded", "app_id=com.a.b&event_time=1795853553&event_name=buy%1B", "event_name"},
+		{"/v1/postbacks/appsflyer/install", "", "", "af_siteid"},
+	} {
+		path := tt.path + "?token=" + genericToken
+		if strings.Contains(tt.path, "appsflyer") {
+			path = tt.path + "?token=" + benchToken + "&app_id=id1&install_unix_ts=1795853553&af_siteid=s%C2%9B"
+		}
+		a := h.do("POST", path, tt.ct, tt.body, nil)
+		if a.code != 400 || a.json["field"] != tt.field {
+			t.Errorf("%s %q: %d %s, want 400 naming %s", tt.path, tt.body, a.code, a.body, tt.field)
+		}
+	}
+	recs := h.records(h.cfg.Topics.Rejected)
+	if len(recs) != 7 {
+		t.Fatalf("%d rejected records, want 7", len(recs))
+	}
+	fields := map[string]int{}
+	for _, r := range recs {
+		var rej event.Rejected
+		if err := json.Unmarshal(r.Value, &rej); err != nil {
+			t.Fatal(err)
+		}
+		fields[rej.Field]++
+		if rej.Raw.Path == "" || rej.Reason == "" {
+			t.Errorf("rejected record without its request or reason: %s", r.Value)
+		}
+	}
+	if fields["app_id"] != 4 || fields["click_id"] != 1 || fields["event_name"] != 1 || fields["af_siteid"] != 1 {
+		t.Errorf("rejected fields %v", fields)
+	}
+	if n := len(h.records(h.cfg.Topics.InstallsRaw)) + len(h.records(h.cfg.Topics.EventsRaw)); n != 0 {
+		t.Errorf("%d hostile postbacks accepted", n)
+	}
+}
+
+// rawRequest writes req on a fresh connection to addr and returns the
+// answer: for bytes an http.Client would escape.
+func rawRequest(t *testing.T, addr, req string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(c)
+	return string(b)
+}
+
+// TestHostileTouchParams: the identifiers of clicks and impressions are held
+// to the same rule, the user agent (query or header) to free text's.
+func TestHostileTouchParams(t *testing.T) {
+	h := newHarness(t, nil)
+	for _, tt := range []struct{ path, field string }{
+		{"/v1/click/cpi?site_id=pub%00", "site_id"},
+		{"/v1/click/cpc?s2s=1&ip=198.51.100.4&creative_id=%FF%FE", "creative_id"},
+		{"/v1/click/cpc?s2s=1&ip=198.51.100.4&ua=Mozilla%1B%5B2J", "ua"},
+		{"/v1/impression/cpm?adset_id=a%C2%85b", "adset_id"},
+		{"/v1/impression/cpm?sub_site_id=%E9t%E9", "sub_site_id"},
+	} {
+		if a := h.get(tt.path); a.code != 400 || a.json["field"] != tt.field {
+			t.Errorf("%s: %d %s, want 400 naming %s", tt.path, a.code, a.body, tt.field)
+		}
+	}
+	raw := rawRequest(t, h.http.Listener.Addr().String(), "GET /v1/click/cpi HTTP/1.1\r\nHost: x\r\nUser-Agent: Mozilla\xff\r\nConnection: close\r\n\r\n")
+	if !strings.HasPrefix(raw, "HTTP/1.1 400") || !strings.Contains(raw, `"field":"ua"`) {
+		t.Errorf("a user agent that is not UTF-8: %s", raw)
+	}
+	if a := h.get("/v1/click/cpc?s2s=1&ip=198.51.100.4&ua=Mozilla%2F5.0%09(X11)&site_id=Caf%C3%A9"); a.code != 200 {
+		t.Errorf("a tab in the user agent, UTF-8 in a site id: %d %s", a.code, a.body)
+	}
+	if n := len(h.records(h.cfg.Topics.Clicks)) + len(h.records(h.cfg.Topics.Impressions)); n != 1 {
+		t.Errorf("%d touches written, want the 1 valid one", n)
 	}
 }

@@ -56,12 +56,19 @@ func (s *Server) buildTouch(r *http.Request, c event.Campaign, q url.Values, cli
 	} else {
 		t.IP, t.UA = clientIP(r, s.trusted).String(), r.UserAgent()
 	}
+	if err := postback.CheckText(t.UA); err != nil {
+		return t, "ua", err
+	}
 	if t.Platform == event.PlatformUnknown {
 		t.Platform = postback.InferPlatform(t.Device, t.AppID)
 	}
 	for _, p := range touchParams {
-		if len(q.Get(p)) > 256 {
+		v := q.Get(p)
+		if len(v) > 256 {
 			return t, p, fmt.Errorf("longer than 256 bytes")
+		}
+		if err := postback.CheckIdentifier(v); err != nil {
+			return t, p, err
 		}
 	}
 	return t, "", nil
