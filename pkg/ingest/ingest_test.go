@@ -633,3 +633,30 @@ func TestHostileTouchParams(t *testing.T) {
 		t.Errorf("%d touches written, want the 1 valid one", n)
 	}
 }
+
+// TestMethodNotAllowed: a known path under another method is 405 with
+// Allow, an unknown one 404.
+func TestMethodNotAllowed(t *testing.T) {
+	h := newHarness(t, nil)
+	for _, tt := range []struct{ method, path, allow string }{
+		{"DELETE", "/v1/click/cpc", "GET, HEAD"},
+		{"POST", "/v1/impression/cpm", "GET, HEAD"},
+		{"PUT", "/v1/postbacks/generic/install?token=" + genericToken, "GET, HEAD, POST"},
+		{"PATCH", "/v1/postbacks/nope/whatever", "GET, HEAD, POST"},
+		{"POST", "/healthz", "GET, HEAD"},
+		{"DELETE", "/metrics", "GET, HEAD"},
+	} {
+		a := h.do(tt.method, tt.path, "", "", nil)
+		if a.code != 405 || a.header.Get("Allow") != tt.allow || a.json["field"] != "method" {
+			t.Errorf("%s %s: %d Allow=%q %s, want 405 with Allow %q", tt.method, tt.path, a.code, a.header.Get("Allow"), a.body, tt.allow)
+		}
+	}
+	for _, tt := range []struct{ method, path string }{{"GET", "/v2/whatever"}, {"POST", "/v1/click/"}, {"GET", "/v1/postbacks/generic"}} {
+		if a := h.do(tt.method, tt.path, "", "", nil); a.code != 404 || a.json["field"] != "path" {
+			t.Errorf("%s %s: %d %s, want 404", tt.method, tt.path, a.code, a.body)
+		}
+	}
+	if n := len(h.records(h.cfg.Topics.Clicks)) + len(h.records(h.cfg.Topics.Rejected)); n != 0 {
+		t.Errorf("%d records written by wrong methods", n)
+	}
+}
