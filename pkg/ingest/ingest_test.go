@@ -660,3 +660,62 @@ func TestMethodNotAllowed(t *testing.T) {
 		t.Errorf("%d records written by wrong methods", n)
 	}
 }
+
+// TestIdempotencyKey: a click or impression sent with a key gets the id
+// derived from its campaign and key, the same on a retry (header or
+// parameter), another for another campaign or key.
+func TestIdempotencyKey(t *testing.T) {
+	h := newHarness(t, nil)
+	s2s := "/v1/click/cpc?s2s=1&ip=198.51.100.4"
+	first := h.do("GET", s2s, "", "", map[string]string{"Idempotency-Key": "req-0001"})
+	retry := h.get(s2s + "&idempotency_key=req-0001")
+	quoted := h.do("GET", s2s+"&idempotency_key=req-0001", "", "", map[string]string{"Idempotency-Key": `"req-0001"`})
+	want := event.KeyedClickID("cpc", "req-0001")
+	for i, a := range []answer{first, retry, quoted} {
+		if a.code != 200 || a.json["click_id"] != want {
+			t.Errorf("keyed click %d: %d %s, want click_id %s", i, a.code, a.body, want)
+		}
+	}
+	if !event.IsKeyedTouchID(want) {
+		t.Errorf("%s is not recognized as a keyed id", want)
+	}
+	other := h.get("/v1/click/cpi?s2s=1&ip=198.51.100.4&idempotency_key=req-0001")
+	another := h.get(s2s + "&idempotency_key=req-0002")
+	plain := h.get(s2s)
+	ids := map[any]bool{want: true, other.json["click_id"]: true, another.json["click_id"]: true, plain.json["click_id"]: true}
+	if len(ids) != 4 || event.IsKeyedTouchID(plain.json["click_id"].(string)) || !event.IsKeyedTouchID(other.json["click_id"].(string)) {
+		t.Errorf("ids not distinct or misclassified: %v", ids)
+	}
+	if a := h.get("/v1/impression/cpm?idempotency_key=imp-1"); a.code != 204 {
+		t.Errorf("keyed impression: %d %s", a.code, a.body)
+	}
+	for _, tt := range []struct {
+		path   string
+		header string
+	}{
+		{s2s + "&idempotency_key=a%20b", ""},
+		{s2s + "&idempotency_key=" + strings.Repeat("k", 256), ""},
+		{s2s + "&idempotency_key=", ""},
+		{s2s + "&idempotency_key=x", "y"},
+		{s2s, "caf\xc3\xa9"},
+	} {
+		hdr := map[string]string{}
+		if tt.header != "" {
+			hdr["Idempotency-Key"] = tt.header
+		}
+		if a := h.do("GET", tt.path, "", "", hdr); a.code != 400 || a.json["field"] != "idempotency_key" {
+			t.Errorf("%s key header %q: %d %s, want 400 naming idempotency_key", tt.path, tt.header, a.code, a.body)
+		}
+	}
+	clicks := map[string]int{}
+	for _, r := range h.records(h.cfg.Topics.Clicks) {
+		clicks[string(r.Key)]++
+	}
+	if clicks[want] != 3 || len(clicks) != 4 {
+		t.Errorf("clicks by key %v: want the keyed one 3 times (ingest writes every retry; downstream drops repeats)", clicks)
+	}
+	imps := h.records(h.cfg.Topics.Impressions)
+	if len(imps) != 1 || string(imps[0].Key) != event.KeyedImpressionID("cpm", "imp-1") {
+		t.Errorf("impressions: %d, key %q", len(imps), imps[0].Key)
+	}
+}
