@@ -66,6 +66,9 @@ type buffer struct {
 	// trimmed is set when a revocation dropped rows since the last attempt:
 	// in cluster mode the next attempt is then not the same block.
 	trimmed bool
+	// screened is set once rows repeating a keyed touch id were dropped
+	// (repeats.go), before the first attempt.
+	screened bool
 }
 
 // Loader consumes the configured topics and inserts them into ClickHouse.
@@ -399,6 +402,26 @@ func (l *Loader) insertBuffer(ctx context.Context, name string) error {
 	// A shutdown lets an attempt finish rather than cut it off mid-stream.
 	ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.cfg.Sink.InsertTimeout)
 	defer cancel()
+	if !b.screened {
+		kept, dropped, err := l.dropRepeats(ictx, b.table, rows)
+		if err != nil {
+			return err
+		}
+		l.mu.Lock() // b.rows is as read above: a revocation waits for insertMu
+		b.rows, b.screened = kept, true
+		l.advance(dropped)
+		l.mu.Unlock()
+		if len(dropped) > 0 {
+			l.m.repeats.WithLabelValues(name).Add(float64(len(dropped)))
+			l.log.Info("rows repeating a keyed touch id not loaded again", "table", name, "rows", len(dropped))
+		}
+		if rows = kept; len(rows) == 0 {
+			l.mu.Lock()
+			delete(l.inflight, name)
+			l.mu.Unlock()
+			return nil
+		}
+	}
 	if b.uncertain {
 		var err error
 		if rows, err = l.prepareRetry(ictx, b); err != nil {
@@ -424,16 +447,23 @@ func (l *Loader) insertBuffer(ctx context.Context, name string) error {
 	l.m.observeInsert(name, rows, time.Since(start))
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.advance(rows)
 	for _, r := range rows {
-		if r.offset+1 > l.inserted[r.tp] {
-			l.inserted[r.tp] = r.offset + 1
-		}
 		if name == l.rejects.Name && l.tables[r.topic] != l.rejects {
 			l.rejected[r.tp] = max(l.rejected[r.tp], r.offset+1)
 		}
 	}
 	delete(l.inflight, name)
 	return nil
+}
+
+// advance records rows as done for the offset commit (mu held).
+func (l *Loader) advance(rows []row) {
+	for _, r := range rows {
+		if r.offset+1 > l.inserted[r.tp] {
+			l.inserted[r.tp] = r.offset + 1
+		}
+	}
 }
 
 // prepareRetry returns the rows of b to insert after an attempt that failed
@@ -691,6 +721,7 @@ type metrics struct {
 	batchBytes     prometheus.Histogram
 	retries        *prometheus.CounterVec
 	freshness      *prometheus.HistogramVec
+	repeats        *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -713,9 +744,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		freshness: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sink_freshness_seconds",
 			Help:    "Seconds from a Kafka record's timestamp to the successful INSERT of its row, by table.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2, 5, 10, 30, 60, 300, 900, 3600}}, []string{"table"}),
+		repeats: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sink_repeats_dropped_total",
+			Help: "Rows not loaded because their keyed click or impression id (sent with an idempotency key) is loaded already: a client's retry whose first attempt was written after all, by table."}, []string{"table"}),
 	}
 	reg.MustRegister(m.inserted, m.insertSeconds, m.insertFailures, m.contentRejects, m.fetchErrors, m.resumeFailures, m.buffered, m.batchRows, m.lag,
-		m.consumerLag, m.batchBytes, m.retries, m.freshness)
+		m.consumerLag, m.batchBytes, m.retries, m.freshness, m.repeats)
 	return m
 }
 
