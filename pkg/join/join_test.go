@@ -144,19 +144,23 @@ func TestSeparateRounds(t *testing.T) {
 	checkInstall(t, got, "d", wantInstall{match: event.MatchViewThrough, touch: "m1"})
 }
 
-func TestClickFlooding(t *testing.T) {
+// floodConfig is the test config with click_flooding above n clicks.
+func floodConfig(t *testing.T, n int) Config {
 	cfg := testConfig(t)
 	r := cfg.Rules.Default
-	r.FloodClicks = 3
+	r.FloodClicks = n
 	cfg.Rules.Default = r
-	e := newEngine(t, cfg)
+	return cfg
+}
+
+func TestClickFlooding(t *testing.T) {
+	e := newEngine(t, floodConfig(t, 3))
 	for i := range 4 {
 		e.feed(click("k"+string(rune('0'+i)), time.Duration(i)*min_, withIDFA(idfa1)))
 	}
 	e.feed(install("i", hour, iIDFA(idfa1)))
 	// MaxCandidates does not cap the count the flag is based on.
-	cfg2 := testConfig(t)
-	cfg2.Rules.Default = r
+	cfg2 := floodConfig(t, 3)
 	cfg2.MaxCandidates = 1
 	e2 := newEngine(t, cfg2)
 	for i := range 4 {
@@ -474,11 +478,7 @@ func TestClickIDLayouts(t *testing.T) {
 // stays the touch (its time), and the repeat counts neither for click
 // flooding nor as another impression.
 func TestRepeatedKeyedTouchesCountOnce(t *testing.T) {
-	cfg := testConfig(t)
-	r := cfg.Rules.Default
-	r.FloodClicks = 2
-	cfg.Rules.Default = r
-	e := newEngine(t, cfg)
+	e := newEngine(t, floodConfig(t, 2))
 	k := event.KeyedClickID("cmp-1", "req-1")
 	m := event.KeyedImpressionID("cmp-1", "req-2")
 	e.feed(click(k, 0, withIDFA(idfa1)), click(k, min_, withIDFA(idfa1)), click("k2", 2*min_, withIDFA(idfa1)))

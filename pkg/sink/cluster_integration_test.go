@@ -60,11 +60,7 @@ func TestCluster(t *testing.T) {
 // synced, and when that replica lacks a part only the dead one has (its
 // fetches stopped), the answer is an error, not a miss.
 func testKeyedLookup(t *testing.T, cl *testenv.ClickHouseCluster) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	ch := cl.Database(t)
-	migrated(t, ch)
-	cfg := sinkConfig(testenv.KafkaBrokers(), ptopics.Defaults(), ch)
+	ctx, ch, cfg := clusterDatabase(t, cl)
 	nodes := nodeConns(t, cl, ch.Database)
 	l, err := New(cfg, nodes[0], telemetry.New(), testLogger())
 	if err != nil {
@@ -230,6 +226,17 @@ func testReplicaStop(t *testing.T, brokers []string, cl *testenv.ClickHouseClust
 		}
 	}
 	t.Logf("whole test %s", time.Since(start).Round(time.Millisecond))
+}
+
+// clusterDatabase returns a fresh migrated database on the cluster, a sink
+// config for it, and a context for the test's queries (2 minutes).
+func clusterDatabase(t *testing.T, cl *testenv.ClickHouseCluster) (context.Context, chconn.Config, Config) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	ch := cl.Database(t)
+	migrated(t, ch)
+	return ctx, ch, sinkConfig(testenv.KafkaBrokers(), ptopics.Defaults(), ch)
 }
 
 // migrated opens ch, applies the migrations (in cluster mode when ch names
@@ -538,11 +545,7 @@ func counter(t testing.TB, reg prometheus.Gatherer, name string) float64 {
 // other clicks whose aggregate rows equal the first's counts in full:
 // replicas drop repeated inserted blocks, never the views' blocks.
 func testRetriedBlock(t *testing.T, cl *testenv.ClickHouseCluster) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	ch := cl.Database(t)
-	migrated(t, ch)
-	cfg := sinkConfig(testenv.KafkaBrokers(), ptopics.Defaults(), ch)
+	ctx, ch, cfg := clusterDatabase(t, cl)
 	first, second := cl.NodeConfig(1, ch.Database), cl.NodeConfig(2, ch.Database)
 	n1, err := chconn.Open(ctx, first)
 	if err != nil {
