@@ -25,10 +25,18 @@ func CheckIdentifier(s string) error { return checkChars(s, false) }
 // tab, line feed and carriage return.
 func CheckText(s string) error { return checkChars(s, true) }
 
-// checkChars scans ASCII byte by byte and hands the rest to the rune loop,
-// so the usual all-ASCII value costs one pass and no allocation.
+// checkChars skips clean ASCII eight bytes at a time, scans the rest byte
+// by byte and hands anything past ASCII to the rune loop: the usual
+// all-ASCII value costs a fraction of a pass and no allocation (Parse
+// screens every value of every postback).
 func checkChars(s string, text bool) error {
-	for i := 0; i < len(s); i++ {
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		if !clean8(s[i : i+8]) {
+			break
+		}
+	}
+	for ; i < len(s); i++ {
 		c := s[i]
 		if c >= utf8.RuneSelf {
 			return checkRunes(s, i, text)
@@ -38,6 +46,20 @@ func checkChars(s string, text bool) error {
 		}
 	}
 	return nil
+}
+
+// clean8 reports whether the 8 bytes of w are all printable ASCII (0x20 to
+// 0x7e), testing them as one word: no byte below 0x20, none equal to 0x7f,
+// none with the high bit (the bit tricks of "hasless" and "haszero"; they
+// never miss a byte, and a false alarm only sends the word to the slow path).
+func clean8(w string) bool {
+	x := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+		uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	ctl := (x - 0x20*lo) &^ x & hi
+	y := x ^ 0x7f*lo
+	del := (y - lo) &^ y & hi
+	return ctl|del|x&hi == 0
 }
 
 func checkRunes(s string, from int, text bool) error {

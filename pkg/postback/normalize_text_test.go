@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/adtrack/postback/pkg/event"
 )
@@ -181,4 +182,34 @@ func checkRecordStrings(t *testing.T, pb *event.Postback, rec any) {
 		}
 	}
 	walk(reflect.ValueOf(rec), "")
+}
+
+// checkCharsRef is checkChars written plainly, rune by rune.
+func checkCharsRef(s string, text bool) error {
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD"):
+			return ErrInvalidUTF8
+		case text && (r == '\t' || r == '\n' || r == '\r'):
+		case r < 0x20, r >= 0x7f && r <= 0x9f:
+			return ErrControlChar
+		}
+	}
+	return nil
+}
+
+// FuzzCheckChars: the word-at-a-time scan agrees with the plain one, on the
+// verdict and on the reason.
+func FuzzCheckChars(f *testing.F) {
+	for _, s := range []string{"", "id123456789", "com.example.game.long.bundle", "0123456\x00", "01234567\x7f", "abcdefgh\x1fijk",
+		"Mozilla/5.0 (X11; Linux x86_64)\tGecko", "caf\xe9 au lait", "\u0085 ok", "12345678\xc2\x85", "\ufffd\ufffd", "~~~~~~~~ !!!!!!!!"} {
+		f.Add(s, false)
+		f.Add(s, true)
+	}
+	f.Fuzz(func(t *testing.T, s string, text bool) {
+		got, want := checkChars(s, text), checkCharsRef(s, text)
+		if (got == nil) != (want == nil) || (got != nil && !errors.Is(got, want)) {
+			t.Fatalf("checkChars(%q, %v) = %v, plain scan says %v", s, text, got, want)
+		}
+	})
 }
