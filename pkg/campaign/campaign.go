@@ -19,11 +19,13 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/adtrack/postback/pkg/event"
 	"github.com/adtrack/postback/pkg/money"
+	"github.com/adtrack/postback/pkg/postback"
 )
 
 // Cost models.
@@ -35,12 +37,24 @@ const (
 
 // Registry is a concurrency-safe map of campaigns by id.
 type Registry struct {
-	mu sync.RWMutex
-	m  map[string]event.Campaign
+	mu     sync.RWMutex
+	m      map[string]event.Campaign
+	loaded atomic.Bool
 }
 
-// NewRegistry returns an empty registry.
+// NewRegistry returns an empty registry, not loaded yet: until SetLoaded,
+// a campaign it lacks may still be on its way (ingest answers 503 rather
+// than 404 for it).
 func NewRegistry() *Registry { return &Registry{m: map[string]event.Campaign{}} }
+
+// SetLoaded records that the registry holds every campaign of its source
+// (campaigntopic.Follower calls it once its initial load is complete; a
+// registry filled by hand calls it after the last Put).
+func (r *Registry) SetLoaded() { r.loaded.Store(true) }
+
+// Loaded reports whether SetLoaded was called: only then does a missing
+// campaign mean an unknown one.
+func (r *Registry) Loaded() bool { return r.loaded.Load() }
 
 // Get returns the campaign with id.
 func (r *Registry) Get(id string) (event.Campaign, bool) {
@@ -79,6 +93,11 @@ func Validate(c *event.Campaign) error {
 	}
 	if c.ID == "" || strings.ContainsAny(c.ID, "/?#% ") {
 		return fail("campaign_id", "must be non-empty and URL-safe (no / ? # %% or spaces)")
+	}
+	for _, f := range []struct{ name, v string }{{"campaign_id", c.ID}, {"app_id", c.AppID}, {"media_source", c.MediaSource}, {"mmp", c.MMP}} {
+		if err := postback.CheckIdentifier(f.v); err != nil {
+			return fail(f.name, "%v", err)
+		}
 	}
 	if c.AppID == "" {
 		return fail("app_id", "required")

@@ -50,6 +50,9 @@ func TestParseYAML(t *testing.T) {
 		"empty":           "campaigns: []\n",
 		"bad platform":    "campaigns:\n  - {campaign_id: x, app_id: a, platform: symbian, media_source: m, cost_model: CPI, bid: '1', currency: USD}\n",
 		"not yaml at all": "{{{",
+		"NUL in an id":    "campaigns:\n  - {campaign_id: \"x\\0\", app_id: a, media_source: m, cost_model: CPI, bid: '1', currency: USD}\n",
+		"ESC in app id":   "campaigns:\n  - {campaign_id: x, app_id: \"a\\e[2J\", media_source: m, cost_model: CPI, bid: '1', currency: USD}\n",
+		"C1 in source":    "campaigns:\n  - {campaign_id: x, app_id: a, media_source: \"m\\x85\", cost_model: CPI, bid: '1', currency: USD}\n",
 	}
 	for name, doc := range bad {
 		if _, err := ParseYAML([]byte(doc)); err == nil {

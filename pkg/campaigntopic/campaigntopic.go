@@ -70,7 +70,8 @@ func NewFollower(reg *campaign.Registry, topic string, log *slog.Logger) *Follow
 }
 
 // Synced reports whether the registry has caught up with the topic's end as
-// it was when Run started; ingest is not ready before that.
+// it was when Run started (the registry's Loaded says the same); ingest is
+// not ready before that, and answers 503 to clicks and impressions.
 func (f *Follower) Synced() bool { return f.synced.Load() }
 
 // Ready is a telemetry readiness check.
@@ -122,7 +123,7 @@ func (f *Follower) Run(ctx context.Context, conn []kgo.Opt) error {
 		}
 	})
 	if len(pending) == 0 {
-		f.synced.Store(true)
+		f.markSynced()
 	}
 	for ctx.Err() == nil {
 		fs := cl.PollFetches(ctx)
@@ -138,11 +139,17 @@ func (f *Follower) Run(ctx context.Context, conn []kgo.Opt) error {
 			}
 		})
 		if !f.synced.Load() && len(pending) == 0 {
-			f.synced.Store(true)
+			f.markSynced()
 			f.log.Info("campaigns loaded", "topic", f.topic, "campaigns", f.reg.Len())
 		}
 	}
 	return nil
+}
+
+// markSynced records the end of the initial load, in the registry too.
+func (f *Follower) markSynced() {
+	f.reg.SetLoaded()
+	f.synced.Store(true)
 }
 
 func (f *Follower) apply(r *kgo.Record) {

@@ -42,11 +42,14 @@ campaigns:
 	}
 	reg := campaign.NewRegistry()
 	f := NewFollower(reg, "campaigns", slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if f.Ready(ctx) == nil {
-		t.Fatal("ready before loading")
+	if f.Ready(ctx) == nil || reg.Loaded() {
+		t.Fatal("ready (or the registry loaded) before loading")
 	}
 	go f.Run(ctx, []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)})
 	waitFor(t, func() bool { return f.Synced() })
+	if !reg.Loaded() {
+		t.Fatal("synced, but the registry does not say it is loaded")
+	}
 	if reg.Len() != 2 {
 		t.Fatalf("registry has %d campaigns after sync, want 2", reg.Len())
 	}

@@ -3,6 +3,7 @@ package ingest
 import (
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -34,6 +35,7 @@ type harness struct {
 	cfg     Config
 	srv     *Server
 	tel     *telemetry.Telemetry
+	reg     *campaign.Registry
 	http    *httptest.Server
 	brokers []string
 	client  *http.Client
@@ -55,8 +57,16 @@ campaigns:
 	return camps
 }
 
-// newHarness starts ingest over kfake; mutate adjusts the config first.
+// newHarness starts ingest over kfake with the test campaigns loaded;
+// mutate adjusts the config first.
 func newHarness(t testing.TB, mutate func(*Config)) *harness {
+	t.Helper()
+	return startHarness(t, mutate, false)
+}
+
+// startHarness is newHarness; unloaded leaves the registry holding the
+// campaigns but not marked loaded, as while the follower reads the topic.
+func startHarness(t testing.TB, mutate func(*Config), unloaded bool) *harness {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Topics.Partitions = 3
@@ -84,6 +94,9 @@ func newHarness(t testing.TB, mutate func(*Config)) *harness {
 	for _, c := range testCampaigns() {
 		reg.Put(c)
 	}
+	if !unloaded {
+		reg.SetLoaded()
+	}
 	tel := telemetry.New()
 	srv, err := New(cfg, cl, reg, tel, quietLog())
 	if err != nil {
@@ -92,7 +105,7 @@ func newHarness(t testing.TB, mutate func(*Config)) *harness {
 	t.Cleanup(srv.Close)
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
-	return &harness{t: t, cfg: cfg, srv: srv, tel: tel, http: hs, brokers: c.ListenAddrs(),
+	return &harness{t: t, cfg: cfg, srv: srv, tel: tel, reg: reg, http: hs, brokers: c.ListenAddrs(),
 		client: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 
@@ -406,6 +419,7 @@ func TestKafkaDownIs503(t *testing.T) {
 	for _, c := range testCampaigns() {
 		reg.Put(c)
 	}
+	reg.SetLoaded()
 	tel := telemetry.New()
 	srv, err := New(cfg, cl, reg, tel, quietLog())
 	if err != nil {
@@ -479,5 +493,229 @@ func TestWithoutParam(t *testing.T) {
 		if got := withoutParam(tt.in, "token"); got != tt.want {
 			t.Errorf("withoutParam(%q) = %q, want %q", tt.in, got, tt.want)
 		}
+	}
+}
+
+// TestTouchesWhileCampaignsLoad: between "listening" and "campaigns loaded"
+// a click or impression, of an existing campaign or not, gets 503 with
+// Retry-After, never 404, and /readyz fails naming campaigns; postbacks,
+// which need no campaign, are taken. Once loaded: 200, and 404 for a
+// campaign that really is unknown.
+func TestTouchesWhileCampaignsLoad(t *testing.T) {
+	h := startHarness(t, nil, true)
+	for _, p := range []string{"/v1/click/cpc?s2s=1&ip=198.51.100.4", "/v1/click/cpi", "/v1/click/nope",
+		"/v1/impression/cpm", "/v1/impression/nope?pixel=1"} {
+		a := h.get(p)
+		if a.code != 503 || a.header.Get("Retry-After") != "1" {
+			t.Errorf("%s while loading: %d Retry-After=%q %s, want 503 with Retry-After 1", p, a.code, a.header.Get("Retry-After"), a.body)
+		}
+	}
+	if a := h.get("/readyz"); a.code != 503 || !strings.Contains(a.body, "campaigns") {
+		t.Errorf("/readyz while loading: %d %s, want 503 naming campaigns", a.code, a.body)
+	}
+	if a := h.get(installQuery("")); a.code != 200 {
+		t.Errorf("postback while campaigns load: %d %s", a.code, a.body)
+	}
+	if got := metricSum(t, h.tel.Registry, "ingest_requests_total", map[string]string{"code": "404"}); got != 0 {
+		t.Errorf("%v requests answered 404 while loading", got)
+	}
+	if n := len(h.records(h.cfg.Topics.Clicks)) + len(h.records(h.cfg.Topics.Impressions)); n != 0 {
+		t.Errorf("%d touches written while loading", n)
+	}
+
+	h.reg.SetLoaded()
+	if a := h.get("/v1/click/cpc?s2s=1&ip=198.51.100.4"); a.code != 200 {
+		t.Errorf("click once loaded: %d %s", a.code, a.body)
+	}
+	if a := h.get("/v1/click/nope"); a.code != 404 || a.json["field"] != "campaign_id" {
+		t.Errorf("unknown campaign once loaded: %d %s", a.code, a.body)
+	}
+	if a := h.get("/readyz"); a.code != 200 {
+		t.Errorf("/readyz once loaded: %d %s", a.code, a.body)
+	}
+}
+
+// TestHostilePostbacksRejected sends what a black-box run got stored: an
+// app_id with a NUL byte, with %FF%FE, and with raw bytes that are not
+// UTF-8 (written on the wire as they are). Each is a 400 naming app_id and
+// a record on the rejected topic with the raw request; none is an install.
+func TestHostilePostbacksRejected(t *testing.T) {
+	h := newHarness(t, nil)
+	base := "/v1/postbacks/generic/install?token=" + genericToken + "&install_time=1795853553&app_id="
+	for _, v := range []string{"id123456789%00", "%FF%FE"} {
+		if a := h.get(base + v); a.code != 400 || a.json["field"] != "app_id" {
+			t.Errorf("app_id=%s: %d %s, want 400 naming app_id", v, a.code, a.body)
+		}
+	}
+	raw := rawRequest(t, h.http.Listener.Addr().String(), "GET "+base+"id\xff\xfe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	if !strings.HasPrefix(raw, "HTTP/1.1 400") || !strings.Contains(raw, `"field":"app_id"`) {
+		t.Errorf("raw bytes in app_id: %s", raw)
+	}
+	// JSON and form bodies, and the other formats' names for the fields.
+	for _, tt := range []struct{ path, ct, body, field string }{
+		{"/v1/postbacks/generic/install", "application/json", `{"app_id":"id1\u0000","install_time":1795853553}`, "app_id"},
+		{"/v1/postbacks/generic/install", "application/json", "{\"app_id\":\"id1\",\"install_time\":1795853553,\"click_id\":\"k\xff\"}", "click_id"},
+		{"/v1/postbacks/generic/event", "application/x-www-form-urlencoded", "app_id=com.a.b&event_time=1795853553&event_name=buy%1B", "event_name"},
+		{"/v1/postbacks/appsflyer/install", "", "", "af_siteid"},
+	} {
+		path := tt.path + "?token=" + genericToken
+		if strings.Contains(tt.path, "appsflyer") {
+			path = tt.path + "?token=" + benchToken + "&app_id=id1&install_unix_ts=1795853553&af_siteid=s%C2%9B"
+		}
+		a := h.do("POST", path, tt.ct, tt.body, nil)
+		if a.code != 400 || a.json["field"] != tt.field {
+			t.Errorf("%s %q: %d %s, want 400 naming %s", tt.path, tt.body, a.code, a.body, tt.field)
+		}
+	}
+	recs := h.records(h.cfg.Topics.Rejected)
+	if len(recs) != 7 {
+		t.Fatalf("%d rejected records, want 7", len(recs))
+	}
+	fields := map[string]int{}
+	for _, r := range recs {
+		var rej event.Rejected
+		if err := json.Unmarshal(r.Value, &rej); err != nil {
+			t.Fatal(err)
+		}
+		fields[rej.Field]++
+		if rej.Raw.Path == "" || rej.Reason == "" {
+			t.Errorf("rejected record without its request or reason: %s", r.Value)
+		}
+	}
+	if fields["app_id"] != 4 || fields["click_id"] != 1 || fields["event_name"] != 1 || fields["af_siteid"] != 1 {
+		t.Errorf("rejected fields %v", fields)
+	}
+	if n := len(h.records(h.cfg.Topics.InstallsRaw)) + len(h.records(h.cfg.Topics.EventsRaw)); n != 0 {
+		t.Errorf("%d hostile postbacks accepted", n)
+	}
+}
+
+// rawRequest writes req on a fresh connection to addr and returns the
+// answer: for bytes an http.Client would escape.
+func rawRequest(t *testing.T, addr, req string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(c)
+	return string(b)
+}
+
+// TestHostileTouchParams: the identifiers of clicks and impressions are held
+// to the same rule, the user agent (query or header) to free text's.
+func TestHostileTouchParams(t *testing.T) {
+	h := newHarness(t, nil)
+	for _, tt := range []struct{ path, field string }{
+		{"/v1/click/cpi?site_id=pub%00", "site_id"},
+		{"/v1/click/cpc?s2s=1&ip=198.51.100.4&creative_id=%FF%FE", "creative_id"},
+		{"/v1/click/cpc?s2s=1&ip=198.51.100.4&ua=Mozilla%1B%5B2J", "ua"},
+		{"/v1/impression/cpm?adset_id=a%C2%85b", "adset_id"},
+		{"/v1/impression/cpm?sub_site_id=%E9t%E9", "sub_site_id"},
+	} {
+		if a := h.get(tt.path); a.code != 400 || a.json["field"] != tt.field {
+			t.Errorf("%s: %d %s, want 400 naming %s", tt.path, a.code, a.body, tt.field)
+		}
+	}
+	raw := rawRequest(t, h.http.Listener.Addr().String(), "GET /v1/click/cpi HTTP/1.1\r\nHost: x\r\nUser-Agent: Mozilla\xff\r\nConnection: close\r\n\r\n")
+	if !strings.HasPrefix(raw, "HTTP/1.1 400") || !strings.Contains(raw, `"field":"ua"`) {
+		t.Errorf("a user agent that is not UTF-8: %s", raw)
+	}
+	if a := h.get("/v1/click/cpc?s2s=1&ip=198.51.100.4&ua=Mozilla%2F5.0%09(X11)&site_id=Caf%C3%A9"); a.code != 200 {
+		t.Errorf("a tab in the user agent, UTF-8 in a site id: %d %s", a.code, a.body)
+	}
+	if n := len(h.records(h.cfg.Topics.Clicks)) + len(h.records(h.cfg.Topics.Impressions)); n != 1 {
+		t.Errorf("%d touches written, want the 1 valid one", n)
+	}
+}
+
+// TestMethodNotAllowed: a known path under another method is 405 with
+// Allow, an unknown one 404.
+func TestMethodNotAllowed(t *testing.T) {
+	h := newHarness(t, nil)
+	for _, tt := range []struct{ method, path, allow string }{
+		{"DELETE", "/v1/click/cpc", "GET, HEAD"},
+		{"POST", "/v1/impression/cpm", "GET, HEAD"},
+		{"PUT", "/v1/postbacks/generic/install?token=" + genericToken, "GET, HEAD, POST"},
+		{"PATCH", "/v1/postbacks/nope/whatever", "GET, HEAD, POST"},
+		{"POST", "/healthz", "GET, HEAD"},
+		{"DELETE", "/metrics", "GET, HEAD"},
+	} {
+		a := h.do(tt.method, tt.path, "", "", nil)
+		if a.code != 405 || a.header.Get("Allow") != tt.allow || a.json["field"] != "method" {
+			t.Errorf("%s %s: %d Allow=%q %s, want 405 with Allow %q", tt.method, tt.path, a.code, a.header.Get("Allow"), a.body, tt.allow)
+		}
+	}
+	for _, tt := range []struct{ method, path string }{{"GET", "/v2/whatever"}, {"POST", "/v1/click/"}, {"GET", "/v1/postbacks/generic"}} {
+		if a := h.do(tt.method, tt.path, "", "", nil); a.code != 404 || a.json["field"] != "path" {
+			t.Errorf("%s %s: %d %s, want 404", tt.method, tt.path, a.code, a.body)
+		}
+	}
+	if n := len(h.records(h.cfg.Topics.Clicks)) + len(h.records(h.cfg.Topics.Rejected)); n != 0 {
+		t.Errorf("%d records written by wrong methods", n)
+	}
+}
+
+// TestIdempotencyKey: a click or impression sent with a key gets the id
+// derived from its campaign and key, the same on a retry (header or
+// parameter), another for another campaign or key.
+func TestIdempotencyKey(t *testing.T) {
+	h := newHarness(t, nil)
+	s2s := "/v1/click/cpc?s2s=1&ip=198.51.100.4"
+	first := h.do("GET", s2s, "", "", map[string]string{"Idempotency-Key": "req-0001"})
+	retry := h.get(s2s + "&idempotency_key=req-0001")
+	quoted := h.do("GET", s2s+"&idempotency_key=req-0001", "", "", map[string]string{"Idempotency-Key": `"req-0001"`})
+	want := event.KeyedClickID("cpc", "req-0001")
+	for i, a := range []answer{first, retry, quoted} {
+		if a.code != 200 || a.json["click_id"] != want {
+			t.Errorf("keyed click %d: %d %s, want click_id %s", i, a.code, a.body, want)
+		}
+	}
+	if !event.IsKeyedTouchID(want) {
+		t.Errorf("%s is not recognized as a keyed id", want)
+	}
+	other := h.get("/v1/click/cpi?s2s=1&ip=198.51.100.4&idempotency_key=req-0001")
+	another := h.get(s2s + "&idempotency_key=req-0002")
+	plain := h.get(s2s)
+	ids := map[any]bool{want: true, other.json["click_id"]: true, another.json["click_id"]: true, plain.json["click_id"]: true}
+	if len(ids) != 4 || event.IsKeyedTouchID(plain.json["click_id"].(string)) || !event.IsKeyedTouchID(other.json["click_id"].(string)) {
+		t.Errorf("ids not distinct or misclassified: %v", ids)
+	}
+	if a := h.get("/v1/impression/cpm?idempotency_key=imp-1"); a.code != 204 {
+		t.Errorf("keyed impression: %d %s", a.code, a.body)
+	}
+	for _, tt := range []struct {
+		path   string
+		header string
+	}{
+		{s2s + "&idempotency_key=a%20b", ""},
+		{s2s + "&idempotency_key=" + strings.Repeat("k", 256), ""},
+		{s2s + "&idempotency_key=", ""},
+		{s2s + "&idempotency_key=x", "y"},
+		{s2s, "caf\xc3\xa9"},
+	} {
+		hdr := map[string]string{}
+		if tt.header != "" {
+			hdr["Idempotency-Key"] = tt.header
+		}
+		if a := h.do("GET", tt.path, "", "", hdr); a.code != 400 || a.json["field"] != "idempotency_key" {
+			t.Errorf("%s key header %q: %d %s, want 400 naming idempotency_key", tt.path, tt.header, a.code, a.body)
+		}
+	}
+	clicks := map[string]int{}
+	for _, r := range h.records(h.cfg.Topics.Clicks) {
+		clicks[string(r.Key)]++
+	}
+	if clicks[want] != 3 || len(clicks) != 4 {
+		t.Errorf("clicks by key %v: want the keyed one 3 times (ingest writes every retry; downstream drops repeats)", clicks)
+	}
+	imps := h.records(h.cfg.Topics.Impressions)
+	if len(imps) != 1 || string(imps[0].Key) != event.KeyedImpressionID("cpm", "imp-1") {
+		t.Errorf("impressions: %d, key %q", len(imps), imps[0].Key)
 	}
 }

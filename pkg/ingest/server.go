@@ -26,6 +26,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -102,6 +103,14 @@ func New(cfg Config, cl *kgo.Client, reg *campaign.Registry, tel *telemetry.Tele
 	}
 	s.life, s.cancel = context.WithCancel(context.Background())
 	tel.AddReadiness("kafka", func(ctx context.Context) error { return cl.Ping(ctx) })
+	// The same flag gates clicks and impressions (503 until loaded), so
+	// /readyz and the answers agree.
+	tel.AddReadiness("campaigns", func(context.Context) error {
+		if !reg.Loaded() {
+			return errors.New("campaign registry still loading")
+		}
+		return nil
+	})
 	return s, nil
 }
 
@@ -113,10 +122,32 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/click/{campaign_id}", s.instrument("click", s.handleClick))
 	mux.HandleFunc("GET /v1/impression/{campaign_id}", s.instrument("impression", s.handleImpression))
 	s.tel.Register(mux)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "path", fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
-	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { noRoute(mux, w, r) })
 	return s.limitURL(mux)
+}
+
+// probeMethods are the methods noRoute tries a path with.
+var probeMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+	http.MethodPatch, http.MethodDelete, http.MethodOptions}
+
+// noRoute answers a request no route took: 405 with Allow when the path is
+// a route's under another method, else 404. The mux is asked which methods
+// would have matched, so a route added later needs nothing here.
+func noRoute(mux *http.ServeMux, w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range probeMethods {
+		probe := &http.Request{Method: m, URL: r.URL, Host: r.Host, Header: http.Header{}}
+		if _, pattern := mux.Handler(probe); pattern != "" && pattern != "/" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) == 0 {
+		writeError(w, http.StatusNotFound, "path", fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
+		return
+	}
+	w.Header().Set("Allow", strings.Join(allow, ", "))
+	writeError(w, http.StatusMethodNotAllowed, "method",
+		fmt.Sprintf("method %s not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allow, ", ")))
 }
 
 // Flush waits until every buffered record was acknowledged or failed; call

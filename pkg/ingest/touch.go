@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -55,19 +56,82 @@ func (s *Server) buildTouch(r *http.Request, c event.Campaign, q url.Values, cli
 	} else {
 		t.IP, t.UA = clientIP(r, s.trusted).String(), r.UserAgent()
 	}
+	if err := postback.CheckText(t.UA); err != nil {
+		return t, "ua", err
+	}
 	if t.Platform == event.PlatformUnknown {
 		t.Platform = postback.InferPlatform(t.Device, t.AppID)
 	}
 	for _, p := range touchParams {
-		if len(q.Get(p)) > 256 {
+		v := q.Get(p)
+		if len(v) > 256 {
 			return t, p, fmt.Errorf("longer than 256 bytes")
+		}
+		if err := postback.CheckIdentifier(v); err != nil {
+			return t, p, err
 		}
 	}
 	return t, "", nil
 }
 
+// maxIdempotencyKey bounds an idempotency key (Stripe's bound too).
+const maxIdempotencyKey = 255
+
+// idempotencyKey returns the client's idempotency key: the Idempotency-Key
+// header (its value may be quoted, as a structured-field string) or the
+// idempotency_key parameter; both may be sent if they agree. "" when none.
+func idempotencyKey(r *http.Request, q url.Values) (string, error) {
+	h, p := r.Header.Get("Idempotency-Key"), q.Get("idempotency_key")
+	if len(h) >= 2 && h[0] == '"' && h[len(h)-1] == '"' {
+		h = h[1 : len(h)-1]
+	}
+	key := p
+	switch {
+	case h != "" && p != "" && h != p:
+		return "", fmt.Errorf("the Idempotency-Key header and the idempotency_key parameter differ")
+	case h != "":
+		key = h
+	case p == "" && (r.Header.Get("Idempotency-Key") != "" || q.Has("idempotency_key")):
+		return "", fmt.Errorf("empty")
+	}
+	if len(key) > maxIdempotencyKey {
+		return "", fmt.Errorf("longer than %d bytes", maxIdempotencyKey)
+	}
+	for i := 0; i < len(key); i++ {
+		if c := key[i]; c < 0x21 || c > 0x7e {
+			return "", fmt.Errorf("must be printable ASCII without spaces (byte 0x%02x at offset %d)", c, i)
+		}
+	}
+	return key, nil
+}
+
+// touchID is the id of a click or impression: derived from the client's
+// idempotency key when it sent one (the same request retried gets the same
+// id), else a fresh UUIDv7.
+func touchID(key string, derive func(campaignID, key string) string, campaignID string) (string, error) {
+	if key != "" {
+		return derive(campaignID, key), nil
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return "", err
+	}
+	return id.String(), nil
+}
+
+// loadingRetryAfter is the Retry-After of the 503 sent while the campaign
+// registry loads: the initial load takes well under a second.
+const loadingRetryAfter = time.Second
+
 func (s *Server) touchCampaign(w http.ResponseWriter, r *http.Request) (event.Campaign, bool) {
 	id := r.PathValue("campaign_id")
+	if !s.reg.Loaded() {
+		// A campaign missing now may be further down the topic: "unknown"
+		// would be a lie, and a 404 is not retried. An existing one may be
+		// about to change (bid, tracking link), so none is served yet.
+		writeRetry(w, http.StatusServiceUnavailable, loadingRetryAfter, "campaign registry still loading, retry later")
+		return event.Campaign{}, false
+	}
 	c, ok := s.reg.Get(id)
 	if !ok {
 		writeError(w, http.StatusNotFound, "campaign_id", fmt.Sprintf("unknown campaign %q", id))
@@ -92,12 +156,17 @@ func (s *Server) handleClick(w http.ResponseWriter, r *http.Request) string {
 		writeError(w, http.StatusBadRequest, field, err.Error())
 		return "click"
 	}
-	id, err := uuid.NewV7()
+	key, err := idempotencyKey(r, q)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "idempotency_key", err.Error())
+		return "click"
+	}
+	id, err := touchID(key, event.KeyedClickID, c.ID)
 	if err != nil {
 		writeRetry(w, http.StatusServiceUnavailable, s.cfg.Ingest.Produce.RetryAfter, "minting click id failed")
 		return "click"
 	}
-	click := event.Click{ClickID: id.String(), S2S: s2s, Touch: t}
+	click := event.Click{ClickID: id, S2S: s2s, Touch: t}
 	if err := s.encodeProduce(r.Context(), s.cfg.Topics.Clicks, []byte(click.ClickID), click); err != nil {
 		s.kafkaUnavailable(w, err)
 		return "click"
@@ -129,12 +198,17 @@ func (s *Server) handleImpression(w http.ResponseWriter, r *http.Request) string
 		writeError(w, http.StatusBadRequest, field, err.Error())
 		return "impression"
 	}
-	id, err := uuid.NewV7()
+	key, err := idempotencyKey(r, q)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "idempotency_key", err.Error())
+		return "impression"
+	}
+	id, err := touchID(key, event.KeyedImpressionID, c.ID)
 	if err != nil {
 		writeRetry(w, http.StatusServiceUnavailable, s.cfg.Ingest.Produce.RetryAfter, "minting impression id failed")
 		return "impression"
 	}
-	imp := event.Impression{ImpressionID: id.String(), Touch: t}
+	imp := event.Impression{ImpressionID: id, Touch: t}
 	if err := s.encodeProduce(r.Context(), s.cfg.Topics.Impressions, []byte(imp.ImpressionID), imp); err != nil {
 		s.kafkaUnavailable(w, err)
 		return "impression"

@@ -20,6 +20,7 @@ var (
 	aClicks   = tindex{'c', 'C'} // any other click_id -> touch (with app); time = click time
 	aSeen     = tindex{'s', 'S'} // event_id -> ""; time = received_at
 	aWaiting  = tindex{'w', 'W'} // (click_id, event_id) -> deadline + install JSON; time = deadline
+	aImpSeen  = tindex{'i', 'I'} // keyed impression id (event.IsKeyedTouchID) -> ""; time = impression time
 )
 
 // clickIDStage is stage A. It consumes clicks, impressions and raw installs
@@ -42,7 +43,7 @@ func (s *clickIDStage) Process(_ context.Context, rec *kgo.Record, b *statestore
 		case t.Clicks:
 			return s.click(rec, b, emit)
 		case t.Impressions:
-			return s.impression(rec, emit)
+			return s.impression(rec, b, emit)
 		case t.InstallsRaw:
 			return s.install(rec, b, emit, now)
 		}
@@ -77,6 +78,10 @@ func (s *clickIDStage) expire(b *statestore.Batch, now time.Time) error {
 		return err
 	}
 	s.j.m.expired.WithLabelValues(StageClickID, "seen").Add(float64(n))
+	if n, err = aImpSeen.expire(b, now.Add(-s.j.cfg.DedupWindow), nil); err != nil {
+		return err
+	}
+	s.j.m.expired.WithLabelValues(StageClickID, "impressions_seen").Add(float64(n))
 	return nil
 }
 
@@ -89,6 +94,17 @@ func (s *clickIDStage) click(rec *kgo.Record, b *statestore.Batch, emit func(*kg
 	if c.ClickID == "" || c.AppID == "" || c.Time.IsZero() {
 		s.j.reject(rec, "click", "click lacks click_id, app_id or time", emit)
 		return nil
+	}
+	// A keyed id (sent with an idempotency key) may come again: a client's
+	// retry whose first attempt was written after all. The first one is the
+	// click; a repeat neither replaces it nor counts again for the device.
+	if event.IsKeyedTouchID(c.ClickID) {
+		if _, dup, err := s.storedClick(b, rec.Partition, c.ClickID); err != nil || dup {
+			if dup {
+				s.j.m.duplicates.WithLabelValues("click").Inc()
+			}
+			return err
+		}
 	}
 	if v := appendTouch(nil, &c.Touch, true); !aClicksV7.put(b, c.ClickID, c.Time, v) {
 		aClicks.put(b, []byte(c.ClickID), c.Time, v)
@@ -118,7 +134,7 @@ func (s *clickIDStage) click(rec *kgo.Record, b *statestore.Batch, emit func(*kg
 	return nil
 }
 
-func (s *clickIDStage) impression(rec *kgo.Record, emit func(*kgo.Record)) error {
+func (s *clickIDStage) impression(rec *kgo.Record, b *statestore.Batch, emit func(*kgo.Record)) error {
 	var m event.Impression
 	if err := json.Unmarshal(rec.Value, &m); err != nil {
 		s.j.reject(rec, "impression", "undecodable impression: "+err.Error(), emit)
@@ -127,6 +143,18 @@ func (s *clickIDStage) impression(rec *kgo.Record, emit func(*kgo.Record)) error
 	if m.ImpressionID == "" || m.AppID == "" || m.Time.IsZero() {
 		s.j.reject(rec, "impression", "impression lacks impression_id, app_id or time", emit)
 		return nil
+	}
+	// Impressions are not kept by id here; keyed ones are remembered for
+	// the dedup window, so a client's retry is not a second impression.
+	if event.IsKeyedTouchID(m.ImpressionID) {
+		id := []byte(m.ImpressionID)
+		if _, dup, err := aImpSeen.get(b, id); err != nil || dup {
+			if dup {
+				s.j.m.duplicates.WithLabelValues("impression").Inc()
+			}
+			return err
+		}
+		aImpSeen.put(b, id, m.Time, nil)
 	}
 	s.j.routeTouch(tagImpBin, m.ImpressionID, &m.Touch, rec.Timestamp, emit)
 	return nil

@@ -19,7 +19,12 @@ func FuzzStages(f *testing.F) {
 	in := install("i", min_, iClick("k1"), iIDFA(idfa1), iIPUA("10.0.0.1"))
 	ev := inAppEvent("e", 2*min_, func(e *event.InAppEvent) { e.IDFA = idfa1 })
 	bin := wireSamples(f)
+	// Keyed ids (sent with an idempotency key): looked up as repeats.
+	kc := click(event.KeyedClickID("cmp-1", "k"), 0, withIDFA(idfa1))
+	km := impression(event.KeyedImpressionID("cmp-1", "k"), 0, idfa1)
 	for topic := range 7 {
+		f.Add(uint8(topic), kc.Value)
+		f.Add(uint8(topic), km.Value)
 		for _, v := range bin {
 			f.Add(uint8(topic), v)
 		}

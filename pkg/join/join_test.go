@@ -144,19 +144,23 @@ func TestSeparateRounds(t *testing.T) {
 	checkInstall(t, got, "d", wantInstall{match: event.MatchViewThrough, touch: "m1"})
 }
 
-func TestClickFlooding(t *testing.T) {
+// floodConfig is the test config with click_flooding above n clicks.
+func floodConfig(t *testing.T, n int) Config {
 	cfg := testConfig(t)
 	r := cfg.Rules.Default
-	r.FloodClicks = 3
+	r.FloodClicks = n
 	cfg.Rules.Default = r
-	e := newEngine(t, cfg)
+	return cfg
+}
+
+func TestClickFlooding(t *testing.T) {
+	e := newEngine(t, floodConfig(t, 3))
 	for i := range 4 {
 		e.feed(click("k"+string(rune('0'+i)), time.Duration(i)*min_, withIDFA(idfa1)))
 	}
 	e.feed(install("i", hour, iIDFA(idfa1)))
 	// MaxCandidates does not cap the count the flag is based on.
-	cfg2 := testConfig(t)
-	cfg2.Rules.Default = r
+	cfg2 := floodConfig(t, 3)
 	cfg2.MaxCandidates = 1
 	e2 := newEngine(t, cfg2)
 	for i := range 4 {
@@ -465,5 +469,33 @@ func TestClickIDLayouts(t *testing.T) {
 	count()
 	if v7Keys != 0 || textKeys != 1 {
 		t.Errorf("after expiry %d compact and %d text-keyed clicks, want 0 and 1 (tick)", v7Keys, textKeys)
+	}
+}
+
+// TestRepeatedKeyedTouchesCountOnce: a click or impression whose keyed id
+// (sent with an idempotency key) comes again, as when a client retries
+// after a 503 that was written after all, is one touch: the first copy
+// stays the touch (its time), and the repeat counts neither for click
+// flooding nor as another impression.
+func TestRepeatedKeyedTouchesCountOnce(t *testing.T) {
+	e := newEngine(t, floodConfig(t, 2))
+	k := event.KeyedClickID("cmp-1", "req-1")
+	m := event.KeyedImpressionID("cmp-1", "req-2")
+	e.feed(click(k, 0, withIDFA(idfa1)), click(k, min_, withIDFA(idfa1)), click("k2", 2*min_, withIDFA(idfa1)))
+	e.feed(impression(m, 0, idfa2), impression(m, 3*min_, idfa2))
+	e.feed(install("i", hour, iClick(k), iIDFA(idfa1)), install("v", hour, iIDFA(idfa2)))
+	got := e.installs()
+	// Two clicks on the device, not three: no click_flooding (> 2).
+	checkInstall(t, got, "i", wantInstall{match: event.MatchClickID, touch: k})
+	checkInstall(t, got, "v", wantInstall{match: event.MatchViewThrough, touch: m})
+	for id, want := range map[string]time.Time{"i": base, "v": base} {
+		if tt := got[id].TouchTime; tt == nil || !tt.Equal(want) {
+			t.Errorf("install %s: touch time %v, want the first copy's %v", id, tt, want)
+		}
+	}
+	for kind, want := range map[string]float64{"click": 1, "impression": 1} {
+		if n := counter(t, e.j.m.duplicates.WithLabelValues(kind)); n != want {
+			t.Errorf("%s duplicates %v, want %v", kind, n, want)
+		}
 	}
 }

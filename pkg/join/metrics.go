@@ -9,7 +9,7 @@ import "github.com/prometheus/client_golang/prometheus"
 type metrics struct {
 	installs   *prometheus.CounterVec // match_type
 	events     *prometheus.CounterVec // joined: install, organic
-	duplicates *prometheus.CounterVec // kind: install, event
+	duplicates *prometheus.CounterVec // kind: install, event, click, impression
 	waited     *prometheus.CounterVec // kind, outcome: matched, deadline
 	rejected   *prometheus.CounterVec // topic
 	expired    *prometheus.CounterVec // stage, index
@@ -28,7 +28,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "attribution_events_total", Help: "In-app events published, by whether an install was found (install) or not (organic).",
 		}, []string{"joined"}),
 		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "attribution_duplicates_total", Help: "Postbacks dropped because their event_id was already seen (MMP retries), by kind.",
+			Name: "attribution_duplicates_total", Help: "Records dropped as repeats, by kind: postbacks whose event_id was already seen (install, event: MMP retries), clicks and impressions whose keyed id was (click, impression: a client's retry with the same idempotency key).",
 		}, []string{"kind"}),
 		waited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "attribution_grace_settled_total", Help: "Postbacks that waited in a grace buffer, by kind and how the wait ended (matched or deadline).",

@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net/url"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/segmentio/encoding/json"
 )
@@ -103,7 +104,11 @@ func jsonParams(body []byte) (url.Values, error) {
 	defer tok.Reset(nil) // returns the tokenizer's stack to its pool
 	for tok.Next() {
 		if tok.IsKey {
-			key = string(tok.String())
+			k := tok.String()
+			if replaced(tok.Value, k) {
+				return nil, &FieldError{Field: "body", Problem: "a member name is not valid UTF-8", Err: ErrInvalidUTF8}
+			}
+			key = string(k)
 			continue
 		}
 		name := ""
@@ -132,7 +137,11 @@ func jsonParams(body []byte) (url.Values, error) {
 		default:
 			switch v := tok.Value; {
 			case v.String():
-				out[name] = append(out[name], string(tok.String()))
+				str := tok.String()
+				if replaced(v, str) {
+					return nil, &FieldError{Field: name, Problem: "is not valid UTF-8 (bad bytes or an unpaired surrogate escape)", Err: ErrInvalidUTF8}
+				}
+				out[name] = append(out[name], string(str))
 			case v.True():
 				out[name] = append(out[name], "true")
 			case v.False():
@@ -150,6 +159,33 @@ func jsonParams(body []byte) (url.Values, error) {
 		return nil, jsonErr(tok.Err)
 	}
 	return out, nil
+}
+
+// replaced reports whether the tokenizer put U+FFFD in str, the unescaped
+// form of the JSON string raw, for bytes that are not UTF-8 or an unpaired
+// surrogate escape: the value would be silently changed. The check runs
+// only when str holds U+FFFD, which sent text rarely does.
+func replaced(raw json.RawValue, str []byte) bool {
+	if !bytes.ContainsRune(str, utf8.RuneError) {
+		return false
+	}
+	if !utf8.Valid(raw) {
+		return true
+	}
+	// raw is valid UTF-8: each U+FFFD in str was sent as such, or as the
+	// escape that spells it, or came from a bad surrogate escape.
+	rep := []byte(string(utf8.RuneError))
+	sent := bytes.Count(raw, rep)
+	for i := 0; i < len(raw)-1; i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		if raw[i+1] == 'u' && i+6 <= len(raw) && bytes.EqualFold(raw[i+2:i+6], []byte("fffd")) {
+			sent++
+		}
+		i++ // skip the escaped character: in \\\\ufffd the u is text
+	}
+	return bytes.Count(str, rep) != sent
 }
 
 // jsonSyntax explains why a body is not valid JSON; encoding/json's errors

@@ -17,8 +17,10 @@ import (
 
 // FuzzParse feeds arbitrary MMP, kind and query strings to Parse. It must
 // never panic; every error must be a *FieldError; a success must hold one
-// record that encodes, validates against its topic's schema, and keeps its
-// event id when the same parameters are parsed again later.
+// record whose strings are valid UTF-8 without control characters (free
+// text: but tab, CR, LF), that encodes, validates against its topic's
+// schema, and keeps its event id when the same parameters are parsed again
+// later.
 func FuzzParse(f *testing.F) {
 	for _, mmp := range MMPs() {
 		for _, kind := range []Kind{KindInstall, KindEvent, KindRejected} {
@@ -34,6 +36,13 @@ func FuzzParse(f *testing.F) {
 	f.Add("generic", "event", "app_id=a.b&event_time=2026-11-28+09:30:01.5%2B01:00&event_name=%F0%9F%92%B0&revenue=-0.0000005&currency=usd")
 	f.Add("singular", "event", "app_id={LONGNAME}&utcm=1795858201&event=(x)&amount=1&currency=USD&click_id={cl?A B}")
 	f.Add("kochava", "install", "app_id=%00%ff&event_time=1795853553&idfa=%7Bidfa%7D")
+	// What a black-box run got stored: a NUL, %FF%FE and raw bytes that are
+	// not UTF-8 (url.ParseQuery keeps them), a C1 control in a site id.
+	f.Add("appsflyer", "install", "app_id=id1%00&install_unix_ts=1795853553")
+	f.Add("adjust", "install", "app_id=%FF%FE&installed_at=1795853553")
+	f.Add("generic", "install", "app_id=id\xff\xfe&install_time=1795853553")
+	f.Add("branch", "event", "app_id=id1&event_timestamp=1795853553120&name=PURCHASE&~site_id=s%C2%85")
+	f.Add("tenjin", "event", "bundle_id=com.a.b&event_ts=1795853553&event=x&user_agent=Mozilla%09ok")
 	f.Fuzz(func(t *testing.T, mmp, kind, query string) {
 		params, _ := url.ParseQuery(query) // keep what parses: the MMP sent it
 		req := &Request{MMP: mmp, Kind: Kind(kind), Params: params, ReceivedAt: receivedAt,
@@ -50,6 +59,7 @@ func FuzzParse(f *testing.F) {
 		if _, err := json.Marshal(rec); err != nil {
 			t.Fatalf("encode: %v", err)
 		}
+		checkRecordStrings(t, pb, rec)
 		validate(t, req.Kind, rec)
 		again := *req
 		again.ReceivedAt = receivedAt.Add(36 * time.Hour)
@@ -68,7 +78,9 @@ func FuzzParse(f *testing.F) {
 }
 
 // FuzzBodyParams: never panics; errors are FieldErrors on "body" or
-// "content-type"; a JSON body that parses is valid JSON.
+// "content-type", or on a parameter whose JSON string is not UTF-8; a JSON
+// body that parses is valid JSON, and valid UTF-8 (the tokenizer would
+// silently replace bad bytes).
 func FuzzBodyParams(f *testing.F) {
 	f.Add("application/json", []byte(`{"a":{"b":[1,{"c":null}]},"d":4.990,"e":true}`))
 	f.Add("application/json; charset=utf-8", []byte(`{"name":"PURCHASE","event_data":{"revenue":4.99}}`))
@@ -78,12 +90,15 @@ func FuzzBodyParams(f *testing.F) {
 	f.Add("text/plain", []byte("x"))
 	f.Add("application/json", []byte(`{"a":1}{`))
 	f.Add("application/json", []byte(strings.Repeat("[", 100)))
+	f.Add("application/json", []byte("{\"app_id\":\"id1\xff\xfe\",\"k\":\"\\u0000\"}"))
+	f.Add("", []byte(`{"site_id":"\ud800x","n":"\uFFFD\\ufffd"}`))
+	f.Add("application/x-www-form-urlencoded", []byte("app_id=%FF%FE&x=%00"))
 	f.Fuzz(func(t *testing.T, ct string, body []byte) {
 		v, err := BodyParams(ct, body)
 		if err != nil {
 			var fe *FieldError
-			if !errors.As(err, &fe) || (fe.Field != "body" && fe.Field != "content-type") {
-				t.Fatalf("error %v is not a FieldError on body or content-type", err)
+			if !errors.As(err, &fe) || (fe.Field != "body" && fe.Field != "content-type" && !errors.Is(err, ErrInvalidUTF8)) {
+				t.Fatalf("error %v is not a FieldError on body or content-type, nor one on a parameter that is not UTF-8", err)
 			}
 			return
 		}
@@ -91,8 +106,14 @@ func FuzzBodyParams(f *testing.F) {
 			t.Fatal("nil params without an error")
 		}
 		trimmed := strings.TrimSpace(string(body))
-		if trimmed != "" && strings.HasPrefix(trimmed, "{") && (ct == "" || strings.Contains(ct, "json")) && !json.Valid([]byte(trimmed)) {
+		isJSON := trimmed != "" && strings.HasPrefix(trimmed, "{") && (ct == "" || strings.Contains(ct, "json"))
+		if isJSON && !json.Valid([]byte(trimmed)) {
 			t.Fatalf("invalid JSON accepted: %q -> %v", body, v)
+		}
+		// Bytes that are not UTF-8 can only be inside a JSON string, which
+		// the tokenizer would silently turn into U+FFFD.
+		if isJSON && !utf8.ValidString(trimmed) {
+			t.Fatalf("JSON body that is not UTF-8 accepted: %q -> %q", body, v)
 		}
 	})
 }
@@ -106,12 +127,16 @@ func FuzzBodyParamsJSON(f *testing.F) {
 	f.Add([]byte(`{"":{"":""},"k":-0.0e+1,"big":123456789012345678901234567890}`))
 	f.Add([]byte(`{"a":1,}`))
 	f.Add([]byte(`[1]`))
+	f.Add([]byte(`{"a":"\ud800","b":"\uD83D\uDE00","c":"\ufffd"}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		body = bytes.TrimSpace(body)
 		if len(body) == 0 || len(body) > 4096 || !utf8.Valid(body) {
 			return // webhook bodies are a few kilobytes; larger only slows the search
 		}
 		got, err := BodyParams("application/json", body)
+		if errors.Is(err, ErrInvalidUTF8) {
+			return // an unpaired surrogate escape: encoding/json makes it U+FFFD, BodyParams refuses it
+		}
 		want, refErr := refJSONParams(body)
 		if (err == nil) != (refErr == nil) {
 			t.Fatalf("%q: BodyParams err %v, reference err %v", body, err, refErr)

@@ -15,7 +15,9 @@ var ErrMissingCurrency = errors.New("amount without a currency")
 
 // Parse parses and normalizes one postback. Every error is a *FieldError
 // naming the parameter as the MMP sent it, or the canonical parameter of the
-// MMP's template when a required one is missing; Parse never panics.
+// MMP's template when a required one is missing; Parse never panics. A value
+// with invalid UTF-8, or with a control character (free text: other than
+// tab, CR, LF), is refused before anything else (CheckIdentifier, CheckText).
 //
 // The event id is the MMP's own id when it sends one ("<mmp>:<id>", or
 // "<mmp>:rejected:<id>" on the rejected endpoint), else a hash of the
@@ -37,6 +39,9 @@ func Parse(req *Request) (Parsed, error) {
 	}
 	p := parser{spec: sp, req: req, receivedAt: req.ReceivedAt.UTC()}
 	if err := sp.collect(req.Params, &p.fv); err != nil {
+		return Parsed{}, err
+	}
+	if err := p.fv.screen(); err != nil {
 		return Parsed{}, err
 	}
 	return p.parse()

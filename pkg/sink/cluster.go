@@ -41,33 +41,53 @@ func clusterInsertSettings() clickhouse.Settings {
 	}
 }
 
+// replica is one host of the cluster: its shard and host:port.
+type replica struct {
+	shard uint32
+	addr  string
+}
+
 // replicaAddrs lists host:port of every replica of cluster, as the server's
 // remote_servers names them.
 func (l *Loader) replicaAddrs(ctx context.Context) ([]string, error) {
-	rows, err := l.conn.Query(ctx, "SELECT host_name, port FROM system.clusters WHERE cluster = ? ORDER BY shard_num, replica_num",
+	reps, err := l.replicas(ctx)
+	if err != nil {
+		return nil, err
+	}
+	addrs := make([]string, len(reps))
+	for i, r := range reps {
+		addrs[i] = r.addr
+	}
+	return addrs, nil
+}
+
+// replicas lists every replica of cluster with its shard.
+func (l *Loader) replicas(ctx context.Context) ([]replica, error) {
+	rows, err := l.conn.Query(ctx, "SELECT shard_num, host_name, port FROM system.clusters WHERE cluster = ? ORDER BY shard_num, replica_num",
 		l.cfg.ClickHouse.Cluster)
 	if err != nil {
 		return nil, fmt.Errorf("replicas of cluster %s: %w", l.cfg.ClickHouse.Cluster, err)
 	}
 	defer rows.Close()
-	var addrs []string
+	var reps []replica
 	for rows.Next() {
 		var (
-			host string
-			port uint16
+			shard uint32
+			host  string
+			port  uint16
 		)
-		if err := rows.Scan(&host, &port); err != nil {
+		if err := rows.Scan(&shard, &host, &port); err != nil {
 			return nil, fmt.Errorf("replicas of cluster %s: %w", l.cfg.ClickHouse.Cluster, err)
 		}
-		addrs = append(addrs, net.JoinHostPort(host, strconv.Itoa(int(port))))
+		reps = append(reps, replica{shard: shard, addr: net.JoinHostPort(host, strconv.Itoa(int(port)))})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("replicas of cluster %s: %w", l.cfg.ClickHouse.Cluster, err)
 	}
-	if len(addrs) == 0 {
+	if len(reps) == 0 {
 		return nil, fmt.Errorf("cluster %s is not in the server's remote_servers", l.cfg.ClickHouse.Cluster)
 	}
-	return addrs, nil
+	return reps, nil
 }
 
 // readClusterProgress reads every replica's local sink_progress and keeps

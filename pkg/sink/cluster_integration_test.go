@@ -52,6 +52,94 @@ func TestCluster(t *testing.T) {
 	cl := testenv.StartClickHouseCluster(t)
 	t.Run("RetriedBlockLandsOnce", func(t *testing.T) { testRetriedBlock(t, cl) })
 	t.Run("ReplicaStopUnderLoad", func(t *testing.T) { testReplicaStop(t, brokers, cl) })
+	t.Run("KeyedLookupWithReplicaDown", func(t *testing.T) { testKeyedLookup(t, cl) })
+}
+
+// testKeyedLookup checks the repeat lookup (repeats.go) while a replica is
+// down: its shard is answered by the other replica once that one has
+// synced, and when that replica lacks a part only the dead one has (its
+// fetches stopped), the answer is an error, not a miss.
+func testKeyedLookup(t *testing.T, cl *testenv.ClickHouseCluster) {
+	ctx, ch, cfg := clusterDatabase(t, cl)
+	nodes := nodeConns(t, cl, ch.Database)
+	l, err := New(cfg, nodes[0], telemetry.New(), testLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n1 driver.Conn = nodes[0]
+	clicks := cfg.Topics.Clicks
+	var ids []string
+	load := func(from int) {
+		var rows []row
+		for i := from; i < from+10; i++ {
+			id := event.KeyedClickID("c1", fmt.Sprint("k", i))
+			ids = append(ids, id)
+			v, err := clickRowOf(event.Click{ClickID: id, Touch: event.Touch{Time: clusterT0, AppID: "app",
+				MediaSource: "net", Placement: event.Placement{CampaignID: "c1"}, Cost: 250_000, Currency: "USD"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			k := tp{clicks, int32(i % 2)} // partition 0 on shard 1 (nodes 1, 2), 1 on shard 2
+			rows = append(rows, row{tp: k, offset: int64(i), vals: append(v, clicks, uint32(k.partition), uint64(i), clusterT0)})
+		}
+		if err := insert(ctx, n1, l.tables[clicks], rows, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(what string) error {
+		got, err := l.loadedKeys(ctx, "clicks", append(ids, event.KeyedClickID("c1", "never-sent")))
+		if err == nil && len(got) != len(ids) {
+			t.Errorf("%s: %d of %d keyed ids found", what, len(got), len(ids))
+		}
+		return err
+	}
+	load(0)
+	if err := check("every node up"); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes {
+		if err := n.Exec(ctx, "SYSTEM SYNC REPLICA touch_keys_local"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cl.StopReplica(1)
+	l.conn = nodes[1] // the sink's connection fails over to another address
+	if err := check("node 1 down, node 2 synced"); err != nil {
+		t.Errorf("node 1 down: %v", err)
+	}
+	cl.StartReplica(1)
+
+	// Node 2 stops fetching; rows of shard 1 are then only on node 1.
+	if err := nodes[1].Exec(ctx, "SYSTEM STOP FETCHES touch_keys_local"); err != nil {
+		t.Fatal(err)
+	}
+	// The pooled connection to node 1 died with it: a new one.
+	n1, err = chconn.Open(ctx, cl.NodeConfig(1, ch.Database))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n1.Close()
+	load(10) // through node 1: shard 1's rows are written there
+	cl.StopReplica(1)
+	if err := check("node 1 down, node 2 not fetching"); err == nil {
+		t.Errorf("node 1 down and node 2 without its parts: the lookup answered, want an error")
+	}
+	if err := nodes[1].Exec(ctx, "SYSTEM START FETCHES touch_keys_local"); err != nil {
+		t.Fatal(err)
+	}
+	cl.StartReplica(1)
+	if err := check("every node back"); err != nil {
+		t.Error(err)
+	}
+}
+
+// clickRowOf is the sink's row of c, without its source columns.
+func clickRowOf(c event.Click) ([]any, error) {
+	v, err := json.Marshal(c)
+	if err != nil {
+		return nil, err
+	}
+	return clickRow(v)
 }
 
 // testReplicaStop loads the same records through two sinks, one into a
@@ -103,6 +191,15 @@ func testReplicaStop(t *testing.T, brokers []string, cl *testenv.ClickHouseClust
 	waitCounts(t, single, want, "single server")
 	waitCounts(t, cluster, want, "cluster")
 	t.Logf("loaded %v; cluster sink insert failures: %v", want, counter(t, clusterReg.Registry, "sink_insert_failures_total"))
+	keyedUnits := 0
+	for i := 0; i < f.units; i += 13 {
+		if i%97 != 0 {
+			keyedUnits++
+		}
+	}
+	if n := counter(t, clusterReg.Registry, "sink_repeats_dropped_total"); n < float64(2*keyedUnits) {
+		t.Errorf("cluster sink dropped %v repeats, want at least %d (a click and an impression per keyed unit)", n, 2*keyedUnits)
+	}
 
 	nodes := nodeConns(t, cl, clusterCH.Database)
 	syncReplicas(t, nodes)
@@ -129,6 +226,17 @@ func testReplicaStop(t *testing.T, brokers []string, cl *testenv.ClickHouseClust
 		}
 	}
 	t.Logf("whole test %s", time.Since(start).Round(time.Millisecond))
+}
+
+// clusterDatabase returns a fresh migrated database on the cluster, a sink
+// config for it, and a context for the test's queries (2 minutes).
+func clusterDatabase(t *testing.T, cl *testenv.ClickHouseCluster) (context.Context, chconn.Config, Config) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	ch := cl.Database(t)
+	migrated(t, ch)
+	return ctx, ch, sinkConfig(testenv.KafkaBrokers(), ptopics.Defaults(), ch)
 }
 
 // migrated opens ch, applies the migrations (in cluster mode when ch names
@@ -182,7 +290,9 @@ func runSink(t *testing.T, cfg Config, conn driver.Conn, tel *telemetry.Telemetr
 
 // fixture produces, for every unit i, an impression and a click; every
 // 10th unit an attributed install (every 30th organic) and an in-app event
-// of it on day 0, 1 or 2 after the install; every 97th click undecodable.
+// of it on day 0, 1 or 2 after the install; every 97th click undecodable;
+// every 13th impression and click keyed (an idempotency key's id) and
+// written twice, as a client's retry after a 503 may be.
 // Times spread over several hours and three days.
 type fixture struct {
 	t      *testing.T
@@ -206,12 +316,22 @@ func (f *fixture) produce(from, n int) {
 		touch := event.Touch{Time: at, AppID: "app", Platform: []event.Platform{event.PlatformAndroid, event.PlatformIOS}[i%2],
 			MediaSource: "net", Placement: event.Placement{CampaignID: fmt.Sprint("c", i%3), SiteID: fmt.Sprint("s", i%5)},
 			Country: []string{"DE", "US"}[i%2], Cost: money.Amount(1000 * (i%4 + 1)), Currency: "USD"}
-		add(f.topics.Impressions, fmt.Sprint("m", i), event.Impression{ImpressionID: fmt.Sprint("m", i), Touch: touch})
+		impID, clickID, copies := fmt.Sprint("m", i), fmt.Sprint("k", i), 1
+		if i%13 == 0 && i%97 != 0 {
+			// Sent with an idempotency key, and its retry written too:
+			// loaded once (repeats.go), on every replica.
+			impID, clickID, copies = event.KeyedImpressionID(touch.CampaignID, impID), event.KeyedClickID(touch.CampaignID, clickID), 2
+		}
+		for range copies {
+			add(f.topics.Impressions, impID, event.Impression{ImpressionID: impID, Touch: touch})
+		}
 		touch.Cost = 250_000
 		if i%97 == 0 {
 			recs = append(recs, &kgo.Record{Topic: f.topics.Clicks, Key: []byte(fmt.Sprint("k", i)), Value: []byte(fmt.Sprintf(`{"click_id":"k%d","time":"never"}`, i))})
 		} else {
-			add(f.topics.Clicks, fmt.Sprint("k", i), event.Click{ClickID: fmt.Sprint("k", i), Touch: touch})
+			for range copies {
+				add(f.topics.Clicks, clickID, event.Click{ClickID: clickID, Touch: touch})
+			}
 		}
 		if i%10 != 0 {
 			continue
@@ -425,11 +545,7 @@ func counter(t testing.TB, reg prometheus.Gatherer, name string) float64 {
 // other clicks whose aggregate rows equal the first's counts in full:
 // replicas drop repeated inserted blocks, never the views' blocks.
 func testRetriedBlock(t *testing.T, cl *testenv.ClickHouseCluster) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	ch := cl.Database(t)
-	migrated(t, ch)
-	cfg := sinkConfig(testenv.KafkaBrokers(), ptopics.Defaults(), ch)
+	ctx, ch, cfg := clusterDatabase(t, cl)
 	first, second := cl.NodeConfig(1, ch.Database), cl.NodeConfig(2, ch.Database)
 	n1, err := chconn.Open(ctx, first)
 	if err != nil {

@@ -23,6 +23,9 @@ type Table struct {
 	// Row decodes one record value into column values, in Columns order,
 	// without the trailing src_topic, src_partition, src_offset.
 	Row func(value []byte) ([]any, error)
+	// KeyedID: the first column is a click or impression id, and a keyed
+	// one (event.IsKeyedTouchID) is loaded once (repeats.go).
+	KeyedID bool
 }
 
 // srcColumns end every row: where in Kafka it came from.
@@ -39,8 +42,8 @@ func contentErr(format string, args ...any) error {
 // Tables maps the topic names of cfg to their tables.
 func Tables(clicks, impressions, installs, events, rejected string) map[string]*Table {
 	return map[string]*Table{
-		clicks:      {Name: "clicks", Columns: clickColumns, Row: clickRow},
-		impressions: {Name: "impressions", Columns: impressionColumns, Row: impressionRow},
+		clicks:      {Name: "clicks", Columns: clickColumns, Row: clickRow, KeyedID: true},
+		impressions: {Name: "impressions", Columns: impressionColumns, Row: impressionRow, KeyedID: true},
 		installs:    {Name: "installs", Columns: installColumns, Row: installRow},
 		events:      {Name: "events", Columns: eventColumns, Row: eventRow},
 		rejected:    {Name: "rejected", Columns: rejectedColumns, Row: rejectedRow},

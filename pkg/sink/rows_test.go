@@ -2,6 +2,7 @@ package sink
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -128,6 +129,8 @@ func FuzzRows(f *testing.F) {
 	f.Add([]byte(`{"click_id":"k","time":"2026-11-28T10:00:00Z","app_id":"a","media_source":"m","cost":"1"}`))
 	f.Add([]byte(`{"event_id":"e","app_id":"a","event_time":"2026-11-28T10:00:00Z","event_name":"purchase","match_type":"organic","revenue":"1.5"}`))
 	f.Add([]byte(`null`))
+	f.Add([]byte(`{"click_id":"` + event.KeyedClickID("c1", "k") + `","impression_id":"` + event.KeyedImpressionID("c1", "k") + `","time":"2026-11-28T10:00:00Z","app_id":"a","media_source":"m","cost":"1"}`))
+	f.Add([]byte("{\"click_id\":\"k\\u0000\",\"time\":\"2026-11-28T10:00:00Z\",\"app_id\":\"a\xff\xfe\",\"media_source\":\"m\",\"cost\":\"1\"}"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for _, tab := range Tables("c", "i", "ia", "ea", "r") {
 			vals, err := tab.Row(b)
@@ -139,6 +142,10 @@ func FuzzRows(f *testing.F) {
 			}
 			if len(vals) != len(tab.Columns) {
 				t.Fatalf("%s: %d values for %d columns", tab.Name, len(vals), len(tab.Columns))
+			}
+			// repeats.go reads a keyed table's id from its first column.
+			if _, ok := vals[0].(string); tab.KeyedID && (!ok || !strings.HasSuffix(tab.Columns[0], "_id")) {
+				t.Fatalf("%s: first column %s = %#v, want the touch id", tab.Name, tab.Columns[0], vals[0])
 			}
 		}
 	})

@@ -13,7 +13,10 @@
 //
 // Batches close on rows, bytes or time (sink.batch_rows, batch_bytes,
 // flush_interval). A failed INSERT is retried with capped exponential
-// backoff while consumption pauses, so memory stays bounded by the batch.
+// backoff while consumption pauses, so memory stays bounded by the batch;
+// meanwhile a ping every second notices the server's return, and the
+// insert is retried at once instead of at the end of a backoff that may
+// have grown to sink.retry_max.
 // A record whose content cannot be loaded (undecodable, out of range, not in
 // an enum) becomes a row of the rejected table with the reason and its raw
 // value, and does not block its partition.
@@ -24,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sort"
 	"strings"
 	"sync"
@@ -62,6 +66,9 @@ type buffer struct {
 	// trimmed is set when a revocation dropped rows since the last attempt:
 	// in cluster mode the next attempt is then not the same block.
 	trimmed bool
+	// screened is set once rows repeating a keyed touch id were dropped
+	// (repeats.go), before the first attempt.
+	screened bool
 }
 
 // Loader consumes the configured topics and inserts them into ClickHouse.
@@ -75,6 +82,7 @@ type Loader struct {
 	m       *metrics
 	now     func() time.Time
 	rejects *Table
+	probe   time.Duration // probeInterval; shorter in tests
 
 	// insertMu is held for each INSERT attempt. Revocation and resume take
 	// it before mu, so they never overlap an insert: once the revoke
@@ -106,7 +114,7 @@ func New(cfg Config, conn driver.Conn, tel *telemetry.Telemetry, log *slog.Logge
 	all := Tables(t.Clicks, t.Impressions, t.InstallsAttributed, t.EventsAttributed, t.Rejected)
 	l := &Loader{
 		cfg: cfg, conn: conn, cluster: cfg.ClickHouse.Cluster != "", log: log, tables: map[string]*Table{},
-		m: newMetrics(tel.Registry), now: time.Now,
+		m: newMetrics(tel.Registry), now: time.Now, probe: probeInterval,
 		rejects: all[t.Rejected], buffers: map[string]*buffer{}, inflight: map[string]*buffer{},
 		owned: map[tp]bool{}, rejected: map[tp]int64{}, inserted: map[tp]int64{},
 	}
@@ -279,6 +287,7 @@ func (l *Loader) add(r *kgo.Record) {
 // flush inserts every buffer, retrying each with backoff until it lands or
 // ctx ends, then commits offsets.
 func (l *Loader) flush(ctx context.Context, cl *kgo.Client) error {
+	var p prober
 	backoff := l.cfg.Sink.RetryMin
 	for {
 		err := l.flushOnce(ctx, cl)
@@ -287,12 +296,68 @@ func (l *Loader) flush(ctx context.Context, cl *kgo.Client) error {
 		}
 		l.m.insertFailures.Inc()
 		l.log.Warn("insert failed, retrying", "err", err, "backoff", backoff)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
+		p.failed(err)
+		back, err := l.wait(ctx, backoff, &p)
+		if err != nil {
+			return err
+		}
+		if back {
+			l.log.Info("ClickHouse answers again, retrying the insert now")
+			backoff = l.cfg.Sink.RetryMin
+			continue
 		}
 		backoff = min(2*backoff, l.cfg.Sink.RetryMax)
+	}
+}
+
+// probeInterval is how often a loader waiting out an insert backoff pings
+// ClickHouse: after an outage the insert resumes within about this long of
+// the server's return, however far the backoff has grown (to retry_max,
+// 30 s by default).
+const probeInterval = time.Second
+
+// prober remembers, across the waits of one retry loop, whether the server
+// was seen away: a ping failed, or an attempt could not even connect. Only
+// a server seen away and then answering is a reason to retry before the
+// backoff ends; one that answers throughout while inserts fail (a bad row,
+// a full disk) keeps the backoff.
+type prober struct{ sawDown bool }
+
+// failed notes a failed attempt: one that could not connect saw the server
+// away (it may be back before the first ping).
+func (p *prober) failed(err error) {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		p.sawDown = true
+	}
+}
+
+// wait sleeps for backoff, pinging ClickHouse at once and then every
+// probeInterval; it returns early, with back set, when the server answers
+// after it was seen away. It fails only when ctx ends.
+func (l *Loader) wait(ctx context.Context, backoff time.Duration, p *prober) (back bool, err error) {
+	end := time.NewTimer(backoff)
+	defer end.Stop()
+	tick := time.NewTicker(min(l.probe, backoff))
+	defer tick.Stop()
+	for {
+		pctx, cancel := context.WithTimeout(ctx, l.probe)
+		err := l.conn.Ping(pctx)
+		cancel()
+		switch {
+		case err != nil:
+			p.sawDown = true
+		case p.sawDown:
+			p.sawDown = false
+			return true, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-end.C:
+			return false, nil
+		case <-tick.C:
+		}
 	}
 }
 
@@ -337,6 +402,26 @@ func (l *Loader) insertBuffer(ctx context.Context, name string) error {
 	// A shutdown lets an attempt finish rather than cut it off mid-stream.
 	ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.cfg.Sink.InsertTimeout)
 	defer cancel()
+	if !b.screened {
+		kept, dropped, err := l.dropRepeats(ictx, b.table, rows)
+		if err != nil {
+			return err
+		}
+		l.mu.Lock() // b.rows is as read above: a revocation waits for insertMu
+		b.rows, b.screened = kept, true
+		l.advance(dropped)
+		l.mu.Unlock()
+		if len(dropped) > 0 {
+			l.m.repeats.WithLabelValues(name).Add(float64(len(dropped)))
+			l.log.Info("rows repeating a keyed touch id not loaded again", "table", name, "rows", len(dropped))
+		}
+		if rows = kept; len(rows) == 0 {
+			l.mu.Lock()
+			delete(l.inflight, name)
+			l.mu.Unlock()
+			return nil
+		}
+	}
 	if b.uncertain {
 		var err error
 		if rows, err = l.prepareRetry(ictx, b); err != nil {
@@ -362,16 +447,23 @@ func (l *Loader) insertBuffer(ctx context.Context, name string) error {
 	l.m.observeInsert(name, rows, time.Since(start))
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.advance(rows)
 	for _, r := range rows {
-		if r.offset+1 > l.inserted[r.tp] {
-			l.inserted[r.tp] = r.offset + 1
-		}
 		if name == l.rejects.Name && l.tables[r.topic] != l.rejects {
 			l.rejected[r.tp] = max(l.rejected[r.tp], r.offset+1)
 		}
 	}
 	delete(l.inflight, name)
 	return nil
+}
+
+// advance records rows as done for the offset commit (mu held).
+func (l *Loader) advance(rows []row) {
+	for _, r := range rows {
+		if r.offset+1 > l.inserted[r.tp] {
+			l.inserted[r.tp] = r.offset + 1
+		}
+	}
 }
 
 // prepareRetry returns the rows of b to insert after an attempt that failed
@@ -521,7 +613,10 @@ func (l *Loader) dropPartition(k tp) {
 func (l *Loader) resume(ctx context.Context, assigned map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
 	// Consuming before the progress is known could load rows twice, so
 	// wait for ClickHouse (the context ends if the group rebalances again).
-	var progress map[progressKey]int64
+	var (
+		progress map[progressKey]int64
+		p        prober
+	)
 	for backoff := l.cfg.Sink.RetryMin; ; backoff = min(2*backoff, l.cfg.Sink.RetryMax) {
 		var err error
 		if progress, err = l.readProgress(ctx); err == nil {
@@ -529,10 +624,12 @@ func (l *Loader) resume(ctx context.Context, assigned map[string]map[int32]kgo.O
 		}
 		l.m.resumeFailures.Inc()
 		l.log.Warn("cannot read sink progress from ClickHouse yet", "err", err, "backoff", backoff)
-		select {
-		case <-ctx.Done():
+		back, werr := l.wait(ctx, backoff, &p)
+		if werr != nil {
 			return nil, fmt.Errorf("read sink progress from ClickHouse: %w", err)
-		case <-time.After(backoff):
+		}
+		if back {
+			backoff = l.cfg.Sink.RetryMin / 2 // doubled back to retry_min by the loop
 		}
 	}
 	l.insertMu.Lock()
@@ -624,6 +721,7 @@ type metrics struct {
 	batchBytes     prometheus.Histogram
 	retries        *prometheus.CounterVec
 	freshness      *prometheus.HistogramVec
+	repeats        *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -646,9 +744,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		freshness: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sink_freshness_seconds",
 			Help:    "Seconds from a Kafka record's timestamp to the successful INSERT of its row, by table.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2, 5, 10, 30, 60, 300, 900, 3600}}, []string{"table"}),
+		repeats: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sink_repeats_dropped_total",
+			Help: "Rows not loaded because their keyed click or impression id (sent with an idempotency key) is loaded already: a client's retry whose first attempt was written after all, by table."}, []string{"table"}),
 	}
 	reg.MustRegister(m.inserted, m.insertSeconds, m.insertFailures, m.contentRejects, m.fetchErrors, m.resumeFailures, m.buffered, m.batchRows, m.lag,
-		m.consumerLag, m.batchBytes, m.retries, m.freshness)
+		m.consumerLag, m.batchBytes, m.retries, m.freshness, m.repeats)
 	return m
 }
 

@@ -316,10 +316,12 @@ func TestStopFlushesOpenBatch(t *testing.T) {
 	e.checkExact(50, 0)
 }
 
-// TestClickHouseOutage stops a dedicated ClickHouse server while records
-// flow and starts it again: the sink retries, pauses consumption, and loads
-// every record exactly once.
-func TestClickHouseOutage(t *testing.T) {
+// privateClickHouse starts a dedicated ClickHouse server (deploy/local's
+// script on free ports, stopped at cleanup) with a database "outage", and
+// returns its config and a function running the script's actions on it
+// ("stop", "start": start returns once the server answers).
+func privateClickHouse(t *testing.T) (chconn.Config, func(action string)) {
+	t.Helper()
 	script, err := filepath.Abs("../../deploy/local/clickhouse.sh")
 	if err != nil {
 		t.Fatal(err)
@@ -341,16 +343,23 @@ func TestClickHouseOutage(t *testing.T) {
 	chCfg := testenv.ClickHouseConfig("outage")
 	chCfg.Addr = []string{fmt.Sprintf("127.0.0.1:%d", port)}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	srv, err := chconn.OpenServer(ctx, chCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer srv.Close()
 	if err := srv.Exec(ctx, "CREATE DATABASE IF NOT EXISTS outage"); err != nil {
 		t.Fatal(err)
 	}
-	srv.Close()
-	cancel()
+	return chCfg, ch
+}
 
+// TestClickHouseOutage stops a dedicated ClickHouse server while records
+// flow and starts it again: the sink retries, pauses consumption, and loads
+// every record exactly once.
+func TestClickHouseOutage(t *testing.T) {
+	chCfg, ch := privateClickHouse(t)
 	e := newEnv(t, 3, chCfg)
 	tel := telemetry.New()
 	stop := e.runLoaderWith(e.cfg, tel)
@@ -370,4 +379,52 @@ func TestClickHouseOutage(t *testing.T) {
 	if n := metricValue(t, tel.Registry, "sink_insert_retries_total", map[string]string{"table": "clicks"}); n == 0 {
 		t.Error("no INSERT retry counted while ClickHouse was down")
 	}
+}
+
+// TestClickHouseReturnSeenWithinSeconds: after an outage the insert resumes
+// within seconds of ClickHouse's return, not at the end of the backoff the
+// outage built up. The backoff here is 20 s from the first failure (as one
+// that has grown to its cap), so the rows land long before it ends only if
+// the sink noticed the server's return by itself.
+func TestClickHouseReturnSeenWithinSeconds(t *testing.T) {
+	chCfg, ch := privateClickHouse(t)
+	e := newEnv(t, 1, chCfg)
+	cfg := e.cfg
+	cfg.Sink.RetryMin = 20 * time.Second
+	cfg.Sink.RetryMax = time.Minute
+	tel := telemetry.New()
+	stop := e.runLoaderWith(cfg, tel)
+	defer stop()
+	e.produceClicks(0, 100, 0)
+	e.waitRows(100, 60*time.Second)
+
+	ch("stop")
+	e.produceClicks(100, 100, 0)
+	deadline := time.Now().Add(60 * time.Second)
+	for metricValue(t, tel.Registry, "sink_insert_failures_total", nil) < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("no insert failed in 60s with ClickHouse stopped")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	failed := time.Now()        // the 20 s backoff started about now
+	time.Sleep(3 * time.Second) // a few pings fail meanwhile
+	ch("start")                 // returns once the server answers
+	back := time.Now()
+	if back.Sub(failed) > 14*time.Second {
+		t.Fatalf("ClickHouse took %s to start: too close to the 20 s backoff to tell a probe from its end", back.Sub(failed))
+	}
+	e.waitRows(200, 60*time.Second)
+	loaded := time.Now()
+	t.Logf("insert failed, ClickHouse back %s later, rows loaded %s after that", back.Sub(failed).Round(time.Millisecond), loaded.Sub(back).Round(time.Millisecond))
+	// The order is what counts: loaded before the backoff pending since
+	// the failure ended, so the sink saw the server's return by itself.
+	if !loaded.Before(failed.Add(cfg.Sink.RetryMin)) {
+		t.Errorf("rows loaded %s after the failure, %s after ClickHouse returned: the sink waited out its %s backoff",
+			loaded.Sub(failed), loaded.Sub(back), cfg.Sink.RetryMin)
+	}
+	if n := metricValue(t, tel.Registry, "sink_insert_failures_total", nil); n != 1 {
+		t.Errorf("%v failed INSERTs, want 1: the retry after the server's return failed too", n)
+	}
+	e.checkExact(200, 0)
 }

@@ -67,11 +67,8 @@ campaigns:
 		t.Fatal(err)
 	}
 	reg := campaign.NewRegistry()
-	f := campaigntopic.NewFollower(reg, cfg.Kafka.Topics.Campaigns, discard())
-	fctx, stop := context.WithCancel(context.Background())
-	t.Cleanup(stop)
-	go f.Run(fctx, []kgo.Opt{kgo.SeedBrokers(cfg.Kafka.Brokers...)})
-	for !f.Synced() {
+	follow(t, cfg, reg)
+	for !reg.Loaded() {
 		if ctx.Err() != nil {
 			t.Fatal("campaigns not loaded in 30s")
 		}
@@ -86,6 +83,17 @@ campaigns:
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
 	return hs, tel
+}
+
+// follow runs a campaign follower filling reg from cfg's campaigns topic
+// until the test ends.
+func follow(t *testing.T, cfg servicecfg.Ingest, reg *campaign.Registry) {
+	t.Helper()
+	f := campaigntopic.NewFollower(reg, cfg.Kafka.Topics.Campaigns, discard())
+	fctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	t.Cleanup(func() { stop(); <-done })
+	go func() { defer close(done); _ = f.Run(fctx, []kgo.Opt{kgo.SeedBrokers(cfg.Kafka.Brokers...)}) }()
 }
 
 var noRedirect = &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -343,5 +351,139 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	t.Logf("acknowledged %d, on Kafka %d, lost %d", len(acked), len(onKafka), lost)
 	if lost != 0 {
 		t.Fatalf("%d acknowledged postbacks are not on Kafka", lost)
+	}
+}
+
+// TestTouchesBeforeCampaignsLoad runs ingest on the real broker with a
+// campaign on the campaigns topic and its registry not loaded yet: clicks
+// and impressions of that campaign (and of unknown ones) get 503 with
+// Retry-After, never 404, and /readyz fails naming campaigns. Once the
+// follower has read the topic: 200, and 404 only for a campaign that is
+// really unknown.
+func TestTouchesBeforeCampaignsLoad(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	topics := testenv.Topics(t, brokers, 3)
+	cfg := testConfig(brokers, topics)
+	cl, err := kgo.NewClient(ingest.ProducerOpts(kafkaconn.Plain(brokers), cfg.Ingest.Produce)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	camps, err := campaign.ParseYAML([]byte("campaigns:\n  - {campaign_id: cpc, app_id: id123456789, platform: ios, media_source: net_int, cost_model: CPC, bid: '0.3', currency: USD}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := campaigntopic.Publish(ctx, cl, topics.Campaigns, camps); err != nil {
+		t.Fatal(err)
+	}
+	reg := campaign.NewRegistry()
+	srv, err := ingest.New(cfg.Server(), cl, reg, telemetry.New(), discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+
+	for _, p := range []string{"/v1/click/cpc?s2s=1&ip=198.51.100.1", "/v1/impression/cpc", "/v1/click/nope"} {
+		code, h, m := get(t, hs.URL+p)
+		if code != 503 || h.Get("Retry-After") == "" {
+			t.Errorf("%s before the campaigns loaded: %d %v Retry-After=%q, want 503 with Retry-After", p, code, m, h.Get("Retry-After"))
+		}
+	}
+	if code, _, m := get(t, hs.URL+"/readyz"); code != 503 || !strings.Contains(fmt.Sprint(m["failing"]), "campaigns") {
+		t.Errorf("/readyz before the campaigns loaded: %d %v", code, m)
+	}
+
+	follow(t, cfg, reg)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, _, m := get(t, hs.URL+"/v1/click/cpc?s2s=1&ip=198.51.100.2")
+		if code == 200 {
+			break
+		}
+		if code != 503 || time.Now().After(deadline) {
+			t.Fatalf("click while the follower loads: %d %v (only 503 until loaded, then 200)", code, m)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if code, _, m := get(t, hs.URL+"/v1/click/nope"); code != 404 || m["field"] != "campaign_id" {
+		t.Errorf("unknown campaign once loaded: %d %v", code, m)
+	}
+	if code, _, m := get(t, hs.URL+"/readyz"); code != 200 {
+		t.Errorf("/readyz once loaded: %d %v", code, m)
+	}
+}
+
+// TestBinaryNever404sWhileLoading starts the real binary on a campaigns
+// topic of a few thousand campaigns, the one clicked last, and clicks from
+// the moment its port opens: every answer is 503 (registry loading) or
+// 200, never 404, until the first 200.
+func TestBinaryNever404sWhileLoading(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	topics := testenv.Topics(t, brokers, 1)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerLinger(5*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	const n = 20000
+	camps := make([]event.Campaign, n)
+	for i := range camps {
+		camps[i] = event.Campaign{ID: fmt.Sprintf("c%05d", i), AppID: "id123456789", Platform: event.PlatformIOS, MediaSource: "net_int",
+			CostModel: campaign.CPC, Bid: 300_000, Currency: "USD", TrackingLink: "https://app.appsflyer.com/id123456789?pid=net_int&clickid={click_id}"}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := campaigntopic.Publish(ctx, cl, topics.Campaigns, camps); err != nil {
+		t.Fatal(err)
+	}
+	last := camps[n-1].ID
+
+	bin := filepath.Join(t.TempDir(), "ingest")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(),
+		"POSTBACK_HTTP_ADDR="+addr,
+		"POSTBACK_TELEMETRY_ADDR=",
+		"POSTBACK_KAFKA_BROKERS="+strings.Join(brokers, ","),
+		"POSTBACK_KAFKA_TOPICS_CLICKS="+topics.Clicks,
+		"POSTBACK_KAFKA_TOPICS_CAMPAIGNS="+topics.Campaigns,
+	)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
+
+	codes := map[int]int{}
+	url := "http://" + addr + "/v1/click/" + last + "?s2s=1&ip=198.51.100.3"
+	client := &http.Client{Timeout: 5 * time.Second}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := client.Get(url)
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			codes[resp.StatusCode]++
+			if resp.StatusCode == 200 {
+				break
+			}
+			if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
+				t.Fatalf("campaign %s while ingest starts: %d %s (answers so far %v); want 503 with Retry-After until loaded", last, resp.StatusCode, body, codes)
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no 200 within 60s of starting ingest: %v", codes)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Logf("answers from the first connection to the first 200: %v", codes)
+	if codes[503] == 0 {
+		t.Errorf("no 503 seen: the %d campaigns loaded before the listener answered, so the window went untested", n)
 	}
 }
