@@ -291,4 +291,34 @@ type Campaign struct {
 	CostModel    string       `json:"cost_model"` // CPI, CPC or CPM
 	Bid          money.Amount `json:"bid"`
 	Currency     string       `json:"currency"`
+	// MMPIDs say how each MMP names this campaign in its postbacks, keyed
+	// by MMP (appsflyer, adjust, kochava, ...): attribution compares the
+	// media source and campaign id a postback reports against these (and
+	// against our own), so mmp_disagrees flags only a real disagreement.
+	MMPIDs map[string]MMPIDs `json:"mmp_ids,omitempty"`
+	// SKAN declares the campaign's SKAdNetwork / AdAttributionKit ids, which
+	// map Apple's signed postbacks to the campaign.
+	SKAN *SKANIDs `json:"skan,omitempty"`
+}
+
+// MMPIDs are one MMP's spellings of a campaign.
+type MMPIDs struct {
+	// CampaignID is the MMP's own id of the campaign (Kochava's
+	// {campaign_id}); empty when the MMP echoes ours.
+	CampaignID string `json:"campaign_id,omitempty"`
+	// MediaSource is how the MMP names our media source (AppsFlyer's pid
+	// "<network>_int", Adjust's network_name display name, ...).
+	MediaSource string `json:"media_source,omitempty"`
+}
+
+// SKANIDs are a campaign's identifiers in Apple's attribution postbacks.
+type SKANIDs struct {
+	// AdNetworkID is our registered ad network id ("example123.skadnetwork").
+	AdNetworkID string `json:"ad_network_id"`
+	// CampaignIDs are the campaign-id values (1..100) of SKAdNetwork 2 to 3
+	// ads signed for this campaign.
+	CampaignIDs []int `json:"campaign_ids,omitempty"`
+	// SourceIdentifiers are the four-digit hierarchical source identifiers
+	// ("0000".."9999") of SKAdNetwork 4 and AdAttributionKit ads.
+	SourceIdentifiers []string `json:"source_identifiers,omitempty"`
 }
