@@ -91,8 +91,8 @@ func TestEnsureKfake(t *testing.T) {
 func TestSpecs(t *testing.T) {
 	cfg := Defaults()
 	specs := Specs(cfg)
-	if len(specs) != 8 {
-		t.Fatalf("%d specs, want the 8 topics of DESIGN.md", len(specs))
+	if len(specs) != 9 {
+		t.Fatalf("%d specs, want the 9 topics of DESIGN.md (skan.v1 included)", len(specs))
 	}
 	joined := 0
 	for _, s := range specs {
