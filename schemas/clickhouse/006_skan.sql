@@ -95,7 +95,7 @@ SELECT
     countIf(did_win = 0) AS non_winning,
     countIf(postback_sequence_index > 0) AS later_postbacks,
     count() AS postbacks,
-    sum(deliveries) - count() AS resends
+    toUInt64(sum(deliveries) - count()) AS resends
 FROM skan_postbacks_unique
 GROUP BY day, app_id, ad_network_id, campaign_id, media_source;
 
