@@ -19,7 +19,7 @@ func ensureSuite(t *testing.T, adm *kadm.Client, prefix string) {
 	names := Defaults()
 	names.Clicks, names.Impressions, names.InstallsRaw, names.EventsRaw = prefix+"clicks", prefix+"impressions", prefix+"installs", prefix+"events"
 	names.InstallsAttributed, names.EventsAttributed = prefix+"installs_attr", prefix+"events_attr"
-	names.Campaigns, names.Rejected = prefix+"campaigns", prefix+"rejected"
+	names.Campaigns, names.Rejected, names.SKAN = prefix+"campaigns", prefix+"rejected", prefix+"skan"
 	names.Partitions = 3
 	specs := Specs(names)
 	t.Cleanup(func() {
