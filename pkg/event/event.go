@@ -326,7 +326,8 @@ type SKANIDs struct {
 // SKANPostback is an Apple attribution postback (SKAdNetwork or
 // AdAttributionKit) whose signature verified, with every field its version
 // defines, mapped to our campaign where one declares its ids.
-// Topic skan.v1, key PostbackID.
+// Topic skan.v1, key TransactionID (every window of a conversion, and its
+// resends, on one partition).
 type SKANPostback struct {
 	// PostbackID is the dedup key: transaction id (AdAttributionKit's
 	// postback-identifier) "/" postback sequence index. Devices and relays

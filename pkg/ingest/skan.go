@@ -62,7 +62,7 @@ func (s *Server) handleSKAN(w http.ResponseWriter, r *http.Request) string {
 		return s.rejectSKAN(w, p, err, raw)
 	}
 	rec := s.skanRecord(p, raw)
-	if err := s.encodeProduce(r.Context(), s.cfg.Topics.SKAN, []byte(rec.PostbackID), rec); err != nil {
+	if err := s.encodeProduce(r.Context(), s.cfg.Topics.SKAN, []byte(rec.TransactionID), rec); err != nil {
 		s.log.Warn("skan postback not acknowledged", "postback_id", rec.PostbackID, "err", err)
 		s.kafkaUnavailable(w, err)
 		return skanSource

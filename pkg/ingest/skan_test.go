@@ -56,8 +56,8 @@ func TestSKANAccepted(t *testing.T) {
 		if err := json.Unmarshal(r.Value, &p); err != nil {
 			t.Fatal(err)
 		}
-		if string(r.Key) != p.PostbackID {
-			t.Errorf("key %q, postback_id %q", r.Key, p.PostbackID)
+		if string(r.Key) != p.TransactionID || !strings.HasPrefix(p.PostbackID, p.TransactionID+"/") {
+			t.Errorf("key %q, transaction_id %q, postback_id %q", r.Key, p.TransactionID, p.PostbackID)
 		}
 		seen[p.Framework+p.Version]++
 		if p.AppID != "id525463029" || p.CampaignID != "skan-1" || p.MediaSource != "net_int" || p.CampaignMatch != "exact" ||

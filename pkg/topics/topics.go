@@ -33,7 +33,7 @@ type Config struct {
 	EventsAttributed   string        `mapstructure:"events_attributed" desc:"Topic of attributed in-app events, keyed by event_id."`
 	Campaigns          string        `mapstructure:"campaigns" desc:"Compacted topic of campaigns, keyed by campaign_id."`
 	Rejected           string        `mapstructure:"rejected" desc:"Topic of authenticated postbacks that were rejected, keyed by source."`
-	SKAN               string        `mapstructure:"skan" desc:"Topic of verified SKAdNetwork and AdAttributionKit postbacks, keyed by postback_id."`
+	SKAN               string        `mapstructure:"skan" desc:"Topic of verified SKAdNetwork and AdAttributionKit postbacks, keyed by transaction_id."`
 	Partitions         int           `mapstructure:"partitions" desc:"Partitions of every topic created by bootstrap (joined topics must share a count)."`
 	ReplicationFactor  int           `mapstructure:"replication_factor" desc:"Replication factor of topics created by bootstrap."`
 	MinInsyncReplicas  int           `mapstructure:"min_insync_replicas" desc:"min.insync.replicas of topics created by bootstrap: an acks=all write fails unless this many replicas have it. 0: 2 with a replication factor of 3 or more, else 1."`
