@@ -251,15 +251,28 @@ func lastInstall(t *testing.T, h *harness) event.Install {
 	return in
 }
 
+// loopSetup starts ingest with every MMP enabled, its clock an hour ago,
+// and registers mmp's campaign with the documented tracking link.
+func loopSetup(t *testing.T, mmp string, m loopMMP) (h *harness, host string, t0 time.Time, c event.Campaign) {
+	t.Helper()
+	h = loopHarness(t)
+	t0 = time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
+	h.srv.now = func() time.Time { return t0 }
+	host = strings.TrimPrefix(h.http.URL, "http://")
+	link := strings.NewReplacer("<host>", host, "<token>", loopToken).Replace(docBlock(t, mmp, "link click"))
+	return h, host, t0, register(t, h, mmp, m, link)
+}
+
+// installTemplate is the documented install template with the values the
+// user sets up (host, token, a fixed app id) in place.
+func installTemplate(t *testing.T, mmp string, m loopMMP, host string) string {
+	return strings.NewReplacer("<host>", host, "<token>", loopToken, "<app id>", m.app).Replace(docBlock(t, mmp, "template install"))
+}
+
 func TestMMPLoopClick(t *testing.T) {
 	for mmp, m := range loopMMPs() {
 		t.Run(mmp, func(t *testing.T) {
-			h := loopHarness(t)
-			t0 := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
-			h.srv.now = func() time.Time { return t0 }
-			host := strings.TrimPrefix(h.http.URL, "http://")
-			link := strings.NewReplacer("<host>", host, "<token>", loopToken).Replace(docBlock(t, mmp, "link click"))
-			c := register(t, h, mmp, m, link)
+			h, host, t0, c := loopSetup(t, mmp, m)
 
 			// The click, from a device in a browser.
 			a := h.do("GET", "/v1/click/"+c.ID+"?site_id=pub%2093&sub_site_id=sub%201&creative_id=cr-3&adset_id=as-7",
@@ -286,7 +299,7 @@ func TestMMPLoopClick(t *testing.T) {
 			// The MMP's install postback, ten minutes later.
 			installed := t0.Add(10 * time.Minute)
 			h.srv.now = func() time.Time { return installed.Add(time.Minute) }
-			tmpl := strings.NewReplacer("<host>", host, "<token>", loopToken, "<app id>", m.app).Replace(docBlock(t, mmp, "template install"))
+			tmpl := installTemplate(t, mmp, m, host)
 			pb := m.postback(t, tmpl, loc, installed)
 			u, err := url.Parse(pb)
 			if err != nil {
@@ -330,12 +343,7 @@ func TestMMPLoopImpression(t *testing.T) {
 			continue
 		}
 		t.Run(mmp, func(t *testing.T) {
-			h := loopHarness(t)
-			t0 := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
-			h.srv.now = func() time.Time { return t0 }
-			host := strings.TrimPrefix(h.http.URL, "http://")
-			link := strings.NewReplacer("<host>", host, "<token>", loopToken).Replace(docBlock(t, mmp, "link click"))
-			c := register(t, h, mmp, m, link)
+			h, host, t0, c := loopSetup(t, mmp, m)
 			if a := h.get("/v1/impression/" + c.ID + "?pixel=1&site_id=pub%2093&idfa=" + loopIDFA); a.code != 200 {
 				t.Fatalf("impression: %d %s", a.code, a.body)
 			}
@@ -350,7 +358,7 @@ func TestMMPLoopImpression(t *testing.T) {
 			// No click: the MMP's view-through postback has no click id.
 			installed := t0.Add(2 * time.Hour / 3)
 			h.srv.now = func() time.Time { return installed.Add(time.Minute) }
-			tmpl := strings.NewReplacer("<host>", host, "<token>", loopToken, "<app id>", m.app).Replace(docBlock(t, mmp, "template install"))
+			tmpl := installTemplate(t, mmp, m, host)
 			// The MMP's view-through link is the click link (Adjust's
 			// view.adjust.com/impression/... carries the same callbacks),
 			// with no click id of ours.
