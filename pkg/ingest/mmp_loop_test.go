@@ -164,7 +164,9 @@ func loopMMPs() map[string]loopMMP {
 					"kochava_device_id": "KA1795853553t3a5e9c1b2d4f6a8", "ip_address": loopIP, "device_ua": loopUA,
 					"network_name": "AdTrack"})
 			},
-			viewThrough: nil, // Kochava's custom postback carries no view-through mark: by device id only
+			// Kochava's custom postback has no view-through mark: the
+			// install comes back with the device id and no click id.
+			viewThrough: func(pb string) string { return pb },
 		},
 		"tenjin": {app: "com.example.game",
 			postback: func(t *testing.T, tmpl string, loc *url.URL, at time.Time) string {
