@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Send a little sample traffic through the running pipeline and show where
 # it landed: campaigns, impressions, clicks, an install postback (sent twice,
-# as an MMP retry would), an in-app event and one malformed postback.
+# as an MMP retry would), an in-app event, one malformed postback, and Apple's
+# example SKAdNetwork postback (sent twice, and once forged).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -59,6 +60,14 @@ curl -s "$base/v1/postbacks/appsflyer/event?token=$tok&app_id=id1234567890&event
 
 say "unauthenticated: 401, written nowhere"
 curl -s "$base/v1/postbacks/appsflyer/install?token=wrong&app_id=x" || true
+
+say "Apple's SKAdNetwork 4.0 example postback (verifies with Apple's key), then a resend: same postback_id"
+apple="$root/pkg/skan/testdata/apple/skan-4.0-web-high.json"
+curl -s -X POST -H 'Content-Type: application/json' --data-binary "@$apple" "$base/v1/skan"
+curl -s -X POST -H 'Content-Type: application/json' --data-binary "@$apple" "$base/v1/skan"
+
+say "the same postback with its source-identifier changed: 401 invalid_signature, kept on the rejected topic"
+sed 's/"5239"/"5238"/' "$apple" | curl -s -X POST -H 'Content-Type: application/json' --data-binary @- "$base/v1/skan" || true
 
 # The sink loads within its flush interval (1 s); give it a moment.
 for _ in $(seq 1 40); do

@@ -10,6 +10,11 @@
 //	stats_hourly, stats_daily    analyst views: counts, money and ratios
 //	spend_by_currency_hourly/_daily  spend split by its currency
 //	retention_daily              D1/D3/D7 retention by install-day cohort
+//	skan_postbacks               verified SKAdNetwork / AdAttributionKit postbacks (006)
+//	skan_postbacks_unique        one row per postback_id (resends folded)
+//	skan_installs_daily          SKAN installs, redownloads, winning vs non-winning
+//	skan_conversion_values       fine / coarse value distribution per window
+//	skan_cpi_daily               SKAN-side CPI beside the MMP-side one
 package analytics
 
 import (
@@ -35,7 +40,15 @@ var Views = []string{
 	"spend_by_currency_hourly",
 	"spend_by_currency_daily",
 	"retention_daily",
+	"skan_postbacks_unique",
+	"skan_installs_daily",
+	"skan_conversion_values",
+	"skan_cpi_daily",
 }
+
+// SKANTable is the base table of verified Apple postbacks (skan.v1) the
+// skan_* views read.
+const SKANTable = "skan_postbacks"
 
 // Query is one fenced ```sql block of a Markdown document.
 type Query struct {

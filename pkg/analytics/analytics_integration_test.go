@@ -5,6 +5,7 @@ package analytics_test
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 	"testing"
@@ -44,7 +45,7 @@ func TestMigrationsTwice(t *testing.T) {
 	if len(first.Applied)+len(first.Deferred) != len(files) {
 		t.Fatalf("first run applied %v deferred %v, want all %d files", first.Applied, first.Deferred, len(files))
 	}
-	for _, name := range []string{"003_hourly_stats.sql", "004_analyst_views.sql", "005_retention.sql"} {
+	for _, name := range []string{"003_hourly_stats.sql", "004_analyst_views.sql", "005_retention.sql", "006_skan.sql"} {
 		if !contains(first.Applied, name) {
 			t.Errorf("%s not applied on server %s: applied %v", name, first.ServerVersion, first.Applied)
 		}
@@ -56,7 +57,7 @@ func TestMigrationsTwice(t *testing.T) {
 	if len(second.Applied) != 0 || len(second.Skipped) != len(first.Applied) {
 		t.Fatalf("second run applied %v skipped %v: want a no-op", second.Applied, second.Skipped)
 	}
-	engines := map[string]string{analytics.Table: "SummingMergeTree"}
+	engines := map[string]string{analytics.Table: "SummingMergeTree", analytics.SKANTable: "MergeTree"}
 	for _, mv := range analytics.MaterializedViews {
 		engines[mv] = "MaterializedView"
 	}
@@ -112,6 +113,7 @@ func checkViews(ctx context.Context, t *testing.T, conn driver.Conn) {
 	t.Run("stats_daily", func(t *testing.T) { testStatsDaily(ctx, t, conn) })
 	t.Run("spend_by_currency", func(t *testing.T) { testSpendByCurrency(ctx, t, conn) })
 	t.Run("retention", func(t *testing.T) { testRetention(ctx, t, conn) })
+	t.Run("skan", func(t *testing.T) { testSKAN(ctx, t, conn) })
 	t.Run("hourly_rolls_up_to_daily", func(t *testing.T) { testHourlyRollsUp(ctx, t, conn) })
 	t.Run("views_match_base_tables", func(t *testing.T) { testMatchesBaseTables(ctx, t, conn) })
 	t.Run("docs", func(t *testing.T) { testDocs(ctx, t, conn) })
@@ -450,5 +452,42 @@ func testMergeInvariant(ctx context.Context, t *testing.T, conn driver.Conn) {
 	t.Logf("hourly_stats rows: %d before OPTIMIZE FINAL, %d after", beforeRows, afterRows)
 	if before != after {
 		t.Errorf("stats_hourly changed after merging:\nbefore %s\nafter  %s", before, after)
+	}
+}
+
+// testSKAN checks the skan_* views against the fixture's SKAN postbacks
+// (fixture_integration_test.go, skanFixedNote): resends count once.
+func testSKAN(ctx context.Context, t *testing.T, conn driver.Conn) {
+	d := dayD.Format("2006-01-02")
+	got := one(ctx, t, conn, `SELECT installs, redownloads, reengagements, winning, non_winning, later_postbacks, postbacks, resends
+		FROM skan_installs_daily WHERE day = toDate(?) AND campaign_id = 'c_cpi'`, d)
+	check(t, "skan_installs_daily c_cpi D", got, want{"installs": 2, "redownloads": 1, "reengagements": 1, "winning": 4,
+		"non_winning": 1, "later_postbacks": 0, "postbacks": 5, "resends": 1})
+	got = one(ctx, t, conn, `SELECT installs, later_postbacks, postbacks FROM skan_installs_daily
+		WHERE day = toDate(?) + 4 AND campaign_id = 'c_cpi'`, d)
+	check(t, "skan_installs_daily c_cpi D+4", got, want{"installs": 0, "later_postbacks": 1, "postbacks": 1})
+	got = one(ctx, t, conn, `SELECT installs, campaign_id FROM skan_installs_daily WHERE day = toDate(?) AND app_id = 'app.a' AND campaign_id = ''`, d)
+	check(t, "skan_installs_daily unmapped", got, want{"installs": 1})
+
+	dist := map[string]int{}
+	for _, r := range query(ctx, t, conn, `SELECT postback_sequence_index AS seq, value_kind, value, postbacks FROM skan_conversion_values
+		WHERE app_id = 'app.a' AND campaign_id = 'c_cpi' AND day >= toDate(?) AND day <= toDate(?) + 7`, d, d) {
+		dist[fmt.Sprintf("%v/%v/%v", r["seq"], r["value_kind"], r["value"])] = int(r["postbacks"].(int64))
+	}
+	wantDist := map[string]int{"0/fine/20": 1, "0/fine/5": 1, "0/coarse/high": 1, "0/none/": 1, "1/coarse/low": 1}
+	if !reflect.DeepEqual(dist, wantDist) {
+		t.Errorf("skan_conversion_values: %v, want %v", dist, wantDist)
+	}
+
+	got = one(ctx, t, conn, `SELECT mmp_installs, skan_installs, spend, spend_currency, mmp_cpi, skan_cpi FROM skan_cpi_daily
+		WHERE day = toDate(?) AND app_id = 'app.a' AND campaign_id = 'c_cpi'`, d)
+	check(t, "skan_cpi_daily c_cpi", got, want{"mmp_installs": 3, "skan_installs": 2, "spend": dec("7.5"), "spend_currency": "USD",
+		"mmp_cpi": dec("2.5"), "skan_cpi": dec("3.75")})
+
+	// Each delivery is a row; the unique view folds the resends.
+	raw := one(ctx, t, conn, `SELECT count() AS rows, uniqExact(postback_id) AS ids FROM skan_postbacks`)
+	uniq := one(ctx, t, conn, `SELECT count() AS rows, sum(deliveries) AS deliveries FROM skan_postbacks_unique`)
+	if raw["rows"] != uniq["deliveries"] || raw["ids"] != uniq["rows"] || raw["rows"] == raw["ids"] {
+		t.Errorf("skan_postbacks %v, skan_postbacks_unique %v: want the resends folded", raw, uniq)
 	}
 }

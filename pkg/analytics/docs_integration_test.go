@@ -48,6 +48,14 @@ var docExpectations = map[string][]docExpect{
 		// 1.00 of clicks, no revenue (and no revenue currency): ROAS 0.
 		{want{"campaign_id": "r_cpc"}, want{"spend_currency": "USD", "revenue_currency": "", "spend": dec("1"), "revenue": dec("0"), "roas": 0.0}},
 	},
+	"SKAN installs by campaign, yesterday": {
+		// r_sk1 (sent twice), r_sk2, r_sk3 win; r_sk4 does not.
+		{want{"campaign_id": "r_cpi"}, want{"installs": 3, "redownloads": 0, "non_winning": 1, "resends": 1}},
+	},
+	"SKAN-side CPI beside the MMP-side CPI, yesterday": {
+		{want{"campaign_id": "r_cpi"}, want{"spend_currency": "USD", "mmp_installs": 2, "skan_installs": 3,
+			"spend": dec("3"), "mmp_cpi": dec("1.5"), "skan_cpi": dec("1")}},
+	},
 	"Installs by match type, yesterday": {
 		{want{"media_source": "net_r"}, want{"installs": 3, "click_id": 2, "device_id": 1, "organic": 0}},
 	},
@@ -109,13 +117,13 @@ func testDocs(ctx context.Context, t *testing.T, conn driver.Conn) {
 	}
 
 	// Every object and every column is documented.
-	objects := append(append([]string{analytics.Table}, analytics.MaterializedViews...), analytics.Views...)
+	objects := append(append([]string{analytics.Table, analytics.SKANTable}, analytics.MaterializedViews...), analytics.Views...)
 	for _, o := range objects {
 		if !strings.Contains(doc, "`"+o+"`") {
 			t.Errorf("%s does not name `%s`", docPath, o)
 		}
 	}
-	for _, o := range append([]string{analytics.Table}, analytics.Views...) {
+	for _, o := range append([]string{analytics.Table, analytics.SKANTable}, analytics.Views...) {
 		for _, r := range query(ctx, t, conn, "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = ?", o) {
 			col := r["name"].(string)
 			if !strings.Contains(doc, "`"+col+"`") {

@@ -61,7 +61,26 @@ type batch struct {
 	impressions, clicks []touch
 	installs            []install
 	events              []inAppEvent
+	skan                []skanPostback
 }
+
+// skanPostback is one verified Apple postback of skan.v1, delivered
+// deliveries times (a device or relay resending it: one postback_id).
+type skanPostback struct {
+	id         string // postback_id
+	at         time.Time
+	p          placement // app and campaign it was mapped to
+	version    string    // "" for AdAttributionKit
+	win        bool
+	seq        uint8
+	redownload bool
+	convType   string // AdAttributionKit conversion-type
+	fine       *uint8
+	coarse     string
+	deliveries int
+}
+
+func fine(v uint8) *uint8 { return &v }
 
 // Day D of the fixed fixture: long past, so every retention day has ended.
 var dayD = time.Date(2024, 3, 4, 0, 0, 0, 0, time.UTC)
@@ -157,6 +176,17 @@ func fixedFixture() []batch {
 		{ // hour 11, second flush: same keys as the first one
 			impressions: touches("imp_cpi_c", 3, pCPI, at(0, 11, 30, 0), time.Minute, "0", "USD"),
 		},
+		{ // SKAN / AdAttributionKit postbacks of c_cpi (see skanFixedNote)
+			skan: []skanPostback{
+				{id: "tx-s1/0", at: at(0, 12, 0, 0), p: pCPI, version: "4.0", win: true, fine: fine(20), deliveries: 2},
+				{id: "tx-s2/0", at: at(0, 13, 0, 0), p: pCPI, version: "4.0", win: true, coarse: "high", deliveries: 1},
+				{id: "tx-s3/0", at: at(0, 14, 0, 0), p: pCPI, version: "3.0", win: true, redownload: true, fine: fine(5), deliveries: 1},
+				{id: "tx-s4/0", at: at(0, 15, 0, 0), p: pCPI, version: "3.0", win: false, deliveries: 1},
+				{id: "tx-s6/0", at: at(0, 16, 0, 0), p: pCPI, version: "", win: true, convType: "re-engagement", deliveries: 1},
+				{id: "tx-s7/0", at: at(0, 17, 0, 0), p: placement{app: "app.a", platform: "ios"}, version: "4.0", win: true, fine: fine(1), deliveries: 1},
+				{id: "tx-s1/1", at: at(4, 9, 0, 0), p: pCPI, version: "4.0", win: true, seq: 1, coarse: "low", deliveries: 1},
+			},
+		},
 		{ // the following days
 			events: []inAppEvent{
 				{id: "r_n1_d1", install: "n1", at: at(1, 0, 0, 0), p: pCPI, name: "app_open", revenue: "0", currency: "USD"},
@@ -192,6 +222,17 @@ var (
 //	10 days ago 12:00    r_cpi installs r_old1 and r_old2 (1.50 each);
 //	                     r_old1 is active on D1 and D7 (3 days ago).
 //
+// SKAN (skanFixedNote), day D, c_cpi: tx-s1 (4.0 win, fine 20, sent twice),
+// tx-s2 (4.0 win, coarse high), tx-s3 (3.0 win redownload, fine 5), tx-s4
+// (3.0 non-winning), tx-s6 (AdAttributionKit re-engagement, no value):
+// installs 2, redownloads 1, reengagements 1, winning 4, non_winning 1,
+// postbacks 5, resends 1; tx-s7 maps to no campaign; tx-s1's second
+// window (coarse low) arrives on D+4. SKAN CPI of c_cpi on D: spend 7.50
+// over 2 SKAN installs = 3.75, beside the MMP-side 7.50 / 3 = 2.50.
+//
+// Recent SKAN: yesterday r_cpi has 3 SKAN installs (r_sk1 sent twice) and
+// a non-winning postback: SKAN CPI 3.00 / 3 = 1.00 beside 3.00 / 2 = 1.50.
+//
 // The recent rows use their own app, media sources and campaigns, so the
 // fixed fixture's numbers do not move, and vice versa.
 func recentFixture(now time.Time) []batch {
@@ -216,6 +257,12 @@ func recentFixture(now time.Time) []batch {
 			{id: "r_old1", at: c, p: pR1, cost: "1.5", currency: "USD", match: "click_id"},
 			{id: "r_old2", at: c, p: pR1, cost: "1.5", currency: "USD", match: "click_id"},
 			{id: "r_now", at: now.UTC().Add(-time.Minute), p: pLive, cost: "0", currency: "USD", match: "click_id"},
+		},
+		skan: []skanPostback{
+			{id: "r_sk1/0", at: y.Add(2 * time.Hour), p: pR1, version: "4.0", win: true, fine: fine(12), deliveries: 2},
+			{id: "r_sk2/0", at: y.Add(3 * time.Hour), p: pR1, version: "4.0", win: true, coarse: "medium", deliveries: 1},
+			{id: "r_sk3/0", at: y.Add(4 * time.Hour), p: pR1, version: "", win: true, convType: "download", coarse: "low", deliveries: 1},
+			{id: "r_sk4/0", at: y.Add(5 * time.Hour), p: pR1, version: "4.0", win: false, deliveries: 1},
 		},
 		events: []inAppEvent{
 			{id: "r_e1", install: "r_i1", at: y.Add(time.Hour), p: pR1, name: "purchase", revenue: "6", currency: "USD"},
@@ -303,7 +350,39 @@ func load(ctx context.Context, t *testing.T, conn driver.Conn, batches []batch) 
 				p.media, p.campaign, p.adset, p.creative, p.site, p.subSite, r.at, "events.attributed.v1", uint32(0), next())
 		}
 		send("events", b, len(bt.events))
+
+		b = prepare("skan_postbacks", "postback_id, framework, version, received_at, ad_network_id, source_identifier, app_id, "+
+			"transaction_id, redownload, conversion_value, coarse_conversion_value, did_win, postback_sequence_index, conversion_type, "+
+			"signature, campaign_id, media_source, campaign_match, src_topic, src_partition, src_offset")
+		n := 0
+		for _, r := range bt.skan {
+			f := r.framework()
+			match := "exact"
+			if r.p.campaign == "" {
+				match = "none"
+			}
+			for d := 0; d < r.deliveries; d++ {
+				appendRow("skan_postbacks", b, r.id, f, r.version, r.at.Add(time.Duration(d)*time.Hour), "test123.skadnetwork", "5239", r.p.app,
+					r.tx(), b2u(r.redownload), r.fine, r.coarse, b2u(r.win), r.seq, r.convType, "MEUC", r.p.campaign, r.p.media, match,
+					"skan.v1", uint32(0), next())
+				n++
+			}
+		}
+		send("skan_postbacks", b, n)
 	}
+}
+
+func (r skanPostback) framework() string {
+	if r.version == "" {
+		return "adattributionkit"
+	}
+	return "skadnetwork"
+}
+
+// tx is the transaction id of a postback id ("tx/seq").
+func (r skanPostback) tx() string {
+	tx, _, _ := strings.Cut(r.id, "/")
+	return tx
 }
 
 func b2u(b bool) uint8 {

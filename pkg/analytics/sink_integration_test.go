@@ -105,6 +105,26 @@ func loadThroughSink(ctx context.Context, t *testing.T, conn driver.Conn, chCfg 
 				InstallEventID: r.install, RevenueReporting: amount(t, r.revenue), ReportingCurrency: r.currency})
 		}
 	}
+	for _, bt := range batches {
+		for _, r := range bt.skan {
+			match := "exact"
+			if r.p.campaign == "" {
+				match = "none"
+			}
+			p := event.SKANPostback{PostbackID: r.id, Framework: r.framework(), Version: r.version, AdNetworkID: "test123.skadnetwork",
+				SourceIdentifier: "5239", AppID: r.p.app, TransactionID: r.tx(), Redownload: r.redownload, CoarseConversionValue: r.coarse,
+				DidWin: r.win, PostbackSequenceIndex: int64(r.seq), ConversionType: r.convType, Signature: "MEUC",
+				CampaignID: r.p.campaign, MediaSource: r.p.media, CampaignMatch: match, Raw: event.Raw{Method: "POST", Path: "/v1/skan"}}
+			if r.fine != nil {
+				v := int64(*r.fine)
+				p.ConversionValue = &v
+			}
+			for d := 0; d < r.deliveries; d++ {
+				p.ReceivedAt = r.at.Add(time.Duration(d) * time.Hour)
+				add(topics.SKAN, r.id, p)
+			}
+		}
+	}
 	rows = len(recs)
 	prod, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
@@ -136,7 +156,8 @@ func loadThroughSink(ctx context.Context, t *testing.T, conn driver.Conn, chCfg 
 	for {
 		var n uint64
 		if err := conn.QueryRow(ctx, `SELECT (SELECT count() FROM impressions) + (SELECT count() FROM clicks)
-			+ (SELECT count() FROM installs) + (SELECT count() FROM events) + (SELECT count() FROM rejected)`).Scan(&n); err != nil {
+			+ (SELECT count() FROM installs) + (SELECT count() FROM events) + (SELECT count() FROM rejected)
+			+ (SELECT count() FROM skan_postbacks)`).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		if int(n) == rows {

@@ -108,7 +108,7 @@ func (r Rules) Decide(in *event.Install, c Candidates, camps CampaignLookup, now
 
 	a.Reinstall = in.IsReinstall || r.reinstall(at, c.PriorInstall)
 	a.Cost, a.CostCurrency = installCost(in, w, camp, campOK, a.Reinstall)
-	a.MMPDisagrees = disagrees(&in.Postback, a)
+	a.MMPDisagrees = disagrees(&in.Postback, a, camp, campOK)
 	return out
 }
 
@@ -260,17 +260,26 @@ func installCost(in *event.Install, w winner, camp event.Campaign, campOK, reins
 // disagrees reports whether the attribution the MMP put in its postback
 // differs from ours. Only what the MMP did report is compared: an MMP that
 // sends no media source does not disagree. Media sources compare without
-// case (MMPs vary it); the MMP's "organic" agrees with our organic. Campaign
-// ids are our own ids echoed back and compare exactly.
-func disagrees(pb *event.Postback, a *event.Attribution) bool {
+// case (MMPs vary it); the MMP's "organic" agrees with our organic.
+//
+// camp is the attributed campaign (campOK false when none): the MMP's own
+// spellings it declares under mmp_ids.<mmp> are accepted beside ours, so
+// AppsFlyer's pid "<network>_int", Adjust's network_name and Kochava's own
+// campaign id agree once declared. A campaign id compares exactly.
+func disagrees(pb *event.Postback, a *event.Attribution, camp event.Campaign, campOK bool) bool {
+	var ids event.MMPIDs
+	if campOK {
+		ids = camp.MMPIDs[pb.MMP]
+	}
 	if pb.MediaSource != "" {
 		if a.MatchType == event.MatchOrganic {
 			if !strings.EqualFold(pb.MediaSource, "organic") {
 				return true
 			}
-		} else if !strings.EqualFold(pb.MediaSource, a.MediaSource) {
+		} else if !strings.EqualFold(pb.MediaSource, a.MediaSource) &&
+			(ids.MediaSource == "" || !strings.EqualFold(pb.MediaSource, ids.MediaSource)) {
 			return true
 		}
 	}
-	return pb.CampaignID != "" && pb.CampaignID != a.CampaignID
+	return pb.CampaignID != "" && pb.CampaignID != a.CampaignID && (ids.CampaignID == "" || pb.CampaignID != ids.CampaignID)
 }

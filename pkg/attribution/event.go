@@ -26,6 +26,13 @@ import (
 // that is complete except for RevenueReporting, which is zero: the caller
 // chooses between rejecting it and publishing it, nothing is half-built.
 func AttributeEvent(ev *event.InAppEvent, install *event.AttributedInstall, rates Rates, now time.Time) (event.AttributedEvent, error) {
+	return AttributeEventIn(ev, install, rates, nil, now)
+}
+
+// AttributeEventIn is AttributeEvent with the campaigns whose declared MMP
+// ids (mmp_ids) the event's own postback is compared against for
+// MMPDisagrees; camps may be nil.
+func AttributeEventIn(ev *event.InAppEvent, install *event.AttributedInstall, rates Rates, camps CampaignLookup, now time.Time) (event.AttributedEvent, error) {
 	out := event.AttributedEvent{InAppEvent: *ev, ReportingCurrency: rates.Reporting}
 	a := &out.Attribution
 	if install != nil && install.AppID == ev.AppID {
@@ -64,7 +71,12 @@ func AttributeEvent(ev *event.InAppEvent, install *event.AttributedInstall, rate
 	if ev.Cost != nil {
 		a.Cost, a.CostCurrency = ev.Cost.Amount, ev.Cost.Currency
 	}
-	a.MMPDisagrees = disagrees(&ev.Postback, a)
+	var camp event.Campaign
+	campOK := false
+	if camps != nil && a.CampaignID != "" {
+		camp, campOK = camps.Get(a.CampaignID)
+	}
+	a.MMPDisagrees = disagrees(&ev.Postback, a, camp, campOK)
 	a.AttributedAt = now.UTC()
 
 	rev, err := rates.Convert(ev.Revenue, ev.Currency)

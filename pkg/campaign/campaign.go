@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -78,6 +79,78 @@ func (r *Registry) Delete(id string) {
 	r.mu.Unlock()
 }
 
+// MMPs are the MMP names mmp_ids may be keyed by (package postback's list;
+// kept here because package postback does not know campaigns).
+var MMPs = []string{"appsflyer", "adjust", "branch", "singular", "kochava", "tenjin", "generic"}
+
+// KnownMMP reports whether name is one of MMPs.
+func KnownMMP(name string) bool {
+	for _, m := range MMPs {
+		if m == name {
+			return true
+		}
+	}
+	return false
+}
+
+// SKANMatch says how a SKAN postback was mapped to a campaign.
+type SKANMatch string
+
+// SKAN matches.
+const (
+	SKANExact     SKANMatch = "exact"     // campaign-id, or all four digits of the source identifier
+	SKANPrefix    SKANMatch = "partial"   // two or three digits of a source identifier, one campaign has them
+	SKANAmbiguous SKANMatch = "ambiguous" // several campaigns of the app and network have them
+	SKANNone      SKANMatch = "none"      // no campaign declares them
+)
+
+// FindSKAN returns the campaign of app (our app id, "id<App Store id>")
+// whose SKAN ids declare adNetworkID with campaignID (SKAdNetwork 2-3, 0
+// when absent) or sourceID (SKAdNetwork 4 and AdAttributionKit: the 2, 3
+// or 4 rightmost digits of the hierarchical source identifier that the
+// postback's data tier lets through). Only a single match is returned: two
+// campaigns sharing the digits is SKANAmbiguous and no campaign.
+func (r *Registry) FindSKAN(app, adNetworkID string, campaignID int, sourceID string) (event.Campaign, SKANMatch) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	var found event.Campaign
+	n, exact := 0, false
+	for _, c := range r.m {
+		k := c.SKAN
+		if k == nil || c.AppID != app || k.AdNetworkID != adNetworkID {
+			continue
+		}
+		hit, full := false, false
+		if campaignID > 0 {
+			for _, id := range k.CampaignIDs {
+				hit = hit || id == campaignID
+			}
+			full = hit
+		}
+		if !hit && len(sourceID) >= 2 && len(sourceID) <= 4 {
+			for _, id := range k.SourceIdentifiers {
+				if strings.HasSuffix(id, sourceID) || (len(sourceID) == 4 && id == sourceID) {
+					hit, full = true, len(sourceID) == 4
+					break
+				}
+			}
+		}
+		if hit {
+			n++
+			found, exact = c, full
+		}
+	}
+	switch {
+	case n == 0:
+		return event.Campaign{}, SKANNone
+	case n > 1:
+		return event.Campaign{}, SKANAmbiguous
+	case exact:
+		return found, SKANExact
+	}
+	return found, SKANPrefix
+}
+
 // Len returns the number of campaigns.
 func (r *Registry) Len() int {
 	r.mu.RLock()
@@ -122,6 +195,34 @@ func Validate(c *event.Campaign) error {
 		return fail("currency", "%v", err)
 	}
 	c.Currency = cur
+	for mmp, ids := range c.MMPIDs {
+		if !KnownMMP(mmp) {
+			return fail("mmp_ids", "%q is not an MMP (%s)", mmp, strings.Join(MMPs, ", "))
+		}
+		if ids.CampaignID == "" && ids.MediaSource == "" {
+			return fail("mmp_ids."+mmp, "set campaign_id, media_source or both")
+		}
+	}
+	if k := c.SKAN; k != nil {
+		if k.AdNetworkID == "" {
+			return fail("skan.ad_network_id", "required")
+		}
+		if len(k.CampaignIDs) == 0 && len(k.SourceIdentifiers) == 0 {
+			return fail("skan", "declare campaign_ids (SKAdNetwork 2-3), source_identifiers (SKAdNetwork 4, AdAttributionKit) or both")
+		}
+		for _, id := range k.CampaignIDs {
+			if id < 1 || id > 100 {
+				return fail("skan.campaign_ids", "%d is not in 1..100", id)
+			}
+		}
+		for i, id := range k.SourceIdentifiers {
+			n, err := strconv.Atoi(id)
+			if err != nil || n < 0 || n > 9999 || len(id) > 4 || strings.TrimLeft(id, "0123456789") != "" {
+				return fail("skan.source_identifiers", "%q is not a source identifier of up to four digits", id)
+			}
+			k.SourceIdentifiers[i] = fmt.Sprintf("%04d", n)
+		}
+	}
 	if c.TrackingLink != "" {
 		u, err := url.Parse(c.TrackingLink)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
@@ -150,6 +251,15 @@ func ParseYAML(data []byte) ([]event.Campaign, error) {
 			CostModel    string `yaml:"cost_model"`
 			Bid          string `yaml:"bid"`
 			Currency     string `yaml:"currency"`
+			MMPIDs       map[string]struct {
+				CampaignID  string `yaml:"campaign_id"`
+				MediaSource string `yaml:"media_source"`
+			} `yaml:"mmp_ids"`
+			SKAN *struct {
+				AdNetworkID       string   `yaml:"ad_network_id"`
+				CampaignIDs       []int    `yaml:"campaign_ids"`
+				SourceIdentifiers []string `yaml:"source_identifiers"`
+			} `yaml:"skan"`
 		} `yaml:"campaigns"`
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -170,6 +280,16 @@ func ParseYAML(data []byte) ([]event.Campaign, error) {
 		c := event.Campaign{ID: r.ID, AppID: r.AppID, Platform: event.Platform(strings.ToLower(r.Platform)),
 			MediaSource: r.MediaSource, MMP: r.MMP, TrackingLink: r.TrackingLink, CostModel: r.CostModel,
 			Bid: bid, Currency: r.Currency}
+		for mmp, ids := range r.MMPIDs {
+			if c.MMPIDs == nil {
+				c.MMPIDs = map[string]event.MMPIDs{}
+			}
+			c.MMPIDs[mmp] = event.MMPIDs{CampaignID: ids.CampaignID, MediaSource: ids.MediaSource}
+		}
+		if r.SKAN != nil {
+			c.SKAN = &event.SKANIDs{AdNetworkID: r.SKAN.AdNetworkID, CampaignIDs: r.SKAN.CampaignIDs,
+				SourceIdentifiers: r.SKAN.SourceIdentifiers}
+		}
 		if err := Validate(&c); err != nil {
 			return nil, fmt.Errorf("campaigns[%d]: %w", i, err)
 		}
@@ -202,32 +322,107 @@ func InstallCost(c event.Campaign) money.Amount {
 	return 0
 }
 
-// FillLink replaces every {name} macro of a tracking-link template with
-// the URL-query-escaped value from vals; a macro with no value becomes
-// empty, so no literal "{idfa}" ever reaches an MMP.
-func FillLink(tmpl string, vals map[string]string) string {
+// Macros are the tracking-link macros the click endpoint owns and fills,
+// in a campaign's tracking_link as {name} (or percent-encoded, see
+// FillLink). Every other placeholder is the MMP's and is left alone.
+var Macros = []string{"click_id", "campaign_id", "app_id", "media_source", "site_id", "sub_site_id",
+	"creative_id", "adset_id", "idfa", "gaid", "ip", "ua", "country"}
+
+// mmpPlaceholders are the placeholders an MMP fills itself inside the
+// callbacks a tracking link hands it (Adjust's install_callback, ...).
+// A name in both sets is the MMP's there: Adjust's {idfa} inside the
+// encoded callback is the device's IDFA as Adjust knows it, never ours.
+var mmpPlaceholders = map[string]map[string]bool{
+	"adjust": set("app_id", "os_name", "gps_adid", "idfa", "idfv", "android_id", "adid", "ip_address", "user_agent",
+		"country", "installed_at", "created_at", "click_time", "engagement_time", "network_name", "campaign_name",
+		"adgroup_name", "creative_name", "activity_kind", "is_reattributed", "is_redownload", "match_type",
+		"cost_type", "cost_amount", "cost_currency", "event", "event_name", "revenue", "revenue_float", "currency",
+		"rejection_reason", "tracker", "tracker_name", "random", "nonce", "label"),
+}
+
+func set(names ...string) map[string]bool {
+	m := make(map[string]bool, len(names))
+	for _, n := range names {
+		m[n] = true
+	}
+	return m
+}
+
+// MMPPlaceholder reports whether name is a placeholder mmp fills itself
+// inside the callbacks of a tracking link (so FillLink leaves it there).
+func MMPPlaceholder(mmp, name string) bool { return mmpPlaceholders[mmp][name] }
+
+// FillLink fills the macros of a tracking-link template whose names are
+// keys of vals, and leaves everything else byte for byte: the MMP's own
+// placeholders ({gps_adid}, %7Binstalled_at%7D, (clickid), ...), unknown
+// names, and text that only looks like a macro.
+//
+// A macro may be written raw, {click_id}, or percent-encoded once or twice,
+// %7Bclick_id%7D or %257Bclick_id%257D, as it appears inside a callback
+// URL carried as a parameter value (Adjust's install_callback). The value
+// is query-escaped once per level plus once, so that after the MMP decodes
+// the callback it carries the value correctly escaped for its own query.
+// Inside an encoded callback (level 1 or 2), a name the campaign's MMP fills
+// itself (MMPPlaceholder) is the MMP's, not ours. A name in vals with an
+// empty value becomes empty.
+func FillLink(tmpl string, vals map[string]string, mmp string) string {
 	var b strings.Builder
 	b.Grow(len(tmpl) + 64)
-	for {
-		open := strings.IndexByte(tmpl, '{')
-		if open < 0 {
-			b.WriteString(tmpl)
-			return b.String()
+	for i := 0; i < len(tmpl); {
+		level, open, close := macroOpener(tmpl[i:])
+		if level < 0 {
+			b.WriteByte(tmpl[i])
+			i++
+			continue
 		}
-		end := strings.IndexByte(tmpl[open:], '}')
+		rest := tmpl[i+open:]
+		end := indexFold(rest, close)
 		if end < 0 {
-			b.WriteString(tmpl)
-			return b.String()
+			b.WriteString(tmpl[i : i+open])
+			i += open
+			continue
 		}
-		name := tmpl[open+1 : open+end]
-		b.WriteString(tmpl[:open])
-		if validMacro(name) {
-			b.WriteString(url.QueryEscape(vals[name]))
-		} else {
-			b.WriteString(tmpl[open : open+end+1])
+		name := rest[:end]
+		v, ours := vals[name]
+		if !validMacro(name) || !ours || (level > 0 && MMPPlaceholder(mmp, name)) {
+			b.WriteString(tmpl[i : i+open])
+			i += open
+			continue
 		}
-		tmpl = tmpl[open+end+1:]
+		for range level + 1 {
+			v = url.QueryEscape(v)
+		}
+		b.WriteString(v)
+		i += open + end + len(close)
 	}
+	return b.String()
+}
+
+// macroOpener reports the encoding level of a macro opening at the start
+// of s (0 for "{", 1 for "%7B", 2 for "%257B", -1 for none), the opener's
+// length and the closer to look for.
+func macroOpener(s string) (level, n int, close string) {
+	switch {
+	case s[0] == '{':
+		return 0, 1, "}"
+	case len(s) >= 3 && strings.EqualFold(s[:3], "%7B"):
+		return 1, 3, "%7D"
+	case len(s) >= 5 && strings.EqualFold(s[:5], "%257B"):
+		return 2, 5, "%257D"
+	}
+	return -1, 0, ""
+}
+
+// indexFold is strings.Index with ASCII case folding of sub's hex digits,
+// bounded to a macro name's length so a stray opener cannot scan far.
+func indexFold(s, sub string) int {
+	limit := min(len(s), 64+len(sub))
+	for i := 0; i+len(sub) <= limit; i++ {
+		if strings.EqualFold(s[i:i+len(sub)], sub) {
+			return i
+		}
+	}
+	return -1
 }
 
 func validMacro(s string) bool {

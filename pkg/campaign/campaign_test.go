@@ -1,6 +1,7 @@
 package campaign
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/adtrack/postback/pkg/event"
@@ -62,17 +63,132 @@ func TestParseYAML(t *testing.T) {
 }
 
 func TestFillLink(t *testing.T) {
-	tests := []struct{ tmpl, want string }{
-		{"https://x/?c={click_id}&s={site_id}", "https://x/?c=k%2F1&s=pub+1"},
-		{"https://x/?i={idfa}", "https://x/?i="},                   // missing value -> empty
-		{"https://x/?j={\"a\":1}", "https://x/?j={\"a\":1}"},       // not a macro, kept
-		{"https://x/?u={unclosed", "https://x/?u={unclosed"},       // unterminated, kept
-		{"https://x/{click_id}{click_id}", "https://x/k%2F1k%2F1"}, // repeated
+	tests := []struct{ name, tmpl, want string }{
+		{"raw", "https://x/?c={click_id}&s={site_id}", "https://x/?c=k%2F1&s=pub+1"},
+		{"ours without a value", "https://x/?i={idfa}", "https://x/?i="},
+		{"not a macro", "https://x/?j={\"a\":1}", "https://x/?j={\"a\":1}"},
+		{"unterminated", "https://x/?u={unclosed", "https://x/?u={unclosed"},
+		{"repeated", "https://x/{click_id}{click_id}", "https://x/k%2F1k%2F1"},
+		{"not ours, raw", "https://x/?g={gps_adid}&t={installed_at}&c={click_id}", "https://x/?g={gps_adid}&t={installed_at}&c=k%2F1"},
+		{"not ours, encoded", "https://x/?cb=%7Bgps_adid%7D%26%7binstalled_at%7d", "https://x/?cb=%7Bgps_adid%7D%26%7binstalled_at%7d"},
+		// Encoded once: the value is escaped twice, so that the MMP's decoding of
+		// the callback leaves it escaped once for the callback's own query.
+		{"encoded once", "https://x/?cb=https%3A%2F%2Fh%2Fp%3Fc%3D%7Bclick_id%7D%26s%3D%7bsite_id%7d",
+			"https://x/?cb=https%3A%2F%2Fh%2Fp%3Fc%3Dk%252F1%26s%3Dpub%2B1"},
+		{"encoded twice", "https://x/?cb=%257Bclick_id%257D", "https://x/?cb=k%25252F1"},
+		{"mixed case closer", "https://x/?c=%7bclick_id%7D", "https://x/?c=k%252F1"},
+		{"stray opener", "https://x/?a=%7B&c={click_id}", "https://x/?a=%7B&c=k%2F1"},
+		{"MMP-style parentheses", "https://x/?c=(clickid)&d={click_id}", "https://x/?c=(clickid)&d=k%2F1"},
 	}
-	vals := map[string]string{"click_id": "k/1", "site_id": "pub 1"}
+	vals := map[string]string{"click_id": "k/1", "site_id": "pub 1", "idfa": ""}
 	for _, tt := range tests {
-		if got := FillLink(tt.tmpl, vals); got != tt.want {
-			t.Errorf("FillLink(%q) = %q, want %q", tt.tmpl, got, tt.want)
+		if got := FillLink(tt.tmpl, vals, ""); got != tt.want {
+			t.Errorf("%s: FillLink(%q) = %q, want %q", tt.name, tt.tmpl, got, tt.want)
+		}
+	}
+}
+
+// TestFillLinkAdjust: inside Adjust's encoded callback, the names Adjust
+// fills itself ({idfa}, {country}, {app_id}) are Adjust's and survive byte
+// for byte; at the top level of the link they are ours.
+func TestFillLinkAdjust(t *testing.T) {
+	vals := map[string]string{"click_id": "k1", "idfa": "6d92078a-8246-4ba4-ae5b-76104861e7dc", "country": "DE", "app_id": "id1"}
+	tmpl := "https://app.adjust.com/abc?idfa={idfa}&install_callback=https%3A%2F%2Fh%2Fi%3Fclick_id%3D%7Bclick_id%7D%26idfa%3D%7Bidfa%7D%26country%3D%7Bcountry%7D%26app_id%3D%7Bapp_id%7D%26t%3D%7Binstalled_at%7D"
+	want := "https://app.adjust.com/abc?idfa=6d92078a-8246-4ba4-ae5b-76104861e7dc&install_callback=https%3A%2F%2Fh%2Fi%3Fclick_id%3Dk1%26idfa%3D%7Bidfa%7D%26country%3D%7Bcountry%7D%26app_id%3D%7Bapp_id%7D%26t%3D%7Binstalled_at%7D"
+	if got := FillLink(tmpl, vals, "adjust"); got != want {
+		t.Errorf("adjust link:\n got %s\nwant %s", got, want)
+	}
+	// The same link of a campaign of another MMP: every name of ours is filled.
+	if got := FillLink(tmpl, vals, "appsflyer"); !strings.Contains(got, "country%3DDE") {
+		t.Errorf("non-Adjust campaign: %s", got)
+	}
+}
+
+func FuzzFillLink(f *testing.F) {
+	f.Add("https://x/?c={click_id}&cb=%7Bclick_id%7D%26%257Bsite_id%257D%7B", "k 1/&")
+	f.Fuzz(func(t *testing.T, tmpl, v string) {
+		vals := map[string]string{"click_id": v, "site_id": v}
+		got := FillLink(tmpl, vals, "adjust")
+		// Nothing outside our macros changes: with no value, filling is
+		// removing the macros, and a template without any is unchanged.
+		if !strings.Contains(strings.ToLower(tmpl), "click_id") && !strings.Contains(strings.ToLower(tmpl), "site_id") && got != tmpl {
+			t.Fatalf("FillLink(%q) = %q changed a template without our macros", tmpl, got)
+		}
+	})
+}
+
+func TestMMPIDsAndSKAN(t *testing.T) {
+	camps, err := ParseYAML([]byte(`
+campaigns:
+  - campaign_id: k1
+    app_id: id525463029
+    media_source: adtrack
+    mmp: kochava
+    cost_model: CPI
+    bid: "1"
+    currency: USD
+    mmp_ids:
+      kochava: {campaign_id: koadtrack-42-abc}
+      appsflyer: {media_source: adtrack_int}
+    skan: {ad_network_id: example123.skadnetwork, campaign_ids: [42], source_identifiers: ["5239", "17"]}
+  - campaign_id: k2
+    app_id: id525463029
+    media_source: adtrack
+    cost_model: CPI
+    bid: "1"
+    currency: USD
+    skan: {ad_network_id: example123.skadnetwork, source_identifiers: ["1139"]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k1 := camps[0]
+	if k1.MMPIDs["kochava"].CampaignID != "koadtrack-42-abc" || k1.MMPIDs["appsflyer"].MediaSource != "adtrack_int" {
+		t.Fatalf("mmp_ids: %+v", k1.MMPIDs)
+	}
+	if got := k1.SKAN.SourceIdentifiers; len(got) != 2 || got[0] != "5239" || got[1] != "0017" {
+		t.Fatalf("source identifiers not normalized to four digits: %v", got)
+	}
+	reg := NewRegistry()
+	for _, c := range camps {
+		reg.Put(c)
+	}
+	for _, tt := range []struct {
+		net, source string
+		campaignID  int
+		want        string
+		match       SKANMatch
+	}{
+		{"example123.skadnetwork", "", 42, "k1", SKANExact},
+		{"example123.skadnetwork", "5239", 0, "k1", SKANExact},
+		{"example123.skadnetwork", "239", 0, "k1", SKANPrefix},
+		{"example123.skadnetwork", "17", 0, "k1", SKANPrefix},
+		{"example123.skadnetwork", "39", 0, "", SKANAmbiguous}, // 5239 and 1139
+		{"example123.skadnetwork", "", 41, "", SKANNone},
+		{"other.skadnetwork", "5239", 0, "", SKANNone},
+		{"example123.skadnetwork", "9", 0, "", SKANNone}, // one digit is never sent
+	} {
+		c, m := reg.FindSKAN("id525463029", tt.net, tt.campaignID, tt.source)
+		if c.ID != tt.want || m != tt.match {
+			t.Errorf("FindSKAN(%s, %d, %q) = %q %s, want %q %s", tt.net, tt.campaignID, tt.source, c.ID, m, tt.want, tt.match)
+		}
+	}
+	bad := map[string]string{
+		"unknown mmp":      "mmp_ids: {fooflyer: {media_source: x}}",
+		"empty ids":        "mmp_ids: {adjust: {}}",
+		"no network":       "skan: {campaign_ids: [1]}",
+		"no skan ids":      "skan: {ad_network_id: n}",
+		"campaign id 101":  "skan: {ad_network_id: n, campaign_ids: [101]}",
+		"five digits":      "skan: {ad_network_id: n, source_identifiers: ['12345']}",
+		"not digits":       "skan: {ad_network_id: n, source_identifiers: ['12a4']}",
+		"negative":         "skan: {ad_network_id: n, source_identifiers: ['-1']}",
+		"unknown skan key": "skan: {ad_network_id: n, campaign_ids: [1], colour: red}",
+	}
+	for name, extra := range bad {
+		doc := "campaigns:\n  - {campaign_id: x, app_id: a, media_source: m, cost_model: CPI, bid: '1', currency: USD}\n"
+		doc = strings.Replace(doc, "currency: USD}", "currency: USD, "+extra+"}", 1)
+		if _, err := ParseYAML([]byte(doc)); err == nil {
+			t.Errorf("%s: accepted", name)
 		}
 	}
 }

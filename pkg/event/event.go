@@ -291,4 +291,77 @@ type Campaign struct {
 	CostModel    string       `json:"cost_model"` // CPI, CPC or CPM
 	Bid          money.Amount `json:"bid"`
 	Currency     string       `json:"currency"`
+	// MMPIDs say how each MMP names this campaign in its postbacks, keyed
+	// by MMP (appsflyer, adjust, kochava, ...): attribution compares the
+	// media source and campaign id a postback reports against these (and
+	// against our own), so mmp_disagrees flags only a real disagreement.
+	MMPIDs map[string]MMPIDs `json:"mmp_ids,omitempty"`
+	// SKAN declares the campaign's SKAdNetwork / AdAttributionKit ids, which
+	// map Apple's signed postbacks to the campaign.
+	SKAN *SKANIDs `json:"skan,omitempty"`
+}
+
+// MMPIDs are one MMP's spellings of a campaign.
+type MMPIDs struct {
+	// CampaignID is the MMP's own id of the campaign (Kochava's
+	// {campaign_id}); empty when the MMP echoes ours.
+	CampaignID string `json:"campaign_id,omitempty"`
+	// MediaSource is how the MMP names our media source (AppsFlyer's pid
+	// "<network>_int", Adjust's network_name display name, ...).
+	MediaSource string `json:"media_source,omitempty"`
+}
+
+// SKANIDs are a campaign's identifiers in Apple's attribution postbacks.
+type SKANIDs struct {
+	// AdNetworkID is our registered ad network id ("example123.skadnetwork").
+	AdNetworkID string `json:"ad_network_id"`
+	// CampaignIDs are the campaign-id values (1..100) of SKAdNetwork 2 to 3
+	// ads signed for this campaign.
+	CampaignIDs []int `json:"campaign_ids,omitempty"`
+	// SourceIdentifiers are the four-digit hierarchical source identifiers
+	// ("0000".."9999") of SKAdNetwork 4 and AdAttributionKit ads.
+	SourceIdentifiers []string `json:"source_identifiers,omitempty"`
+}
+
+// SKANPostback is an Apple attribution postback (SKAdNetwork or
+// AdAttributionKit) whose signature verified, with every field its version
+// defines, mapped to our campaign where one declares its ids.
+// Topic skan.v1, key TransactionID (every window of a conversion, and its
+// resends, on one partition).
+type SKANPostback struct {
+	// PostbackID is the dedup key: transaction id (AdAttributionKit's
+	// postback-identifier) "/" postback sequence index. Devices and relays
+	// resend; the analyst views count each id once.
+	PostbackID string    `json:"postback_id"`
+	Framework  string    `json:"framework"` // skadnetwork, adattributionkit
+	Version    string    `json:"version,omitempty"`
+	ReceivedAt time.Time `json:"received_at"`
+	// Apple's fields.
+	AdNetworkID           string `json:"ad_network_id"`
+	SKANCampaignID        *int64 `json:"skan_campaign_id,omitempty"` // campaign-id, 1.0-3.0
+	SourceIdentifier      string `json:"source_identifier,omitempty"`
+	AppID                 string `json:"app_id"` // "id" + the App Store id
+	TransactionID         string `json:"transaction_id"`
+	Redownload            bool   `json:"redownload"`
+	SourceAppID           *int64 `json:"source_app_id,omitempty"`
+	SourceDomain          string `json:"source_domain,omitempty"`
+	FidelityType          *int64 `json:"fidelity_type,omitempty"`
+	ConversionValue       *int64 `json:"conversion_value,omitempty"`
+	CoarseConversionValue string `json:"coarse_conversion_value,omitempty"`
+	// DidWin is true for a winning postback, and for every postback before
+	// 3.0, which had only winning ones.
+	DidWin                bool   `json:"did_win"`
+	PostbackSequenceIndex int64  `json:"postback_sequence_index"`
+	CountryCode           string `json:"country_code,omitempty"`
+	ConversionType        string `json:"conversion_type,omitempty"`
+	ImpressionType        string `json:"impression_type,omitempty"`
+	MarketplaceID         string `json:"marketplace_id,omitempty"`
+	AdInteractionType     string `json:"ad_interaction_type,omitempty"`
+	KeyID                 string `json:"key_id,omitempty"`
+	Signature             string `json:"signature"`
+	// Ours: the campaign whose skan ids match, and how.
+	CampaignID    string `json:"campaign_id,omitempty"`
+	MediaSource   string `json:"media_source,omitempty"`
+	CampaignMatch string `json:"campaign_match"` // exact, partial, ambiguous, none
+	Raw           Raw    `json:"raw"`
 }

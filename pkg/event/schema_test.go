@@ -84,8 +84,19 @@ var examples = map[string]any{
 	"postbacks.rejected.v1": event.Rejected{Source: "adjust", Kind: "install", ReceivedAt: t0, Field: "revenue",
 		Reason: "not a number", EventID: "e9", Raw: postback().Raw},
 	"campaigns.v1": event.Campaign{ID: "c1", AppID: "id123", Platform: event.PlatformIOS, MediaSource: "net_int", MMP: "appsflyer",
-		TrackingLink: "https://app.appsflyer.com/id123?clickid={click_id}", CostModel: "CPI", Bid: 1_500_000, Currency: "USD"},
+		TrackingLink: "https://app.appsflyer.com/id123?clickid={click_id}", CostModel: "CPI", Bid: 1_500_000, Currency: "USD",
+		MMPIDs: map[string]event.MMPIDs{"kochava": {CampaignID: "ko-c1", MediaSource: "Net"}},
+		SKAN:   &event.SKANIDs{AdNetworkID: "example123.skadnetwork", CampaignIDs: []int{42}, SourceIdentifiers: []string{"5239"}}},
+	"skan.v1": event.SKANPostback{PostbackID: "6aafb7a5-0170-41b5-bbe4-fe71dedf1e28/1", Framework: "adattributionkit", Version: "4.0",
+		ReceivedAt: t0, AdNetworkID: "example123.skadnetwork", SKANCampaignID: &ctt, SourceIdentifier: "5239", AppID: "id525463029",
+		TransactionID: "6aafb7a5-0170-41b5-bbe4-fe71dedf1e28", Redownload: true, SourceAppID: &ctt, SourceDomain: "example.com",
+		FidelityType: &one, ConversionValue: &cv, CoarseConversionValue: "high", DidWin: true, PostbackSequenceIndex: 1,
+		CountryCode: "US", ConversionType: "redownload", ImpressionType: "app-impression", MarketplaceID: "com.apple.AppStore",
+		AdInteractionType: "click", KeyID: "apple-cas-identifier/0", Signature: "MEUCIQ==", CampaignID: "c1", MediaSource: "net_int",
+		CampaignMatch: "exact", Raw: event.Raw{Method: "POST", Path: "/v1/skan", Body: "{}", ContentType: "application/json", Query: "x=1", RemoteIP: "203.0.113.9"}},
 }
+
+var one, cv = int64(1), int64(42)
 
 func TestExamplesValidate(t *testing.T) {
 	files, _ := fs.Glob(schemas.Events, "events/*.v1.schema.json")

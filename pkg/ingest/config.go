@@ -104,6 +104,7 @@ type Settings struct {
 	Produce        Produce           `mapstructure:"produce"`
 	TouchRateLimit float64           `mapstructure:"touch_rate_limit" desc:"Clicks plus impressions accepted per second (0: unlimited)."`
 	TouchBurst     int               `mapstructure:"touch_burst" desc:"Burst size of touch_rate_limit."`
+	SKAN           SKAN              `mapstructure:"skan"`
 }
 
 // Validate checks the ingest section.
@@ -137,6 +138,9 @@ func (s *Settings) Validate() error {
 	if s.TouchRateLimit < 0 || (s.TouchRateLimit > 0 && s.TouchBurst < 1) {
 		return config.Errorf("ingest.touch_rate_limit", "must be >= 0, with touch_burst >= 1 when set")
 	}
+	if err := s.SKAN.Validate(); err != nil {
+		return err
+	}
 	return s.Produce.Validate()
 }
 
@@ -159,6 +163,7 @@ func DefaultHTTP() HTTP {
 func DefaultSettings() Settings {
 	return Settings{
 		Sources: map[string]Source{},
+		SKAN:    DefaultSKAN(),
 		Produce: Produce{
 			Timeout:            1500 * time.Millisecond,
 			Linger:             2 * time.Millisecond,

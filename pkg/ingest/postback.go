@@ -84,7 +84,7 @@ func (s *Server) handlePostback(w http.ResponseWriter, r *http.Request) string {
 			return mmp
 		}
 		if err != nil {
-			return s.reject(w, mmp, string(kind), "", err, raw)
+			return s.reject(w, mmp, string(kind), postback.CarriedEventID(mmp, kind, query), err, raw)
 		}
 		// A token sent in a form body too must not be stored either.
 		if _, has := bp[tokenParam]; has {
@@ -97,7 +97,7 @@ func (s *Server) handlePostback(w http.ResponseWriter, r *http.Request) string {
 	}
 	parsed, err := postback.Parse(&postback.Request{MMP: mmp, Kind: kind, Params: params, Raw: raw, ReceivedAt: s.now()})
 	if err != nil {
-		return s.reject(w, mmp, string(kind), "", err, raw)
+		return s.reject(w, mmp, string(kind), postback.CarriedEventID(mmp, kind, params), err, raw)
 	}
 
 	var (

@@ -12,6 +12,7 @@
 //	GET|POST /v1/postbacks/{mmp}/{kind}   kind: install, event, rejected
 //	GET      /v1/click/{campaign_id}      302 to the campaign's tracking link (?s2s=1: JSON)
 //	GET      /v1/impression/{campaign_id} 204 (?pixel=1: 1x1 GIF)
+//	POST     /v1/skan                     SKAdNetwork / AdAttributionKit postbacks (skan.go)
 //	GET      /healthz /readyz /metrics
 //
 // Parsing lives in package postback; this package does HTTP, auth, limits
@@ -36,6 +37,7 @@ import (
 	"github.com/adtrack/postback/pkg/config"
 	"github.com/adtrack/postback/pkg/kafkaconn"
 	"github.com/adtrack/postback/pkg/postback"
+	"github.com/adtrack/postback/pkg/skan"
 	"github.com/adtrack/postback/pkg/telemetry"
 )
 
@@ -50,6 +52,7 @@ type Server struct {
 	sources map[string]*source
 	touches *bucket
 	trusted []netip.Prefix
+	skanv   *skan.Verifier // nil: POST /v1/skan is off
 	now     func() time.Time
 	bufs    sync.Pool // *[]byte record encoding buffers
 
@@ -101,6 +104,10 @@ func New(cfg Config, cl *kgo.Client, reg *campaign.Registry, tel *telemetry.Tele
 		p, _ := netip.ParsePrefix(c)
 		s.trusted = append(s.trusted, p.Masked())
 	}
+	var err error
+	if s.skanv, err = newSKANVerifier(cfg.Ingest.SKAN); err != nil {
+		return nil, config.Errorf("ingest.skan", "%v", err)
+	}
 	s.life, s.cancel = context.WithCancel(context.Background())
 	tel.AddReadiness("kafka", func(ctx context.Context) error { return cl.Ping(ctx) })
 	// The same flag gates clicks and impressions (503 until loaded), so
@@ -121,6 +128,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/postbacks/{mmp}/{kind}", s.instrument("postback", s.handlePostback))
 	mux.HandleFunc("GET /v1/click/{campaign_id}", s.instrument("click", s.handleClick))
 	mux.HandleFunc("GET /v1/impression/{campaign_id}", s.instrument("impression", s.handleImpression))
+	mux.HandleFunc("POST /v1/skan", s.instrument("skan", s.handleSKAN))
 	s.tel.Register(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { noRoute(mux, w, r) })
 	return s.limitURL(mux)

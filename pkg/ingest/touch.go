@@ -182,7 +182,7 @@ func (s *Server) handleClick(w http.ResponseWriter, r *http.Request) string {
 		"idfa": t.IDFA, "gaid": t.GAID, "ip": t.IP, "ua": t.UA, "country": t.Country,
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, campaign.FillLink(c.TrackingLink, vals), http.StatusFound)
+	http.Redirect(w, r, campaign.FillLink(c.TrackingLink, vals, c.MMP), http.StatusFound)
 	return "click"
 }
 

@@ -213,7 +213,7 @@ func (s *eventsStage) event(rec *kgo.Record, b *statestore.Batch, emit func(*kgo
 // when its revenue cannot be converted (no rate for its currency): an
 // event with a wrong reporting revenue would mislead every ROAS query.
 func (s *eventsStage) publish(rec *kgo.Record, ev *event.InAppEvent, a *event.AttributedInstall, now time.Time, emit func(*kgo.Record)) error {
-	ae, err := attribution.AttributeEvent(ev, a, s.j.cfg.Rates, now)
+	ae, err := attribution.AttributeEventIn(ev, a, s.j.cfg.Rates, s.j.cfg.Campaigns, now)
 	if err != nil {
 		raw, _ := json.Marshal(ev)
 		s.j.reject(&kgo.Record{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Timestamp: now, Value: raw},

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"net/url"
 	"time"
 
 	"github.com/adtrack/postback/pkg/money"
@@ -58,4 +59,23 @@ func mmpEventID(mmp string, kind Kind, id string) string {
 		return mmp + ":rejected:" + id
 	}
 	return mmp + ":" + id
+}
+
+// CarriedEventID returns the event id a postback would get from the MMP's
+// own id parameter (Branch `id`, generic `event_id`, ...), or "" when the
+// postback carries none usable (absent, given twice with different values,
+// or too long). It never fails, so a postback refused for any other reason
+// can still be found by the MMP's id in the rejected topic.
+func CarriedEventID(mmp string, kind Kind, params url.Values) string {
+	sp := specFor(mmp)
+	if sp == nil {
+		return ""
+	}
+	var fv fieldValues
+	_ = sp.collect(params, &fv) // fv is filled even when another field conflicts
+	s := fv[fEventID]
+	if !s.set || s.conflict || len(s.val) > maxMMPEventID {
+		return ""
+	}
+	return mmpEventID(sp.name, kind, s.val)
 }

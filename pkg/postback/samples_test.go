@@ -36,8 +36,8 @@ var samples = map[string]map[string]string{
 		"(event-value)": `{"af_revenue":"4.99","af_content_id":"gems_100"}`,
 	},
 	MMPAdjust: {
-		"<token>": "s3cr3t", "<click id>": sClick, "<campaign id>": "cmp-42", "<site id>": "site-93",
-		"<sub site id>": "sub-1", "{app_id}": "com.example.game", "{os_name}": "android",
+		"<token>": "s3cr3t", "{click_id}": sClick, "{campaign_id}": "cmp-42", "{site_id}": "site-93",
+		"{sub_site_id}": "sub-1", "{app_id}": "com.example.game", "{os_name}": "android",
 		"{gps_adid}": sGAID, "{idfa}": "", "{idfv}": "", "{android_id}": sAndroidID,
 		"{adid}": "18546f6171f67e29d1cb983322ad1329", "{ip_address}": sIP, "{user_agent}": sUAAndroid,
 		"{country}": "de", "{installed_at}": "1795853553", "{created_at}": "1795853553",

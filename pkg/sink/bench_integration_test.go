@@ -64,7 +64,7 @@ func BenchmarkSinkVsRaw(b *testing.B) {
 		if _, err := migrate.Up(ctx, raw, schemas.ClickHouse, "clickhouse", migrate.Options{}); err != nil {
 			b.Fatal(err)
 		}
-		tab := sink.Tables(topics.Clicks, "i", "ia", "ea", "r")[topics.Clicks]
+		tab := sink.Tables(topics.Clicks, "i", "ia", "ea", "r", "s")[topics.Clicks]
 		rows := make([][]any, n)
 		for i, v := range values {
 			r, err := tab.Row(v)

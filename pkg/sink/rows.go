@@ -40,8 +40,9 @@ func contentErr(format string, args ...any) error {
 }
 
 // Tables maps the topic names of cfg to their tables.
-func Tables(clicks, impressions, installs, events, rejected string) map[string]*Table {
+func Tables(clicks, impressions, installs, events, rejected, skan string) map[string]*Table {
 	return map[string]*Table{
+		skan:        {Name: "skan_postbacks", Columns: skanColumns, Row: skanRow},
 		clicks:      {Name: "clicks", Columns: clickColumns, Row: clickRow, KeyedID: true},
 		impressions: {Name: "impressions", Columns: impressionColumns, Row: impressionRow, KeyedID: true},
 		installs:    {Name: "installs", Columns: installColumns, Row: installRow},
@@ -249,6 +250,53 @@ func rejectedRow(value []byte) ([]any, error) {
 func rejectedValues(r event.Rejected, recv time.Time) []any {
 	return []any{r.Source, r.Kind, recv, r.Field, r.Reason, r.EventID,
 		r.Raw.Method, r.Raw.Path, r.Raw.Query, r.Raw.ContentType, r.Raw.Body, r.Raw.RemoteIP}
+}
+
+var skanColumns = []string{"postback_id", "framework", "version", "received_at", "ad_network_id", "skan_campaign_id",
+	"source_identifier", "app_id", "transaction_id", "redownload", "source_app_id", "source_domain", "fidelity_type",
+	"conversion_value", "coarse_conversion_value", "did_win", "postback_sequence_index", "country_code", "conversion_type",
+	"impression_type", "marketplace_id", "ad_interaction_type", "key_id", "signature", "campaign_id", "media_source",
+	"campaign_match", "raw_body", "remote_ip"}
+
+var skanEnums = map[string]map[string]bool{
+	"framework":               {"skadnetwork": true, "adattributionkit": true},
+	"coarse_conversion_value": {"": true, "low": true, "medium": true, "high": true},
+	"campaign_match":          {"exact": true, "partial": true, "ambiguous": true, "none": true},
+}
+
+func skanRow(value []byte) ([]any, error) {
+	var p event.SKANPostback
+	if err := decode(value, &p); err != nil {
+		return nil, err
+	}
+	var c conv
+	c.check(p.PostbackID != "" && p.AppID != "" && p.TransactionID != "", "postback_id, app_id and transaction_id are required")
+	for col, v := range map[string]string{"framework": p.Framework, "coarse_conversion_value": p.CoarseConversionValue, "campaign_match": p.CampaignMatch} {
+		c.check(skanEnums[col][v], "%s %q is not in the enum", col, v)
+	}
+	c.check(p.PostbackSequenceIndex >= 0 && p.PostbackSequenceIndex <= 2, "postback_sequence_index %d is not 0, 1 or 2", p.PostbackSequenceIndex)
+	u8 := func(name string, v *int64, max int64) *uint8 {
+		if v == nil {
+			return nil
+		}
+		c.check(*v >= 0 && *v <= max, "%s %d out of range", name, *v)
+		x := uint8(*v)
+		return &x
+	}
+	u64 := func(v *int64) *uint64 {
+		if v == nil {
+			return nil
+		}
+		c.check(*v >= 0, "negative id %d", *v)
+		x := uint64(*v)
+		return &x
+	}
+	row := []any{p.PostbackID, p.Framework, p.Version, c.time("received_at", p.ReceivedAt), p.AdNetworkID, u64(p.SKANCampaignID),
+		p.SourceIdentifier, p.AppID, p.TransactionID, b2u(p.Redownload), u64(p.SourceAppID), p.SourceDomain, u8("fidelity_type", p.FidelityType, 1),
+		u8("conversion_value", p.ConversionValue, 63), p.CoarseConversionValue, b2u(p.DidWin), uint8(p.PostbackSequenceIndex), p.CountryCode,
+		p.ConversionType, p.ImpressionType, p.MarketplaceID, p.AdInteractionType, p.KeyID, p.Signature, p.CampaignID, p.MediaSource,
+		p.CampaignMatch, p.Raw.Body, p.Raw.RemoteIP}
+	return row, c.err
 }
 
 // sinkRejection is the rejected-table row for a record the sink could not

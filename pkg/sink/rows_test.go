@@ -41,6 +41,14 @@ func attributedEvent() event.AttributedEvent {
 	}
 }
 
+func skanPostback() event.SKANPostback {
+	cv := int64(20)
+	return event.SKANPostback{PostbackID: "tx-1/0", Framework: "skadnetwork", Version: "4.0", ReceivedAt: t0,
+		AdNetworkID: "n.skadnetwork", SourceIdentifier: "5239", AppID: "id525463029", TransactionID: "tx-1",
+		ConversionValue: &cv, DidWin: true, CampaignMatch: "exact", CampaignID: "c1", Signature: "MEUC",
+		Raw: event.Raw{Method: "POST", Path: "/v1/skan"}}
+}
+
 func enc(t *testing.T, v any) []byte {
 	t.Helper()
 	b, err := json.Marshal(v)
@@ -51,13 +59,14 @@ func enc(t *testing.T, v any) []byte {
 }
 
 func TestRowsMatchColumns(t *testing.T) {
-	tables := Tables("c", "i", "ia", "ea", "r")
+	tables := Tables("c", "i", "ia", "ea", "r", "s")
 	values := map[string][]byte{
 		"c":  enc(t, event.Click{ClickID: "k1", Touch: touch()}),
 		"i":  enc(t, event.Impression{ImpressionID: "i1", Touch: touch()}),
 		"ia": enc(t, attributedInstall()),
 		"ea": enc(t, attributedEvent()),
 		"r":  enc(t, event.Rejected{Source: "adjust", ReceivedAt: t0, Reason: "bad", Raw: event.Raw{Method: "GET", Path: "/"}}),
+		"s":  enc(t, skanPostback()),
 	}
 	for topic, tab := range tables {
 		vals, err := tab.Row(values[topic])
@@ -87,7 +96,7 @@ func TestRowsMatchColumns(t *testing.T) {
 }
 
 func TestBadContentIsErrContent(t *testing.T) {
-	tables := Tables("c", "i", "ia", "ea", "r")
+	tables := Tables("c", "i", "ia", "ea", "r", "s")
 	badInstall := attributedInstall()
 	badInstall.Attribution.MatchType = "telepathy"
 	oldEvent := attributedEvent()
@@ -132,7 +141,7 @@ func FuzzRows(f *testing.F) {
 	f.Add([]byte(`{"click_id":"` + event.KeyedClickID("c1", "k") + `","impression_id":"` + event.KeyedImpressionID("c1", "k") + `","time":"2026-11-28T10:00:00Z","app_id":"a","media_source":"m","cost":"1"}`))
 	f.Add([]byte("{\"click_id\":\"k\\u0000\",\"time\":\"2026-11-28T10:00:00Z\",\"app_id\":\"a\xff\xfe\",\"media_source\":\"m\",\"cost\":\"1\"}"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		for _, tab := range Tables("c", "i", "ia", "ea", "r") {
+		for _, tab := range Tables("c", "i", "ia", "ea", "r", "s") {
 			vals, err := tab.Row(b)
 			if err != nil {
 				if !errors.Is(err, ErrContent) {
@@ -156,7 +165,7 @@ func FuzzRows(f *testing.F) {
 // record into event.Click (the decode alone) in the same run.
 func BenchmarkClickRow(b *testing.B) {
 	v, _ := json.Marshal(event.Click{ClickID: "01a22293-324c-7895-a0fe-2156ad9cc812", Touch: touch()})
-	tab := Tables("c", "i", "ia", "ea", "r")["c"]
+	tab := Tables("c", "i", "ia", "ea", "r", "s")["c"]
 	b.Run("row", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {

@@ -33,6 +33,7 @@ type Config struct {
 	EventsAttributed   string        `mapstructure:"events_attributed" desc:"Topic of attributed in-app events, keyed by event_id."`
 	Campaigns          string        `mapstructure:"campaigns" desc:"Compacted topic of campaigns, keyed by campaign_id."`
 	Rejected           string        `mapstructure:"rejected" desc:"Topic of authenticated postbacks that were rejected, keyed by source."`
+	SKAN               string        `mapstructure:"skan" desc:"Topic of verified SKAdNetwork and AdAttributionKit postbacks, keyed by transaction_id."`
 	Partitions         int           `mapstructure:"partitions" desc:"Partitions of every topic created by bootstrap (joined topics must share a count)."`
 	ReplicationFactor  int           `mapstructure:"replication_factor" desc:"Replication factor of topics created by bootstrap."`
 	MinInsyncReplicas  int           `mapstructure:"min_insync_replicas" desc:"min.insync.replicas of topics created by bootstrap: an acks=all write fails unless this many replicas have it. 0: 2 with a replication factor of 3 or more, else 1."`
@@ -50,6 +51,7 @@ func Defaults() Config {
 		EventsAttributed:   "events.attributed.v1",
 		Campaigns:          "campaigns.v1",
 		Rejected:           "postbacks.rejected.v1",
+		SKAN:               "skan.v1",
 		Partitions:         6,
 		ReplicationFactor:  1,
 		Retention:          14 * 24 * time.Hour,
@@ -61,7 +63,7 @@ func (t *Config) Validate() error {
 	for key, name := range map[string]string{
 		"clicks": t.Clicks, "impressions": t.Impressions, "installs_raw": t.InstallsRaw, "events_raw": t.EventsRaw,
 		"installs_attributed": t.InstallsAttributed, "events_attributed": t.EventsAttributed,
-		"campaigns": t.Campaigns, "rejected": t.Rejected,
+		"campaigns": t.Campaigns, "rejected": t.Rejected, "skan": t.SKAN,
 	} {
 		if name == "" {
 			return config.Errorf(key, "must not be empty")
@@ -119,6 +121,7 @@ func Specs(t Config) []Spec {
 		stream(t.EventsAttributed, false),
 		campaigns,
 		stream(t.Rejected, false),
+		stream(t.SKAN, false),
 	}
 }
 

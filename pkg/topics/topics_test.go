@@ -19,7 +19,7 @@ func ensureSuite(t *testing.T, adm *kadm.Client, prefix string) {
 	names := Defaults()
 	names.Clicks, names.Impressions, names.InstallsRaw, names.EventsRaw = prefix+"clicks", prefix+"impressions", prefix+"installs", prefix+"events"
 	names.InstallsAttributed, names.EventsAttributed = prefix+"installs_attr", prefix+"events_attr"
-	names.Campaigns, names.Rejected = prefix+"campaigns", prefix+"rejected"
+	names.Campaigns, names.Rejected, names.SKAN = prefix+"campaigns", prefix+"rejected", prefix+"skan"
 	names.Partitions = 3
 	specs := Specs(names)
 	t.Cleanup(func() {
@@ -91,8 +91,8 @@ func TestEnsureKfake(t *testing.T) {
 func TestSpecs(t *testing.T) {
 	cfg := Defaults()
 	specs := Specs(cfg)
-	if len(specs) != 8 {
-		t.Fatalf("%d specs, want the 8 topics of DESIGN.md", len(specs))
+	if len(specs) != 9 {
+		t.Fatalf("%d specs, want the 9 topics of DESIGN.md (skan.v1 included)", len(specs))
 	}
 	joined := 0
 	for _, s := range specs {

@@ -103,8 +103,8 @@ func startPipeline(b *testing.B) *pipeline {
 		app: "id1234567890", cmp: "bench-cpi", token: "bench-generic-token-0001"}
 	kafka := fmt.Sprintf(`kafka:
   brokers: [%q]
-  topics: {clicks: %q, impressions: %q, installs_raw: %q, events_raw: %q, installs_attributed: %q, events_attributed: %q, rejected: %q, campaigns: %q}
-`, brokers[0], tc.Clicks, tc.Impressions, tc.InstallsRaw, tc.EventsRaw, tc.InstallsAttributed, tc.EventsAttributed, tc.Rejected, tc.Campaigns)
+  topics: {clicks: %q, impressions: %q, installs_raw: %q, events_raw: %q, installs_attributed: %q, events_attributed: %q, rejected: %q, campaigns: %q, skan: %q}
+`, brokers[0], tc.Clicks, tc.Impressions, tc.InstallsRaw, tc.EventsRaw, tc.InstallsAttributed, tc.EventsAttributed, tc.Rejected, tc.Campaigns, tc.SKAN)
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(b))
 	p.base = "http://" + httpAddr
 	for _, s := range []string{"ingest", "attribution", "sink"} {

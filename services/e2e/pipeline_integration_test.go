@@ -20,6 +20,8 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/adtrack/postback/pkg/chconn"
+	"github.com/adtrack/postback/pkg/skan"
+	"github.com/adtrack/postback/pkg/skan/skantest"
 	"github.com/adtrack/postback/pkg/testenv"
 	"github.com/adtrack/postback/pkg/tlsconf"
 )
@@ -117,6 +119,7 @@ type pipeline struct {
 	token                                 string // the generic source's token
 	env                                   map[string][]string
 	procs                                 map[string]*proc
+	signer                                *skantest.Signer // ingest.skan trusts its keys
 }
 
 // second starts a second instance of service name (attribution or sink):
@@ -159,7 +162,7 @@ func startPipeline(t testing.TB, s setup, campaigns, attrExtra string) *pipeline
 	p := &pipeline{bins: binaries(t), dir: t.TempDir(), token: "e2e-generic-token-0123456789", env: s.env}
 	dir := p.dir
 	topics := testenv.Name("e2e")
-	topicsSection := fmt.Sprintf("  topics: {clicks: %[1]s.clicks, impressions: %[1]s.impressions, installs_raw: %[1]s.installs-raw, events_raw: %[1]s.events-raw, installs_attributed: %[1]s.installs, events_attributed: %[1]s.events, rejected: %[1]s.rejected, campaigns: %[1]s.campaigns, partitions: 3}\n", topics)
+	topicsSection := fmt.Sprintf("  topics: {clicks: %[1]s.clicks, impressions: %[1]s.impressions, installs_raw: %[1]s.installs-raw, events_raw: %[1]s.events-raw, installs_attributed: %[1]s.installs, events_attributed: %[1]s.events, rejected: %[1]s.rejected, campaigns: %[1]s.campaigns, skan: %[1]s.skan, partitions: 3}\n", topics)
 	tokens := filepath.Join(dir, "tokens")
 	write(t, tokens, "# one per line\n"+p.token+"\n")
 	sources := fmt.Sprintf("    generic: {tokens_file: %q}\n", tokens)
@@ -169,9 +172,13 @@ func startPipeline(t testing.TB, s setup, campaigns, attrExtra string) *pipeline
 	p.httpAddr = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	p.attrTel, p.sinkTel = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	quiet := "telemetry: {log_format: text, log_level: warn}\n"
+	p.signer = skantest.New()
+	keys := p.signer.Keys()
+	skanConf := fmt.Sprintf("  skan: {ad_network_ids: [%q], p192_key: %q, p256_key: %q, aak_keys: {%q: %q}}\n",
+		skantest.AdNetwork, keys.P192, keys.P256, skantest.KeyID, keys.AAK[skantest.KeyID])
 	confs := map[string]string{
 		"postbackctl": s.kafka["postbackctl"] + topicsSection + s.clickhouse,
-		"ingest":      s.kafka["ingest"] + topicsSection + fmt.Sprintf("http: {addr: %q}\ningest:\n  sources:\n%s", p.httpAddr, sources) + quiet,
+		"ingest":      s.kafka["ingest"] + topicsSection + fmt.Sprintf("http: {addr: %q}\ningest:\n  sources:\n%s", p.httpAddr, sources) + skanConf + quiet,
 		"attribution": s.kafka["attribution"] + topicsSection + fmt.Sprintf("group: %q\nstate_dir: %q\nrates: {reporting_currency: USD, per_unit: {USD: \"1\", EUR: \"1.08\", GBP: \"1.27\"}}\ntelemetry: {addr: %q, log_format: text, log_level: warn}\n",
 			testenv.Name("e2e-attr"), filepath.Join(dir, "state"), p.attrTel) + attrExtra,
 		"sink": s.kafka["sink"] + topicsSection + s.clickhouse + fmt.Sprintf("group: %q\nsink: {flush_interval: 200ms}\ntelemetry: {addr: %q, log_format: text, log_level: warn}\n",
@@ -201,7 +208,11 @@ func startPipeline(t testing.TB, s setup, campaigns, attrExtra string) *pipeline
 func runPipeline(t *testing.T, s setup) {
 	t.Helper()
 	const app, cmp = "id1234567890", "e2e-cpi"
-	p := startPipeline(t, s, fmt.Sprintf("campaigns:\n  - {campaign_id: %s, app_id: %s, platform: ios, media_source: e2enet, cost_model: CPI, bid: \"1.5\", currency: USD}\n", cmp, app), "")
+	const skanApp, skanCmp = "id525463029", "e2e-skan"
+	p := startPipeline(t, s, fmt.Sprintf("campaigns:\n  - {campaign_id: %s, app_id: %s, platform: ios, media_source: e2enet, cost_model: CPI, bid: \"1.5\", currency: USD}\n"+
+		"  - {campaign_id: %s, app_id: %s, platform: ios, media_source: e2enet, cost_model: CPI, bid: \"1.5\", currency: USD, skan: {ad_network_id: %s, campaign_ids: [42], source_identifiers: [\"5239\"]}}\n",
+		cmp, app, skanCmp, skanApp, skantest.AdNetwork), "")
+	signer := p.signer
 	httpAddr, attrTel, sinkTel, token := p.httpAddr, p.attrTel, p.sinkTel, p.token
 	testenv.WaitHTTP(t, "http://"+httpAddr+"/v1/click/"+cmp+"?s2s=1&ip=203.0.113.9&ua=warmup", "ingest's campaign registry")
 
@@ -228,6 +239,22 @@ func runPipeline(t *testing.T, s setup) {
 		}
 	}
 
+	// Apple's postbacks: one of every version and an AdAttributionKit one,
+	// each with its own transaction, a resend of the 4.0 one, and a forgery.
+	var skanBodies [][]byte
+	for i, v := range skan.Versions {
+		m := skantest.Example(v)
+		m["transaction-id"] = fmt.Sprintf("e2e-%d", i)
+		skanBodies = append(skanBodies, signer.SKAN(m))
+	}
+	skanBodies = append(skanBodies, signer.AAK(skantest.AAKPayload(), map[string]any{"coarse-conversion-value": "high"}))
+	skanBodies = append(skanBodies, skanBodies[5])
+	for _, b := range skanBodies {
+		post(t, base+"/v1/skan", b, 200)
+	}
+	post(t, base+"/v1/skan", []byte(strings.Replace(string(skanBodies[4]), `"campaign-id":42`, `"campaign-id":41`, 1)), 401)
+	skanUnique := uint64(len(skan.Versions) + 1)
+
 	conn, err := chconn.Open(t.Context(), s.read)
 	if err != nil {
 		t.Fatal(err)
@@ -240,7 +267,12 @@ func runPipeline(t *testing.T, s setup) {
 		"SELECT count() FROM installs WHERE match_type = 'click_id' AND campaign_id = '" + cmp + "'": installs,
 		"SELECT count() FROM events": events,
 		"SELECT count() FROM events WHERE campaign_id = '" + cmp + "' AND abs(toFloat64(revenue_reporting) - 4.99) < 1e-9": events,
-		"SELECT count() FROM rejected": 0,
+		"SELECT count() FROM rejected WHERE source != 'skan'":                                                              0,
+		"SELECT count() FROM rejected WHERE source = 'skan' AND startsWith(reason, 'invalid_signature')":                   1,
+		"SELECT count() FROM skan_postbacks":                                                                               skanUnique + 1,
+		"SELECT count() FROM skan_postbacks_unique WHERE campaign_id = '" + skanCmp + "'":                                  skanUnique,
+		"SELECT sum(installs) FROM skan_installs_daily WHERE campaign_id = '" + skanCmp + "'":                              skanUnique,
+		"SELECT sum(resends) FROM skan_installs_daily":                                                                     1,
 	}
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
@@ -292,6 +324,20 @@ func movedSeries(exposition, prefix string) bool {
 		}
 	}
 	return false
+}
+
+// post sends body as JSON and checks the status.
+func post(t *testing.T, url string, body []byte, code int) {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != code {
+		t.Fatalf("POST %s: %d %s, want %d", url, resp.StatusCode, b, code)
+	}
 }
 
 func counts(t *testing.T, conn driver.Conn, queries map[string]uint64) map[string]uint64 {
