@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"io"
 	"net/http"
@@ -171,7 +172,10 @@ func startPipeline(t testing.TB, s setup, campaigns, attrExtra string) *pipeline
 	}
 	p.httpAddr = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	p.attrTel, p.sinkTel = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	quiet := "telemetry: {log_format: text, log_level: warn}\n"
+	// E2E_LOG_LEVEL=debug makes the services' logs (printed for a failed
+	// test) say everything, franz-go's lines included.
+	level := cmp.Or(os.Getenv("E2E_LOG_LEVEL"), "warn")
+	quiet := fmt.Sprintf("telemetry: {log_format: text, log_level: %s}\n", level)
 	p.signer = skantest.New()
 	keys := p.signer.Keys()
 	skanConf := fmt.Sprintf("  skan: {ad_network_ids: [%q], p192_key: %q, p256_key: %q, aak_keys: {%q: %q}}\n",
@@ -179,10 +183,10 @@ func startPipeline(t testing.TB, s setup, campaigns, attrExtra string) *pipeline
 	confs := map[string]string{
 		"postbackctl": s.kafka["postbackctl"] + topicsSection + s.clickhouse,
 		"ingest":      s.kafka["ingest"] + topicsSection + fmt.Sprintf("http: {addr: %q}\ningest:\n  sources:\n%s", p.httpAddr, sources) + skanConf + quiet,
-		"attribution": s.kafka["attribution"] + topicsSection + fmt.Sprintf("group: %q\nstate_dir: %q\nrates: {reporting_currency: USD, per_unit: {USD: \"1\", EUR: \"1.08\", GBP: \"1.27\"}}\ntelemetry: {addr: %q, log_format: text, log_level: warn}\n",
-			testenv.Name("e2e-attr"), filepath.Join(dir, "state"), p.attrTel) + attrExtra,
-		"sink": s.kafka["sink"] + topicsSection + s.clickhouse + fmt.Sprintf("group: %q\nsink: {flush_interval: 200ms}\ntelemetry: {addr: %q, log_format: text, log_level: warn}\n",
-			testenv.Name("e2e-sink"), p.sinkTel),
+		"attribution": s.kafka["attribution"] + topicsSection + fmt.Sprintf("group: %q\nstate_dir: %q\nrates: {reporting_currency: USD, per_unit: {USD: \"1\", EUR: \"1.08\", GBP: \"1.27\"}}\ntelemetry: {addr: %q, log_format: text, log_level: %s}\n",
+			testenv.Name("e2e-attr"), filepath.Join(dir, "state"), p.attrTel, level) + attrExtra,
+		"sink": s.kafka["sink"] + topicsSection + s.clickhouse + fmt.Sprintf("group: %q\nsink: {flush_interval: 200ms}\ntelemetry: {addr: %q, log_format: text, log_level: %s}\n",
+			testenv.Name("e2e-sink"), p.sinkTel, level),
 	}
 	for name, c := range confs {
 		write(t, filepath.Join(dir, name+".yaml"), c)
