@@ -187,6 +187,13 @@ func InstallCost(c event.Campaign) money.Amount {
 // the URL-query-escaped value from vals; a macro with no value becomes
 // empty, so no literal "{idfa}" ever reaches an MMP.
 func FillLink(tmpl string, vals map[string]string) string {
+	return Fill(tmpl, vals, url.QueryEscape)
+}
+
+// Fill replaces every {name} macro of tmpl with escape(vals[name]); a
+// malformed {...} is kept as written. FillLink and the forwarder's
+// callback templates both fill through it.
+func Fill(tmpl string, vals map[string]string, escape func(string) string) string {
 	var b strings.Builder
 	b.Grow(len(tmpl) + 64)
 	for {
@@ -203,7 +210,7 @@ func FillLink(tmpl string, vals map[string]string) string {
 		name := tmpl[open+1 : open+end]
 		b.WriteString(tmpl[:open])
 		if validMacro(name) {
-			b.WriteString(url.QueryEscape(vals[name]))
+			b.WriteString(escape(vals[name]))
 		} else {
 			b.WriteString(tmpl[open : open+end+1])
 		}

@@ -1,0 +1,157 @@
+//go:build integration
+
+package forwarder_test
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/adtrack/postback/pkg/forward"
+)
+
+// TestReceivers: each misbehaving receiver gets exactly the documented
+// attempts (retry.max_attempts 3), the healthy one is not held up by the
+// slow ones, and the delivery log says what happened.
+func TestReceivers(t *testing.T) {
+	e := newEnv(t, 2)
+	egress := localEgress(t)
+	ok := newReceiver(t, func(w http.ResponseWriter, n int) { w.WriteHeader(http.StatusOK) })
+	flaky := newReceiver(t, func(w http.ResponseWriter, n int) {
+		if n < 2 {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	slow := newReceiver(t, func(w http.ResponseWriter, n int) { time.Sleep(1500 * time.Millisecond) })
+	limited := newReceiver(t, func(w http.ResponseWriter, n int) {
+		if n == 0 {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	bad := newReceiver(t, func(w http.ResponseWriter, n int) {
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = w.Write([]byte(`{"error":"unknown click"}`))
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	downURL := "http://" + ln.Addr().String() + "/cb?click={click_id}"
+	ln.Close() // nothing listens there: connection refused
+
+	reg := registry(t, egress,
+		endpoint("ok", ok.srv.URL+"/cb?click={click_id}"),
+		endpoint("flaky", flaky.srv.URL+"/cb?click={click_id}"),
+		endpoint("slow", slow.srv.URL+"/cb?click={click_id}"),
+		endpoint("limited", limited.srv.URL+"/cb?click={click_id}"),
+		endpoint("bad", bad.srv.URL+"/cb?click={click_id}"),
+		endpoint("down", downURL),
+	)
+	const n = 4
+	e.produceInstalls(0, n)
+	stop := e.run(e.config(reg, egress))
+	defer stop()
+
+	waitFor(t, 60*time.Second, "every receiver's attempts", func() bool {
+		return len(ok.hits()) >= n && len(flaky.hits()) >= 3*n && len(slow.hits()) >= 3*n &&
+			len(limited.hits()) >= 2*n && len(bad.hits()) >= n
+	})
+	time.Sleep(2 * time.Second) // room for an extra attempt that must not come
+	for name, want := range map[string]struct {
+		rc   *receiver
+		hits int
+	}{"ok": {ok, n}, "flaky": {flaky, 3 * n}, "slow": {slow, 3 * n}, "limited": {limited, 2 * n}, "bad": {bad, n}} {
+		hits := want.rc.hits()
+		if len(hits) != want.hits || want.rc.distinct() != n {
+			t.Errorf("%s: %d requests for %d deliveries, want %d for %d", name, len(hits), want.rc.distinct(), want.hits, n)
+		}
+		for _, h := range hits {
+			if h.sigErr != nil {
+				t.Errorf("%s: signature of %s attempt %s: %v", name, h.id, h.attempt, h.sigErr)
+			}
+		}
+	}
+	// The healthy receiver had everything before the slow one's first
+	// attempt had even timed out.
+	lastOK := ok.hits()[n-1].at
+	firstRetry := slow.hits()[0].at.Add(500 * time.Millisecond)
+	if lastOK.After(firstRetry) {
+		t.Errorf("the healthy receiver's last callback came %s after the slow receiver's first timeout", lastOK.Sub(firstRetry))
+	}
+	// Retry-After: 1 was honoured.
+	byID := map[string][]time.Time{}
+	for _, h := range limited.hits() {
+		byID[h.id] = append(byID[h.id], h.at)
+	}
+	for id, ts := range byID {
+		if len(ts) == 2 && ts[1].Sub(ts[0]) < time.Second {
+			t.Errorf("limited %s: second attempt %s after the 429 with Retry-After: 1", id, ts[1].Sub(ts[0]))
+		}
+	}
+
+	// The delivery log: one record per attempt, the last one final.
+	want := map[string][]string{
+		"ok":      {"delivered"},
+		"flaky":   {"retrying", "retrying", "delivered"},
+		"slow":    {"retrying", "retrying", "expired"},
+		"down":    {"retrying", "retrying", "expired"},
+		"limited": {"retrying", "delivered"},
+		"bad":     {"failed"},
+	}
+	var log []forward.Attempt
+	waitFor(t, 30*time.Second, "the delivery log", func() bool {
+		log = e.deliveries()
+		return len(log) >= n*(1+3+3+3+2+1)
+	})
+	got := map[string][]forward.Attempt{}
+	for _, a := range log {
+		got[a.DeliveryID] = append(got[a.DeliveryID], a)
+	}
+	if len(got) != 6*n {
+		t.Errorf("delivery log has %d deliveries, want %d", len(got), 6*n)
+	}
+	for id, as := range got {
+		sort.Slice(as, func(i, k int) bool { return as[i].Attempt < as[k].Attempt })
+		var outcomes []string
+		for i, a := range as {
+			outcomes = append(outcomes, a.Outcome)
+			if a.Attempt != i+1 {
+				t.Errorf("%s (%s): attempt %d at position %d", id, a.EndpointID, a.Attempt, i)
+			}
+			if a.Final != (i == len(as)-1) {
+				t.Errorf("%s (%s): attempt %d final=%v", id, a.EndpointID, a.Attempt, a.Final)
+			}
+		}
+		ep := as[0].EndpointID
+		if fmt.Sprint(outcomes) != fmt.Sprint(want[ep]) {
+			t.Errorf("%s (%s): outcomes %v, want %v", id, ep, outcomes, want[ep])
+		}
+		last := as[len(as)-1]
+		switch ep {
+		case "bad":
+			if last.Status != 400 || !strings.Contains(last.Response, "unknown click") {
+				t.Errorf("bad: status %d response %q", last.Status, last.Response)
+			}
+		case "down":
+			if last.Status != 0 || !strings.Contains(last.Error, "refused") {
+				t.Errorf("down: status %d error %q, want a connection refused", last.Status, last.Error)
+			}
+		case "slow":
+			if !strings.Contains(last.Error, "timeout") {
+				t.Errorf("slow: error %q, want a timeout", last.Error)
+			}
+		}
+		if strings.Contains(last.Host, "click=") {
+			t.Errorf("the log holds the URL's query: %q", last.Host)
+		}
+	}
+}

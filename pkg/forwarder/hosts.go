@@ -1,0 +1,114 @@
+package forwarder
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// hosts runs attempts with a queue, a concurrency limit and a rate limit
+// per destination host, so a slow or rate-limited publisher only ever
+// waits on itself: the consumer never blocks on a host, and a full host
+// queue spills to the retry queue instead of growing.
+type hosts struct {
+	ctx      context.Context
+	conc     int
+	rate     float64 // attempts per second per host; 0: unlimited
+	burst    float64
+	maxQueue int
+	run      func(*job)
+
+	mu sync.Mutex
+	m  map[string]*host
+	wg sync.WaitGroup
+}
+
+type host struct {
+	queue  []*job
+	active int
+	tokens float64
+	last   time.Time
+}
+
+func newHosts(ctx context.Context, s Settings, run func(*job)) *hosts {
+	return &hosts{ctx: ctx, conc: s.HostConcurrency, rate: float64(s.HostRate), burst: float64(max(1, s.HostRate)), maxQueue: s.HostQueue,
+		run: run, m: map[string]*host{}}
+}
+
+// enqueue adds j to its host's queue; false when the queue is full.
+func (h *hosts) enqueue(j *job) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	hq := h.m[j.host]
+	if hq == nil {
+		hq = &host{tokens: h.burst, last: time.Now()}
+		h.m[j.host] = hq
+	}
+	if len(hq.queue) >= h.maxQueue {
+		return false
+	}
+	hq.queue = append(hq.queue, j)
+	if hq.active < h.conc {
+		hq.active++
+		h.wg.Add(1)
+		go h.work(j.host, hq)
+	}
+	return true
+}
+
+// queued returns the jobs waiting per host (for the backlog gauge).
+func (h *hosts) queued() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, hq := range h.m {
+		n += len(hq.queue)
+	}
+	return n
+}
+
+// work runs the host's jobs until its queue is empty.
+func (h *hosts) work(name string, hq *host) {
+	defer h.wg.Done()
+	for {
+		h.mu.Lock()
+		if len(hq.queue) == 0 || h.ctx.Err() != nil {
+			hq.active--
+			if hq.active == 0 && len(hq.queue) == 0 {
+				delete(h.m, name)
+			}
+			h.mu.Unlock()
+			return
+		}
+		j := hq.queue[0]
+		hq.queue[0] = nil
+		hq.queue = hq.queue[1:]
+		wait := h.reserve(hq)
+		h.mu.Unlock()
+		if wait > 0 {
+			select {
+			case <-h.ctx.Done():
+			case <-time.After(wait):
+			}
+		}
+		h.run(j)
+	}
+}
+
+// reserve takes a token of hq's bucket and returns how long to wait for it.
+func (h *hosts) reserve(hq *host) time.Duration {
+	if h.rate <= 0 {
+		return 0
+	}
+	now := time.Now()
+	hq.tokens = min(h.burst, hq.tokens+now.Sub(hq.last).Seconds()*h.rate)
+	hq.last = now
+	hq.tokens--
+	if hq.tokens >= 0 {
+		return 0
+	}
+	return time.Duration(-hq.tokens / h.rate * float64(time.Second))
+}
+
+// wait waits for every worker to return (after ctx ended).
+func (h *hosts) wait() { h.wg.Wait() }
