@@ -3,6 +3,7 @@
 package forwarder_test
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -12,6 +13,11 @@ import (
 	"time"
 
 	"github.com/adtrack/postback/pkg/forward"
+	"github.com/adtrack/postback/pkg/kafkaconn"
+	"github.com/adtrack/postback/pkg/servicecfg"
+	"github.com/adtrack/postback/pkg/sink"
+	"github.com/adtrack/postback/pkg/telemetry"
+	"github.com/adtrack/postback/pkg/testenv"
 )
 
 // TestReceivers: each misbehaving receiver gets exactly the documented
@@ -154,4 +160,56 @@ func TestReceivers(t *testing.T) {
 			t.Errorf("the log holds the URL's query: %q", last.Host)
 		}
 	}
+
+	// The same log in ClickHouse, through the sink, and its daily view.
+	stats := e.loadDeliveries(t, len(log))
+	for ep, want := range map[string][4]uint64{"ok": {n, n, 0, 0}, "flaky": {n, n, 0, 0}, "limited": {n, n, 0, 0},
+		"slow": {n, 0, n, 0}, "down": {n, 0, n, 0}, "bad": {n, 0, n, 0}} {
+		if stats[ep] != want {
+			t.Errorf("postback_delivery_stats_daily %s: deliveries, delivered, failed, backlog = %v, want %v", ep, stats[ep], want)
+		}
+	}
+}
+
+// loadDeliveries loads the delivery log into a fresh ClickHouse database
+// with the sink and returns the per-endpoint outcomes the daily view shows.
+func (e *env) loadDeliveries(t *testing.T, rows int) map[string][4]uint64 {
+	t.Helper()
+	chCfg, conn := testenv.MigratedClickHouse(t)
+	cfg := servicecfg.DefaultSink()
+	cfg.Kafka.Topics = e.topics
+	cfg.ClickHouse = chCfg
+	cfg.Group = testenv.Name("sink")
+	cfg.SessionTimeout = 6 * time.Second
+	cfg.Sink.FlushInterval = 200 * time.Millisecond
+	cfg.Sink.Topics = []string{e.topics.Deliveries}
+	l, err := sink.New(cfg.Loader(kafkaconn.Plain(e.brokers)), conn, telemetry.New(), quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, time.Minute, "delivery rows in ClickHouse", func() bool {
+		var n uint64
+		_ = conn.QueryRow(context.Background(), "SELECT count() FROM postback_deliveries").Scan(&n)
+		return n >= uint64(rows)
+	})
+	out := map[string][4]uint64{}
+	r, err := conn.Query(context.Background(), "SELECT endpoint_id, deliveries, delivered, failed + expired, backlog FROM postback_delivery_stats_daily")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for r.Next() {
+		var ep string
+		var d, ok, bad uint64
+		var backlog int64
+		if err := r.Scan(&ep, &d, &ok, &bad, &backlog); err != nil {
+			t.Fatal(err)
+		}
+		out[ep] = [4]uint64{d, ok, bad, uint64(backlog)}
+	}
+	return out
 }

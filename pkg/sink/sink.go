@@ -104,6 +104,7 @@ func New(cfg Config, conn driver.Conn, tel *telemetry.Telemetry, log *slog.Logge
 	}
 	t := cfg.Topics
 	all := Tables(t.Clicks, t.Impressions, t.InstallsAttributed, t.EventsAttributed, t.Rejected)
+	all[t.Deliveries] = deliveriesTable()
 	l := &Loader{
 		cfg: cfg, conn: conn, cluster: cfg.ClickHouse.Cluster != "", log: log, tables: map[string]*Table{},
 		m: newMetrics(tel.Registry), now: time.Now,
@@ -112,12 +113,12 @@ func New(cfg Config, conn driver.Conn, tel *telemetry.Telemetry, log *slog.Logge
 	}
 	want := cfg.Sink.Topics
 	if len(want) == 0 {
-		want = []string{t.Clicks, t.Impressions, t.InstallsAttributed, t.EventsAttributed, t.Rejected}
+		want = []string{t.Clicks, t.Impressions, t.InstallsAttributed, t.EventsAttributed, t.Rejected, t.Deliveries}
 	}
 	for _, topic := range want {
 		tab, ok := all[topic]
 		if !ok {
-			return nil, config.Errorf("sink.topics", "%q is not one of the loadable topics (clicks, impressions, attributed installs and events, rejected)", topic)
+			return nil, config.Errorf("sink.topics", "%q is not one of the loadable topics (clicks, impressions, attributed installs and events, rejected, deliveries)", topic)
 		}
 		l.tables[topic] = tab
 		l.topics = append(l.topics, topic)
