@@ -52,7 +52,7 @@ func hostOf(raw string) string {
 
 // start sends a fresh delivery to its host's queue, or settles it at once
 // when it cannot be sent (render error) or must wait (host queue full).
-func (f *Forwarder) start(j *job, _ forward.Conversion) {
+func (f *Forwarder) start(j *job) {
 	switch {
 	case j.renderErr != nil:
 		if f.begin(j) {

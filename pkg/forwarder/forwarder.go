@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -82,6 +83,7 @@ type Forwarder struct {
 	mu       sync.Mutex
 	idle     *sync.Cond // broadcast when a part's inflight drops to 0
 	parts    map[tp]*part
+	fresh    []tp // assigned, state not restored yet
 	retries  retryHeap
 	wake     chan struct{}
 	backlogN int
@@ -117,6 +119,7 @@ func (f *Forwarder) Run(ctx context.Context) error {
 		kgo.DisableAutoCommit(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { f.assigned(m) }),
 		kgo.OnPartitionsRevoked(func(ctx context.Context, c *kgo.Client, m map[string][]int32) { f.revoke(ctx, m, true) }),
 		kgo.OnPartitionsLost(func(ctx context.Context, c *kgo.Client, m map[string][]int32) { f.revoke(ctx, m, false) }),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
@@ -196,6 +199,9 @@ func (f *Forwarder) poll(ctx context.Context) error {
 				f.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
 			}
 		})
+		// Restore every newly assigned partition, even one with no new
+		// record: its retry queue must resume.
+		f.restoreAssigned(ctx)
 		fs.EachPartition(func(p kgo.FetchTopicPartition) {
 			if len(p.Records) == 0 {
 				return
@@ -210,6 +216,46 @@ func (f *Forwarder) poll(ctx context.Context) error {
 			f.commit(ctx)
 			lastCommit = f.now()
 		}
+	}
+}
+
+// assigned notes partitions to restore (OnPartitionsAssigned).
+func (f *Forwarder) assigned(m map[string][]int32) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for topic, ps := range m {
+		for _, p := range ps {
+			f.fresh = append(f.fresh, tp{topic, p})
+		}
+	}
+}
+
+// restoreAssigned restores the partitions assigned since the last poll,
+// from the group's committed offsets.
+func (f *Forwarder) restoreAssigned(ctx context.Context) {
+	f.mu.Lock()
+	fresh := f.fresh
+	f.fresh = nil
+	f.mu.Unlock()
+	if len(fresh) == 0 {
+		return
+	}
+	var committed kadm.OffsetResponses
+	for backoff := 200 * time.Millisecond; ctx.Err() == nil; backoff = min(2*backoff, 5*time.Second) {
+		var err error
+		committed, err = kadm.NewClient(f.cl).FetchOffsets(ctx, f.cfg.Group)
+		if err == nil {
+			break
+		}
+		f.log.Warn("fetch committed offsets failed; retrying", "err", err)
+		time.Sleep(backoff)
+	}
+	for _, key := range fresh {
+		from := int64(0)
+		if o, ok := committed.Lookup(key.topic, key.partition); ok && o.Err == nil && o.At >= 0 {
+			from = o.At
+		}
+		f.part(ctx, key, from)
 	}
 }
 
@@ -279,7 +325,7 @@ func (f *Forwarder) process(pt *part, r *kgo.Record) {
 	}
 	f.mu.Unlock()
 	for _, j := range jobs {
-		f.start(j, conv)
+		f.start(j)
 	}
 }
 
@@ -363,6 +409,7 @@ func (f *Forwarder) statePartition(p int32) int32 { return p % f.statePartN }
 // committed.
 func (f *Forwarder) revoke(ctx context.Context, m map[string][]int32, commit bool) {
 	f.mu.Lock()
+	f.fresh = slices.DeleteFunc(f.fresh, func(k tp) bool { return slices.Contains(m[k.topic], k.partition) })
 	var gone []*part
 	for topic, ps := range m {
 		for _, p := range ps {

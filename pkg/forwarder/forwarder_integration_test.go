@@ -213,3 +213,46 @@ func (e *env) loadDeliveries(t *testing.T, rows int) map[string][4]uint64 {
 	}
 	return out
 }
+
+// TestRetryQueueSurvivesRestart stops the forwarder while deliveries wait
+// in the retry queue and starts another instance with nothing new to
+// read: the retries resume from the state topic, with their attempt
+// numbers, and nothing delivered is sent again.
+func TestRetryQueueSurvivesRestart(t *testing.T) {
+	e := newEnv(t, 2)
+	egress := localEgress(t)
+	rc := newReceiver(t, func(w http.ResponseWriter, n int) {
+		if n < 2 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	reg := registry(t, egress, endpoint("p", rc.srv.URL+"/cb?click={click_id}"))
+	cfg := e.config(reg, egress)
+	cfg.Retry = forward.Retry{Initial: 3 * time.Second, MaxBackoff: 4 * time.Second, Period: time.Hour, MaxAttempts: 5}
+	const n = 6
+	e.produceInstalls(0, n)
+	stop := e.run(cfg)
+	waitFor(t, 30*time.Second, "the first attempts", func() bool { return len(rc.hits()) >= n })
+	stop() // every delivery now waits in the retry queue
+	if got := len(rc.hits()); got != n {
+		t.Fatalf("%d requests before the restart, want %d", got, n)
+	}
+	stop = e.run(cfg)
+	defer stop()
+	waitFor(t, 60*time.Second, "the retries after the restart", func() bool { return len(rc.hits()) >= 3*n })
+	time.Sleep(2 * time.Second)
+	if got := len(rc.hits()); got != 3*n || rc.distinct() != n {
+		t.Errorf("%d requests for %d deliveries, want %d for %d", got, rc.distinct(), 3*n, n)
+	}
+	attempts := map[string][]string{}
+	for _, h := range rc.hits() {
+		attempts[h.id] = append(attempts[h.id], h.attempt)
+	}
+	for id, as := range attempts {
+		if fmt.Sprint(as) != "[1 2 3]" {
+			t.Errorf("%s: attempts %v, want [1 2 3]", id, as)
+		}
+	}
+}
