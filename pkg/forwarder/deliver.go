@@ -50,6 +50,12 @@ func hostOf(raw string) string {
 	return raw
 }
 
+// fullQueueWait is how long the consumer waits for room in a full host
+// queue before it spills the delivery to the retry queue: long enough for
+// a fast host to take the next one, short enough that a slow host costs
+// the others one such wait (then it spills at once).
+const fullQueueWait = 100 * time.Millisecond
+
 // start sends a fresh delivery to its host's queue, or settles it at once
 // when it cannot be sent (render error) or must wait (host queue full).
 func (f *Forwarder) start(j *job) {
@@ -58,7 +64,7 @@ func (f *Forwarder) start(j *job) {
 		if f.begin(j) {
 			f.record(j, nil, forward.Decision{Outcome: forward.OutcomeFailed}, j.renderErr.Error())
 		}
-	case !f.hosts.enqueue(j):
+	case !f.hosts.enqueueWait(j, fullQueueWait):
 		f.spill(j)
 	}
 }

@@ -28,6 +28,11 @@ type host struct {
 	active int
 	tokens float64
 	last   time.Time
+	// room is signalled when a job leaves the queue; spilling is set when
+	// the queue stayed full for a whole wait (a slow host): new jobs then
+	// spill at once until the queue is half empty.
+	room     chan struct{}
+	spilling bool
 }
 
 func newHosts(ctx context.Context, s Settings, run func(*job)) *hosts {
@@ -37,15 +42,51 @@ func newHosts(ctx context.Context, s Settings, run func(*job)) *hosts {
 
 // enqueue adds j to its host's queue; false when the queue is full.
 func (h *hosts) enqueue(j *job) bool {
+	return h.enqueueWait(j, 0)
+}
+
+// enqueueWait is enqueue waiting up to wait for room in a full queue, so
+// a fast host's queue that is merely full is not spilled; a host whose
+// queue stays full for the whole wait is slow, and spills without waiting
+// until its queue is half empty again.
+func (h *hosts) enqueueWait(j *job, wait time.Duration) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	hq := h.m[j.host]
 	if hq == nil {
-		hq = &host{tokens: h.burst, last: time.Now()}
+		hq = &host{tokens: h.burst, last: time.Now(), room: make(chan struct{}, 1)}
 		h.m[j.host] = hq
 	}
 	if len(hq.queue) >= h.maxQueue {
-		return false
+		if hq.spilling || wait <= 0 {
+			return false
+		}
+		deadline := time.NewTimer(wait)
+		defer deadline.Stop()
+		for len(hq.queue) >= h.maxQueue {
+			h.mu.Unlock()
+			timedOut := false
+			select {
+			case <-hq.room:
+			case <-deadline.C:
+				timedOut = true
+			case <-h.ctx.Done():
+				timedOut = true
+			}
+			h.mu.Lock()
+			if cur := h.m[j.host]; cur != hq {
+				// The queue drained and its workers left meanwhile.
+				if cur == nil {
+					cur = &host{tokens: h.burst, last: time.Now(), room: make(chan struct{}, 1)}
+					h.m[j.host] = cur
+				}
+				hq = cur
+			}
+			if timedOut && len(hq.queue) >= h.maxQueue {
+				hq.spilling = true
+				return false
+			}
+		}
 	}
 	hq.queue = append(hq.queue, j)
 	if hq.active < h.conc {
@@ -83,6 +124,13 @@ func (h *hosts) work(name string, hq *host) {
 		j := hq.queue[0]
 		hq.queue[0] = nil
 		hq.queue = hq.queue[1:]
+		if hq.spilling && len(hq.queue) <= h.maxQueue/2 {
+			hq.spilling = false
+		}
+		select {
+		case hq.room <- struct{}{}:
+		default:
+		}
 		wait := h.reserve(hq)
 		h.mu.Unlock()
 		if wait > 0 {
