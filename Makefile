@@ -70,7 +70,7 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
-bench: infra ## benchmarks: ns/op and allocs/op, side-by-side ratios (ingest vs bare net/http, sink vs raw clickhouse-go, attribution stages vs store and rules alone, vs a Kafka pass-through, two instances vs one), pipeline freshness
+bench: infra ## benchmarks: ns/op and allocs/op, side-by-side ratios (ingest vs bare net/http, sink vs raw clickhouse-go, attribution stages vs store and rules alone, vs a Kafka pass-through, two instances vs one, forwarder vs a plain net/http loop), pipeline freshness
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./pkg/postback/
 	$(GO) test -run '^$$' -bench 'IngestVsBare' -benchtime 1x ./pkg/ingest/
 	$(GO) test -tags integration -run '^$$' -bench 'SinkVsRaw' -benchtime 1x ./pkg/sink/
@@ -84,6 +84,8 @@ bench: infra ## benchmarks: ns/op and allocs/op, side-by-side ratios (ingest vs 
 	$(GO) test -tags integration -run '^$$' -bench 'ThroughBroker' -benchtime 1x -timeout 20m ./pkg/join/
 	@echo "Freshness from a postback's 2xx to its row in ClickHouse, through the three services at 1000 installs/s + 5000 clicks/s + 500 events/s (about 70 s):"
 	$(GO) test -tags integration -run '^$$' -bench 'Freshness' -benchtime 1x -timeout 15m ./services/attribution/
+	@echo "Forwarder: callbacks/s to a local receiver beside a plain net/http loop sending the same requests, and p99 from an install committed to its callback received:"
+	$(GO) test -tags integration -run '^$$' -bench 'ForwarderVsPlain' -benchtime 1x -timeout 10m ./pkg/forwarder/
 	@echo "RSS after 1M and $(RSS_CLICKS) clicks stored (about 20 s per million on 2 cores):"
 	BENCH_RSS_CLICKS=$(RSS_CLICKS) $(GO) test -run '^$$' -bench 'RSS' -benchtime 1x -timeout 90m ./pkg/join/
 

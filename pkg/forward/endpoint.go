@@ -69,7 +69,7 @@ type Endpoint struct {
 	Payout Payout            `json:"payout" yaml:"payout"`
 	// DeviceIDs is DeviceNone, DeviceHashed or DeviceRaw.
 	DeviceIDs string `json:"device_ids" yaml:"device_ids" desc:"What {idfa} {gaid} {idfv} {android_id} {ip} {ua} carry: none (empty, the default), hashed (hex SHA-256 of the lower-cased value) or raw (only for endpoints contractually allowed to receive device ids)."`
-	KeyID     string `json:"signing_key_id" yaml:"signing_key_id" desc:"Id of the HMAC key that signs its callbacks: a file of that name in the forwarder's signing.keys_dir, shared with the receiver. Sent in X-Postback-Key-Id."`
+	KeyID     string `json:"signing_key_id" yaml:"signing_key_id" desc:"Id of the HMAC key that signs its callbacks: a file of that name in the forwarder's forwarder.keys_dir, shared with the receiver. Sent in X-Postback-Key-Id."`
 }
 
 // Match says which conversions an endpoint receives. Empty lists match
@@ -155,7 +155,7 @@ func Validate(ep *Endpoint, egress *Egress) error {
 		return fail("device_ids", "%q is not none, hashed or raw", ep.DeviceIDs)
 	}
 	if ep.KeyID == "" || strings.ContainsAny(ep.KeyID, "/\\ \t\n") || strings.HasPrefix(ep.KeyID, ".") {
-		return fail("signing_key_id", "required: the name of a key file in the forwarder's signing.keys_dir (no / or leading .)")
+		return fail("signing_key_id", "required: the name of a key file in the forwarder's forwarder.keys_dir (no / or leading .)")
 	}
 	return validatePayout(&ep.Payout, ep.Match.Kinds, fail)
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -378,5 +379,29 @@ endpoints:
 		if _, err := ParseYAML([]byte(doc), nil); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// TestLocalExample keeps deploy/local/endpoints.yaml and the example in
+// docs/configuration.md valid.
+func TestLocalExample(t *testing.T) {
+	data, err := os.ReadFile("../../deploy/local/endpoints.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if eps, err := ParseYAML(data, nil); err != nil || len(eps) != 2 {
+		t.Errorf("deploy/local/endpoints.yaml: %d endpoints, %v", len(eps), err)
+	}
+	doc, err := os.ReadFile("../../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, _ := strings.Cut(string(doc), "```yaml\nendpoints:")
+	example, _, ok := strings.Cut(rest, "```")
+	if !ok {
+		t.Fatal("docs/configuration.md: no endpoints example")
+	}
+	if _, err := ParseYAML([]byte("endpoints:"+example), nil); err != nil {
+		t.Errorf("docs/configuration.md example: %v", err)
 	}
 }

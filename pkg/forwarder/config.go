@@ -14,7 +14,7 @@ type Settings struct {
 	AttemptTimeout   time.Duration `mapstructure:"attempt_timeout" desc:"Longest one callback attempt may take (connect, TLS, response); then it counts as a timeout and is retried."`
 	HostConcurrency  int           `mapstructure:"host_concurrency" desc:"Callbacks in flight at most per destination host (host:port)."`
 	HostRate         int           `mapstructure:"host_rate" desc:"Callback attempts per second at most per destination host; 0: unlimited."`
-	HostQueue        int           `mapstructure:"host_queue" desc:"Deliveries waiting at most per host; beyond, new ones go to the retry queue (due after retry.initial), so a slow host never holds up the consumer or other hosts."`
+	HostQueue        int           `mapstructure:"host_queue" desc:"Deliveries waiting at most per host. When full, the consumer waits up to 100ms for room; a host whose queue stays full that long is slow, and its new deliveries go to the retry queue (due after retry.initial) until its queue is half empty, so it never holds up the consumer or other hosts."`
 	MaxBacklog       int           `mapstructure:"max_backlog" desc:"Deliveries in the retry queue at most per instance; a delivery that would go beyond is dropped (outcome dropped, logged). Bounds memory: each holds its rendered request."`
 	MaxResponseBytes int           `mapstructure:"max_response_bytes" desc:"Bytes of a response body read at most; the first 256 go to the delivery log."`
 	MaxRedirects     int           `mapstructure:"max_redirects" desc:"Redirects followed at most per attempt, each target checked like the first (egress)."`

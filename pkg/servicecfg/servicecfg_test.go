@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/adtrack/postback/pkg/config"
+	"github.com/adtrack/postback/pkg/forward"
 )
 
 var update = flag.Bool("update", false, "rewrite docs/configuration.md and config.example.yaml")
@@ -170,6 +171,9 @@ func TestHelp(t *testing.T) {
 const (
 	beginMarker = "<!-- BEGIN GENERATED: make docs -->\n"
 	endMarker   = "<!-- END GENERATED -->\n"
+	// The keys of the forwarder's endpoints file (pkg/forward).
+	beginEndpoints = "<!-- BEGIN GENERATED: make docs (endpoints file) -->\n"
+	endEndpoints   = "<!-- END GENERATED (endpoints file) -->\n"
 )
 
 // TestDocsCurrent keeps docs/configuration.md and config.example.yaml equal to
@@ -187,6 +191,12 @@ func TestDocsCurrent(t *testing.T) {
 		t.Fatalf("%s lacks the generated-section markers", docPath)
 	}
 	want := before + beginMarker + config.Reference(Services()) + endMarker + after
+	eb, erest, ok3 := strings.Cut(want, beginEndpoints)
+	_, eafter, ok4 := strings.Cut(erest, endEndpoints)
+	if !ok3 || !ok4 {
+		t.Fatalf("%s lacks the endpoints file's generated-section markers", docPath)
+	}
+	want = eb + beginEndpoints + forward.FileReference() + endEndpoints + eafter
 	examplePath := filepath.Join(root, "config.example.yaml")
 	example, _ := os.ReadFile(examplePath)
 	if *update {
