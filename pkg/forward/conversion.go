@@ -164,6 +164,11 @@ func values(ep *Endpoint, c Conversion, deliveryID string, payout money.Amount, 
 	if payoutCurrency != "" {
 		v["payout"], v["payout_currency"] = payout.String(), payoutCurrency
 	}
+	for _, name := range macroNames {
+		if _, ok := v[name]; !ok {
+			v[name] = "" // a POST without fields lists every macro, empty or not
+		}
+	}
 	for name := range deviceMacros {
 		switch ep.DeviceIDs {
 		case DeviceRaw:

@@ -54,8 +54,10 @@ func TestReceivers(t *testing.T) {
 	downURL := "http://" + ln.Addr().String() + "/cb?click={click_id}"
 	ln.Close() // nothing listens there: connection refused
 
+	okEP := endpoint("ok", ok.srv.URL+"/cb?click={click_id}")
+	okEP.Method, okEP.Body = "POST", "json"
 	reg := registry(t, egress,
-		endpoint("ok", ok.srv.URL+"/cb?click={click_id}"),
+		okEP,
 		endpoint("flaky", flaky.srv.URL+"/cb?click={click_id}"),
 		endpoint("slow", slow.srv.URL+"/cb?click={click_id}"),
 		endpoint("limited", limited.srv.URL+"/cb?click={click_id}"),
@@ -84,6 +86,30 @@ func TestReceivers(t *testing.T) {
 			if h.sigErr != nil {
 				t.Errorf("%s: signature of %s attempt %s: %v", name, h.id, h.attempt, h.sigErr)
 			}
+		}
+	}
+	// A tampered copy of a signed callback is refused by the documented
+	// snippet; the untouched copy is accepted.
+	replay := newReceiver(t, func(w http.ResponseWriter, n int) {})
+	for _, tamper := range []bool{false, true} {
+		h := ok.hits()[0]
+		body := h.body
+		if tamper {
+			body = strings.Replace(body, `"site_id":"site7"`, `"site_id":"site8"`, 1)
+			if body == h.body {
+				t.Fatalf("nothing to tamper in %s", body)
+			}
+		}
+		req, _ := http.NewRequest(h.method, replay.srv.URL+h.target, strings.NewReader(body))
+		req.Header = h.header.Clone()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		last := replay.hits()[len(replay.hits())-1]
+		if (last.sigErr == nil) == tamper {
+			t.Errorf("replay (tampered %v): signature error %v", tamper, last.sigErr)
 		}
 	}
 	// The healthy receiver had everything before the slow one's first

@@ -139,8 +139,10 @@ type hit struct {
 	id      string
 	attempt string
 	at      time.Time
+	method  string
 	body    string
 	target  string
+	header  http.Header
 	sigErr  error
 }
 
@@ -158,13 +160,16 @@ func newReceiver(t testing.TB, answer func(w http.ResponseWriter, n int)) *recei
 	rc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		id := r.Header.Get(forward.HeaderIdempotencyKey)
-		sigErr := forward.Verify([]byte(secret), r.Header.Get(forward.HeaderSignature), r.Header.Get(forward.HeaderTimestamp),
-			r.Method, r.RequestURI, body, time.Now(), 5*time.Minute)
+		// The documented snippet (snippet_test.go, docs/forwarder.md).
+		var sigErr error
+		if !verifyCallback(r, body, []byte(secret)) {
+			sigErr = fmt.Errorf("signature refused by the documented snippet")
+		}
 		rc.mu.Lock()
 		n := rc.per[id]
 		rc.per[id]++
-		rc.got = append(rc.got, hit{id: id, attempt: r.Header.Get(forward.HeaderAttempt), at: time.Now(), body: string(body),
-			target: r.RequestURI, sigErr: sigErr})
+		rc.got = append(rc.got, hit{id: id, attempt: r.Header.Get(forward.HeaderAttempt), at: time.Now(), method: r.Method,
+			body: string(body), target: r.RequestURI, header: r.Header.Clone(), sigErr: sigErr})
 		rc.mu.Unlock()
 		answer(w, n)
 	}))
