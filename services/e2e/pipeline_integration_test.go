@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/adtrack/postback/pkg/chconn"
+	"github.com/adtrack/postback/pkg/forward"
 	"github.com/adtrack/postback/pkg/testenv"
 	"github.com/adtrack/postback/pkg/tlsconf"
 )
@@ -118,20 +120,33 @@ func runPipeline(t *testing.T, s setup) {
 	bins := binaries(t)
 	dir := t.TempDir()
 	topics := testenv.Name("e2e")
-	topicsSection := fmt.Sprintf("  topics: {clicks: %[1]s.clicks, impressions: %[1]s.impressions, installs_raw: %[1]s.installs-raw, events_raw: %[1]s.events-raw, installs_attributed: %[1]s.installs, events_attributed: %[1]s.events, rejected: %[1]s.rejected, campaigns: %[1]s.campaigns, partitions: 3}\n", topics)
+	topicsSection := fmt.Sprintf("  topics: {clicks: %[1]s.clicks, impressions: %[1]s.impressions, installs_raw: %[1]s.installs-raw, events_raw: %[1]s.events-raw, installs_attributed: %[1]s.installs, events_attributed: %[1]s.events, rejected: %[1]s.rejected, campaigns: %[1]s.campaigns, endpoints: %[1]s.endpoints, deliveries: %[1]s.deliveries, forwarder_state: %[1]s.fwd-state, partitions: 3}\n", topics)
 	tokens := filepath.Join(dir, "tokens")
 	const token = "e2e-generic-token-0123456789"
 	write(t, tokens, "# one per line\n"+token+"\n")
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	attrTel, sinkTel := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	fwdTel := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	// The publisher: a local receiver checking every callback's signature.
+	keys := filepath.Join(dir, "keys")
+	if err := os.MkdirAll(keys, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	const secret = "e2e-signing-secret-0123456789"
+	write(t, filepath.Join(keys, "k1"), secret)
+	pub := newPublisher(t, []byte(secret))
+	egress := "egress: {allow_cidrs: [\"127.0.0.1/32\"]}\n"
 	quiet := "telemetry: {log_format: text, log_level: warn}\n"
 	confs := map[string]string{
-		"postbackctl": s.kafka["postbackctl"] + topicsSection + s.clickhouse,
+		"postbackctl": s.kafka["postbackctl"] + topicsSection + s.clickhouse + egress,
 		"ingest":      s.kafka["ingest"] + topicsSection + fmt.Sprintf("http: {addr: %q}\ningest:\n  sources:\n    generic: {tokens_file: %q}\n", httpAddr, tokens) + quiet,
 		"attribution": s.kafka["attribution"] + topicsSection + fmt.Sprintf("group: %q\nstate_dir: %q\nrates: {reporting_currency: USD, per_unit: {USD: \"1\", EUR: \"1.08\"}}\ntelemetry: {addr: %q, log_format: text, log_level: warn}\n",
 			testenv.Name("e2e-attr"), filepath.Join(dir, "state"), attrTel),
 		"sink": s.kafka["sink"] + topicsSection + s.clickhouse + fmt.Sprintf("group: %q\nsink: {flush_interval: 200ms}\ntelemetry: {addr: %q, log_format: text, log_level: warn}\n",
 			testenv.Name("e2e-sink"), sinkTel),
+		// The forwarder connects as ingest does (its kafka section).
+		"forwarder": s.kafka["ingest"] + topicsSection + egress + fmt.Sprintf("group: %q\nforwarder: {keys_dir: %q, commit_interval: 200ms}\ntelemetry: {addr: %q, log_format: text, log_level: warn}\n",
+			testenv.Name("e2e-fwd"), keys, fwdTel),
 	}
 	for name, c := range confs {
 		write(t, filepath.Join(dir, name+".yaml"), c)
@@ -148,10 +163,12 @@ func runPipeline(t *testing.T, s setup) {
 	}
 	ctl("bootstrap")
 	ctl("campaigns", "apply", filepath.Join(dir, "campaigns.yaml"))
-	for _, name := range []string{"ingest", "attribution", "sink"} {
+	write(t, filepath.Join(dir, "endpoints.yaml"), fmt.Sprintf("endpoints:\n  - {endpoint_id: e2e-pub, match: {media_sources: [e2enet], kinds: [install, event]}, url: \"%s/cb?click={click_id}&site={site_id}&payout={payout}\", payout: {model: cpi, amount: \"0.8\", currency: USD}, signing_key_id: k1}\n", pub.srv.URL))
+	ctl("endpoints", "apply", filepath.Join(dir, "endpoints.yaml"))
+	for _, name := range []string{"ingest", "attribution", "sink", "forwarder"} {
 		start(t, bins, dir, name, s.env[name])
 	}
-	for _, url := range []string{"http://" + httpAddr + "/readyz", "http://" + attrTel + "/readyz", "http://" + sinkTel + "/readyz"} {
+	for _, url := range []string{"http://" + httpAddr + "/readyz", "http://" + attrTel + "/readyz", "http://" + sinkTel + "/readyz", "http://" + fwdTel + "/readyz"} {
 		testenv.WaitHTTP(t, url, url)
 	}
 	testenv.WaitHTTP(t, "http://"+httpAddr+"/v1/click/"+cmp+"?s2s=1&ip=203.0.113.9&ua=warmup", "ingest's campaign registry")
@@ -192,6 +209,10 @@ func runPipeline(t *testing.T, s setup) {
 		"SELECT count() FROM events": events,
 		"SELECT count() FROM events WHERE campaign_id = '" + cmp + "' AND abs(toFloat64(revenue_reporting) - 4.99) < 1e-9": events,
 		"SELECT count() FROM rejected": 0,
+		// Every attributed install and event was called back once, and the
+		// delivery log says so.
+		"SELECT count() FROM postback_deliveries WHERE outcome = 'delivered' AND endpoint_id = 'e2e-pub'":                    installs + events,
+		"SELECT uniqExact(event_id) FROM postback_deliveries WHERE kind = 'install' AND abs(toFloat64(payout) - 0.8) < 1e-9": installs,
 	}
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
@@ -214,12 +235,16 @@ func runPipeline(t *testing.T, s setup) {
 	if got := counts(t, conn, want); !equal(got, want) {
 		t.Fatalf("counts moved after settling: %v", got)
 	}
+	if n, bad := pub.counts(); n != installs+events || bad != 0 {
+		t.Errorf("the publisher got %d callbacks (%d badly signed), want %d", n, bad, installs+events)
+	}
 	// The operator's view moved too: franz-go's client metrics (through
 	// pkg/kafkaconn) and each service's freshness.
 	for addr, series := range map[string][]string{
 		httpAddr: {`ingest_write_bytes_total{client="producer"`, `ingest_requests_total{code="200",route="postback"`},
 		attrTel:  {`attribution_read_bytes_total{client="stage-clickid"`, `attribution_freshness_seconds_count{stage="ipua"}`},
 		sinkTel:  {`sink_read_bytes_total{client="sink"`, `sink_freshness_seconds_count{table="installs"}`},
+		fwdTel:   {`forwarder_read_bytes_total{client="forwarder"`, `forwarder_callbacks_succeeded_total{endpoint="e2e-pub"}`},
 	} {
 		metrics := get(t, "http://"+addr+"/metrics")
 		for _, name := range series {
@@ -282,7 +307,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// binaries builds the four commands once per test binary.
+// binaries builds the five commands once per test binary.
 func binaries(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -290,7 +315,7 @@ func binaries(t *testing.T) string {
 		if buildErr != nil {
 			return
 		}
-		out, err := exec.Command("go", "build", "-o", buildDir+"/", "../ingest", "../attribution", "../sink", "../postbackctl").CombinedOutput()
+		out, err := exec.Command("go", "build", "-o", buildDir+"/", "../ingest", "../attribution", "../sink", "../forwarder", "../postbackctl").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
@@ -345,4 +370,37 @@ func get(t *testing.T, url string) string {
 		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, body)
 	}
 	return string(body)
+}
+
+// publisher is a local callback receiver: it counts distinct deliveries
+// (by Idempotency-Key) and callbacks whose signature does not verify.
+type publisher struct {
+	srv    *httptest.Server
+	mu     sync.Mutex
+	seen   map[string]bool
+	badSig int
+}
+
+func newPublisher(t *testing.T, secret []byte) *publisher {
+	p := &publisher{seen: map[string]bool{}}
+	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		err := forward.Verify(secret, r.Header.Get(forward.HeaderSignature), r.Header.Get(forward.HeaderTimestamp),
+			r.Method, r.RequestURI, body, time.Now(), 5*time.Minute)
+		p.mu.Lock()
+		p.seen[r.Header.Get(forward.HeaderIdempotencyKey)] = true
+		if err != nil {
+			p.badSig++
+		}
+		p.mu.Unlock()
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(p.srv.Close)
+	return p
+}
+
+func (p *publisher) counts() (deliveries, badSig int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.seen), p.badSig
 }

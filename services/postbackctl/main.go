@@ -81,7 +81,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if len(rest) == 0 {
 			return fmt.Errorf("%s: want apply FILE or delete ID...\n%s", cmd, usage)
 		}
-		cmd, rest = "campaigns "+rest[0], rest[1:]
+		cmd, rest = cmd+" "+rest[0], rest[1:]
 		for len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
 			operands, rest = append(operands, rest[0]), rest[1:]
 		}
