@@ -74,14 +74,6 @@ func (h *hosts) enqueueWait(j *job, wait time.Duration) bool {
 				timedOut = true
 			}
 			h.mu.Lock()
-			if cur := h.m[j.host]; cur != hq {
-				// The queue drained and its workers left meanwhile.
-				if cur == nil {
-					cur = &host{tokens: h.burst, last: time.Now(), room: make(chan struct{}, 1)}
-					h.m[j.host] = cur
-				}
-				hq = cur
-			}
 			if timedOut && len(hq.queue) >= h.maxQueue {
 				hq.spilling = true
 				return false
@@ -92,32 +84,20 @@ func (h *hosts) enqueueWait(j *job, wait time.Duration) bool {
 	if hq.active < h.conc {
 		hq.active++
 		h.wg.Add(1)
-		go h.work(j.host, hq)
+		go h.work(hq)
 	}
 	return true
 }
 
-// queued returns the jobs waiting per host (for the backlog gauge).
-func (h *hosts) queued() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	n := 0
-	for _, hq := range h.m {
-		n += len(hq.queue)
-	}
-	return n
-}
-
 // work runs the host's jobs until its queue is empty.
-func (h *hosts) work(name string, hq *host) {
+func (h *hosts) work(hq *host) {
 	defer h.wg.Done()
 	for {
 		h.mu.Lock()
 		if len(hq.queue) == 0 || h.ctx.Err() != nil {
+			// The host stays in h.m (one per endpoint host): its token
+			// bucket must outlive an empty queue.
 			hq.active--
-			if hq.active == 0 && len(hq.queue) == 0 {
-				delete(h.m, name)
-			}
 			h.mu.Unlock()
 			return
 		}
