@@ -115,15 +115,19 @@ func rfc3339(t time.Time) string {
 // ids follow ep.DeviceIDs.
 func values(ep *Endpoint, c Conversion, deliveryID string, payout money.Amount, payoutCurrency string) map[string]string {
 	pb, at := c.postback(), c.attribution()
-	v := map[string]string{
-		"delivery_id": deliveryID, "event_id": pb.EventID, "kind": c.Kind, "app_id": pb.AppID,
-		"platform": string(pb.Platform), "country": pb.Country,
-		"touch_id": at.TouchID, "match_type": string(at.MatchType), "media_source": at.MediaSource,
-		"campaign_id": at.CampaignID, "adset_id": at.AdsetID, "creative_id": at.CreativeID,
-		"site_id": at.SiteID, "sub_site_id": at.SubSiteID, "attributed_at": rfc3339(at.AttributedAt),
-		"fraud_flags": strings.Join(at.FraudFlags, ","), "is_reinstall": "0",
-		"idfa": pb.IDFA, "gaid": pb.GAID, "idfv": pb.IDFV, "android_id": pb.AndroidID, "ip": pb.IP, "ua": pb.UA,
+	// Every macro has a key (empty when it has no value): a POST without
+	// fields lists them all. Sized once: this runs per delivery.
+	v := make(map[string]string, len(macroNames))
+	for _, name := range macroNames {
+		v[name] = ""
 	}
+	v["delivery_id"], v["event_id"], v["kind"], v["app_id"] = deliveryID, pb.EventID, c.Kind, pb.AppID
+	v["platform"], v["country"] = string(pb.Platform), pb.Country
+	v["touch_id"], v["match_type"], v["media_source"] = at.TouchID, string(at.MatchType), at.MediaSource
+	v["campaign_id"], v["adset_id"], v["creative_id"] = at.CampaignID, at.AdsetID, at.CreativeID
+	v["site_id"], v["sub_site_id"], v["attributed_at"] = at.SiteID, at.SubSiteID, rfc3339(at.AttributedAt)
+	v["fraud_flags"], v["is_reinstall"] = strings.Join(at.FraudFlags, ","), "0"
+	v["idfa"], v["gaid"], v["idfv"], v["android_id"], v["ip"], v["ua"] = pb.IDFA, pb.GAID, pb.IDFV, pb.AndroidID, pb.IP, pb.UA
 	if at.MatchType != event.MatchViewThrough {
 		v["click_id"] = at.TouchID
 	}
@@ -164,11 +168,7 @@ func values(ep *Endpoint, c Conversion, deliveryID string, payout money.Amount, 
 	if payoutCurrency != "" {
 		v["payout"], v["payout_currency"] = payout.String(), payoutCurrency
 	}
-	for _, name := range macroNames {
-		if _, ok := v[name]; !ok {
-			v[name] = "" // a POST without fields lists every macro, empty or not
-		}
-	}
+
 	for name := range deviceMacros {
 		switch ep.DeviceIDs {
 		case DeviceRaw:
