@@ -19,6 +19,7 @@ type Settings struct {
 	MaxResponseBytes int           `mapstructure:"max_response_bytes" desc:"Bytes of a response body read at most; the first 256 go to the delivery log."`
 	MaxRedirects     int           `mapstructure:"max_redirects" desc:"Redirects followed at most per attempt, each target checked like the first (egress)."`
 	CommitInterval   time.Duration `mapstructure:"commit_interval" desc:"How often settled input offsets are committed; a restart re-reads at most this much, skipping what the delivery state holds."`
+	StartAt          string        `mapstructure:"start_at" desc:"Where a new consumer group starts: latest (only conversions attributed from now on get callbacks; deploying the forwarder does not call back the topics' history) or earliest. A group with committed offsets resumes from them either way."`
 	KeysDir          string        `mapstructure:"keys_dir" desc:"Directory of the HMAC signing keys: one file per key id (the endpoints' signing_key_id), holding the shared secret (at least 16 bytes). Re-read every 30 s: add a file to rotate."`
 }
 
@@ -26,7 +27,7 @@ type Settings struct {
 func DefaultSettings() Settings {
 	return Settings{
 		AttemptTimeout: 10 * time.Second, HostConcurrency: 16, HostRate: 0, HostQueue: 1000, MaxBacklog: 100_000,
-		MaxResponseBytes: 4096, MaxRedirects: 3, CommitInterval: 500 * time.Millisecond, KeysDir: "/etc/postback/signing-keys",
+		MaxResponseBytes: 4096, MaxRedirects: 3, CommitInterval: 500 * time.Millisecond, StartAt: "latest", KeysDir: "/etc/postback/signing-keys",
 	}
 }
 
@@ -48,6 +49,9 @@ func (s *Settings) Validate() error {
 	}
 	if s.MaxRedirects < 0 {
 		return config.Errorf("max_redirects", "must not be negative")
+	}
+	if s.StartAt != "latest" && s.StartAt != "earliest" {
+		return config.Errorf("start_at", "%q is not latest or earliest", s.StartAt)
 	}
 	if s.KeysDir == "" {
 		return config.Errorf("keys_dir", "must not be empty")

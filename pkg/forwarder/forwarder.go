@@ -117,7 +117,7 @@ func (f *Forwarder) Run(ctx context.Context) error {
 		kgo.ConsumeTopics(f.inputs()...),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.DisableAutoCommit(),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.ConsumeResetOffset(f.resetOffset()),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { f.assigned(m) }),
 		kgo.OnPartitionsRevoked(func(ctx context.Context, c *kgo.Client, m map[string][]int32) { f.revoke(ctx, m, true) }),
@@ -156,6 +156,14 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	}
 	f.commit(fctx)
 	return runErr
+}
+
+// resetOffset is where a partition without a committed offset starts.
+func (f *Forwarder) resetOffset() kgo.Offset {
+	if f.cfg.Settings.StartAt == "earliest" {
+		return kgo.NewOffset().AtStart()
+	}
+	return kgo.NewOffset().AtEnd()
 }
 
 // partitions returns a topic's partition count, waiting for the topic.
@@ -250,13 +258,45 @@ func (f *Forwarder) restoreAssigned(ctx context.Context) {
 		f.log.Warn("fetch committed offsets failed; retrying", "err", err)
 		time.Sleep(backoff)
 	}
+	var starts kadm.ListedOffsets
 	for _, key := range fresh {
-		from := int64(0)
+		from := int64(-1)
 		if o, ok := committed.Lookup(key.topic, key.partition); ok && o.Err == nil && o.At >= 0 {
 			from = o.At
+		} else {
+			// No commit yet: start_at's offset, committed with the next
+			// commit, so the partition's position is kept even if no
+			// record arrives before a restart.
+			if starts == nil {
+				starts = f.startOffsets(ctx)
+			}
+			if o, ok := starts.Lookup(key.topic, key.partition); ok && o.Err == nil {
+				from = o.Offset
+			}
 		}
 		f.part(ctx, key, from)
 	}
+}
+
+// startOffsets lists where start_at puts the inputs' partitions; nil
+// entries (an error) leave a partition's position unknown (-1) until a
+// record arrives.
+func (f *Forwarder) startOffsets(ctx context.Context) kadm.ListedOffsets {
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(f.cl)
+	var offs kadm.ListedOffsets
+	var err error
+	if f.cfg.Settings.StartAt == "earliest" {
+		offs, err = adm.ListStartOffsets(lctx, f.inputs()...)
+	} else {
+		offs, err = adm.ListEndOffsets(lctx, f.inputs()...)
+	}
+	if err != nil {
+		f.log.Warn("list start_at offsets failed; positions known at the first record", "err", err)
+		return kadm.ListedOffsets{}
+	}
+	return offs
 }
 
 // part returns the owned partition, restoring its state on first sight;
@@ -330,7 +370,8 @@ func (f *Forwarder) process(pt *part, r *kgo.Record) {
 }
 
 // committable is the offset to commit for pt: its first unsettled record,
-// else the one after the last processed. f.mu is held.
+// else the one after the last processed; -1 while its position is
+// unknown. f.mu is held.
 func (pt *part) committable() int64 {
 	for len(pt.order) > 0 && pt.pending[pt.order[0]] == 0 {
 		delete(pt.pending, pt.order[0])
@@ -352,10 +393,14 @@ func (f *Forwarder) commit(ctx context.Context) {
 		if pt.revoked {
 			continue
 		}
+		at := pt.committable()
+		if at < 0 {
+			continue // no position yet
+		}
 		if offsets[key.topic] == nil {
 			offsets[key.topic] = map[int32]kgo.EpochOffset{}
 		}
-		offsets[key.topic][key.partition] = kgo.EpochOffset{Epoch: -1, Offset: pt.committable()}
+		offsets[key.topic][key.partition] = kgo.EpochOffset{Epoch: -1, Offset: at}
 		owned[key] = pt
 	}
 	f.mu.Unlock()
@@ -431,11 +476,15 @@ func (f *Forwarder) revoke(ctx context.Context, m map[string][]int32, commit boo
 	deadline.Stop()
 	offsets := map[string]map[int32]kgo.EpochOffset{}
 	for _, pt := range gone {
+		delete(f.parts, pt.tp)
+		at := pt.committable()
+		if at < 0 {
+			continue
+		}
 		if offsets[pt.topic] == nil {
 			offsets[pt.topic] = map[int32]kgo.EpochOffset{}
 		}
-		offsets[pt.topic][pt.partition] = kgo.EpochOffset{Epoch: -1, Offset: pt.committable()}
-		delete(f.parts, pt.tp)
+		offsets[pt.topic][pt.partition] = kgo.EpochOffset{Epoch: -1, Offset: at}
 	}
 	f.mu.Unlock()
 	if commit && len(offsets) > 0 {

@@ -282,3 +282,48 @@ func TestRetryQueueSurvivesRestart(t *testing.T) {
 		}
 	}
 }
+
+// TestStartAtLatest: a new group with forwarder.start_at latest does not
+// call back what was attributed before it started (deploying the
+// forwarder does not replay the topics' history); after a restart it
+// resumes from its committed offsets, not from the end.
+func TestStartAtLatest(t *testing.T) {
+	e := newEnv(t, 2)
+	egress := localEgress(t)
+	rc := newReceiver(t, func(w http.ResponseWriter, n int) { w.WriteHeader(http.StatusOK) })
+	reg := registry(t, egress, endpoint("p", rc.srv.URL+"/cb?click={click_id}"))
+	cfg := e.config(reg, egress)
+	cfg.Settings.StartAt = "latest"
+	e.produceInstalls(0, 5) // history
+	stop := e.run(cfg)
+	next := 1000
+	waitFor(t, time.Minute, "a callback for an install after the start", func() bool {
+		e.produceInstalls(next, 1)
+		next++
+		time.Sleep(200 * time.Millisecond)
+		return rc.distinct() > 0
+	})
+	stop()
+	before := rc.distinct()
+	e.produceInstalls(next, 5) // while stopped: resumed from the commit, on every partition
+	next += 5
+	stop = e.run(cfg)
+	defer stop()
+	waitFor(t, time.Minute, "the installs produced while stopped", func() bool { return rc.distinct() >= before+5 })
+	time.Sleep(time.Second)
+	for _, h := range rc.hits() {
+		if strings.Contains(h.target, "click=click-00000") {
+			t.Errorf("an install from before the first start was called back: %s", h.target)
+		}
+	}
+	for i := next - 5; i < next; i++ {
+		id := forward.DeliveryID(forward.KindInstall, fmt.Sprintf("inst-%06d", i), "p")
+		found := false
+		for _, h := range rc.hits() {
+			found = found || h.id == id
+		}
+		if !found {
+			t.Errorf("install %d, produced while the forwarder was stopped, got no callback", i)
+		}
+	}
+}

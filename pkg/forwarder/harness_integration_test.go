@@ -66,6 +66,7 @@ func (e *env) config(reg *forward.Registry, egress *forward.Egress) forwarder.Co
 	s.AttemptTimeout = 500 * time.Millisecond
 	s.CommitInterval = 100 * time.Millisecond
 	s.KeysDir = e.keysDir
+	s.StartAt = "earliest" // the tests produce before the group has joined
 	return forwarder.Config{Kafka: kafkaconn.Plain(e.brokers), Topics: e.topics, Group: testenv.Name("fwd"),
 		SessionTimeout: 6 * time.Second, Settings: s, Endpoints: reg, Egress: egress,
 		Retry: forward.Retry{Initial: 200 * time.Millisecond, MaxBackoff: time.Second, Period: time.Hour, MaxAttempts: 3}}

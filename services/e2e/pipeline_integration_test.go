@@ -145,7 +145,7 @@ func runPipeline(t *testing.T, s setup) {
 		"sink": s.kafka["sink"] + topicsSection + s.clickhouse + fmt.Sprintf("group: %q\nsink: {flush_interval: 200ms}\ntelemetry: {addr: %q, log_format: text, log_level: warn}\n",
 			testenv.Name("e2e-sink"), sinkTel),
 		// The forwarder connects as ingest does (its kafka section).
-		"forwarder": s.kafka["ingest"] + topicsSection + egress + fmt.Sprintf("group: %q\nforwarder: {keys_dir: %q, commit_interval: 200ms}\ntelemetry: {addr: %q, log_format: text, log_level: warn}\n",
+		"forwarder": s.kafka["ingest"] + topicsSection + egress + fmt.Sprintf("group: %q\nforwarder: {keys_dir: %q, commit_interval: 200ms, start_at: earliest}\ntelemetry: {addr: %q, log_format: text, log_level: warn}\n",
 			testenv.Name("e2e-fwd"), keys, fwdTel),
 	}
 	for name, c := range confs {
