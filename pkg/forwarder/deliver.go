@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -16,25 +17,38 @@ import (
 
 // job is the next attempt of one delivery.
 type job struct {
-	pt        *part
-	meta      forward.Meta
-	req       *forward.Request
-	renderErr error
-	host      string
-	attempt   int       // the attempt to make, 1 for the first
-	first     time.Time // when the first attempt was made; zero before
-	src       forward.Source
-	fresh     bool // counted in pt.pending: settling it lets the offset advance
+	pt   *part
+	meta forward.Meta
+	// req is the rendered request; a fresh job carries its endpoint and
+	// conversion instead until a host worker renders it (render runs on
+	// the workers, in parallel, not on the consumer).
+	req     *forward.Request
+	ep      *forward.Endpoint
+	conv    forward.Conversion
+	host    string
+	attempt int       // the attempt to make, 1 for the first
+	first   time.Time // when the first attempt was made; zero before
+	src     forward.Source
+	fresh   bool // counted in pt.pending: settling it lets the offset advance
 }
 
 func newJob(pt *part, ep *forward.Endpoint, c forward.Conversion, src forward.Source) *job {
 	at := c.Attribution()
-	req, err := forward.Render(ep, c)
-	j := &job{pt: pt, req: &req, renderErr: err, attempt: 1, src: src, fresh: true,
-		meta: forward.Meta{DeliveryID: req.DeliveryID, EndpointID: ep.ID, Publisher: ep.Publisher, Kind: c.Kind,
-			EventID: c.EventID(), AppID: c.AppID(), CampaignID: at.CampaignID, MediaSource: at.MediaSource, ConvertedAt: at.AttributedAt}}
-	j.host = hostOf(req.URL)
-	return j
+	return &job{pt: pt, ep: ep, conv: c, attempt: 1, src: src, fresh: true, host: hostOf(ep.URL),
+		meta: forward.Meta{DeliveryID: forward.DeliveryID(c.Kind, c.EventID(), ep.ID), EndpointID: ep.ID, Publisher: ep.Publisher,
+			Kind: c.Kind, EventID: c.EventID(), AppID: c.AppID(), CampaignID: at.CampaignID, MediaSource: at.MediaSource,
+			ConvertedAt: at.AttributedAt}}
+}
+
+// render renders a fresh job's request; the error is the job's final
+// outcome (the endpoint cannot render this conversion).
+func (j *job) render() error {
+	if j.req != nil {
+		return nil
+	}
+	req, err := forward.Render(j.ep, j.conv)
+	j.req, j.conv = &req, forward.Conversion{}
+	return err
 }
 
 // jobFromState is a retrying delivery read back from the state topic.
@@ -43,8 +57,10 @@ func jobFromState(pt *part, st *forward.State) *job {
 		host: hostOf(st.Request.URL)}
 }
 
+// hostOf is the host:port a URL or URL template (whose host has no
+// macros) sends to.
 func hostOf(raw string) string {
-	if u, err := url.Parse(raw); err == nil {
+	if u, err := url.Parse(strings.NewReplacer("{", "", "}", "").Replace(raw)); err == nil {
 		return u.Host
 	}
 	return raw
@@ -56,15 +72,10 @@ func hostOf(raw string) string {
 // the others one such wait (then it spills at once).
 const fullQueueWait = 100 * time.Millisecond
 
-// start sends a fresh delivery to its host's queue, or settles it at once
-// when it cannot be sent (render error) or must wait (host queue full).
+// start sends a fresh delivery to its host's queue, or to the retry queue
+// when the host's queue is full.
 func (f *Forwarder) start(j *job) {
-	switch {
-	case j.renderErr != nil:
-		if f.begin(j) {
-			f.record(j, nil, forward.Decision{Outcome: forward.OutcomeFailed}, j.renderErr.Error())
-		}
-	case !f.hosts.enqueueWait(j, fullQueueWait):
+	if !f.hosts.enqueueWait(j, fullQueueWait) {
 		f.spill(j)
 	}
 }
@@ -87,6 +98,10 @@ func (f *Forwarder) spill(j *job) {
 	if !f.begin(j) {
 		return
 	}
+	if err := j.render(); err != nil {
+		f.record(j, nil, forward.Decision{Outcome: forward.OutcomeFailed}, err.Error())
+		return
+	}
 	f.m.deferred.WithLabelValues(j.meta.EndpointID).Inc()
 	next := f.now().Add(f.cfg.Retry.Backoff(1, forward.Jitter()))
 	f.record(j, nil, forward.Decision{Outcome: forward.OutcomeRetrying, Next: next}, "")
@@ -95,6 +110,10 @@ func (f *Forwarder) spill(j *job) {
 // attempt makes the next attempt of j (a host worker runs it).
 func (f *Forwarder) attempt(j *job) {
 	if !f.begin(j) {
+		return
+	}
+	if err := j.render(); err != nil {
+		f.record(j, nil, forward.Decision{Outcome: forward.OutcomeFailed}, err.Error())
 		return
 	}
 	if _, ok := f.cfg.Endpoints.Get(j.meta.EndpointID); !ok {

@@ -122,6 +122,7 @@ func (f *Forwarder) Run(ctx context.Context) error {
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(time.Millisecond),
+		kgo.MaxBufferedRecords(200_000),
 	)...)
 	if err != nil {
 		return fmt.Errorf("forwarder client: %w", err)
