@@ -78,7 +78,7 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
-bench: infra ## benchmarks: ns/op and allocs/op, side-by-side ratios (ingest vs bare net/http, sink vs raw clickhouse-go, attribution stages vs store and rules alone, vs a Kafka pass-through, two instances vs one), pipeline freshness, the simulator's highest rate at p99 <= 2 s
+bench: infra ## benchmarks: ns/op and allocs/op, side-by-side ratios (ingest vs bare net/http, sink vs raw clickhouse-go, attribution stages vs store and rules alone, vs a Kafka pass-through, two instances vs one, forwarder vs a plain net/http loop), pipeline freshness, the simulator's highest rate at p99 <= 2 s
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./pkg/postback/
 	$(GO) test -run '^$$' -bench 'IngestVsBare' -benchtime 1x ./pkg/ingest/
 	$(GO) test -tags integration -run '^$$' -bench 'SinkVsRaw' -benchtime 1x ./pkg/sink/
@@ -94,6 +94,8 @@ bench: infra ## benchmarks: ns/op and allocs/op, side-by-side ratios (ingest vs 
 	$(GO) test -tags integration -run '^$$' -bench 'Freshness' -benchtime 1x -timeout 15m ./services/attribution/
 	@echo "The simulator's highest rate with freshness p99 <= 2 s through the three services, and where the CPU goes (30 s per rate, doubling from 100/s; a few minutes):"
 	$(GO) test -tags integration -run '^$$' -bench 'SimulatedRate' -benchtime 1x -timeout 30m ./services/e2e/
+	@echo "Forwarder: callbacks/s to a local receiver beside a plain net/http loop sending the same requests, and p99 from an install committed to its callback received:"
+	$(GO) test -tags integration -run '^$$' -bench 'ForwarderVsPlain' -benchtime 1x -timeout 10m ./pkg/forwarder/
 	@echo "RSS after 1M and $(RSS_CLICKS) clicks stored (about 20 s per million on 2 cores):"
 	BENCH_RSS_CLICKS=$(RSS_CLICKS) $(GO) test -run '^$$' -bench 'RSS' -benchtime 1x -timeout 90m ./pkg/join/
 

@@ -76,7 +76,7 @@ func TestCompose(t *testing.T) {
 		t.Fatalf("%s: %v", composeFile, err)
 	}
 
-	for _, name := range []string{"kafka", "clickhouse", "bootstrap", "campaigns", "ingest", "attribution", "sink"} {
+	for _, name := range []string{"kafka", "clickhouse", "bootstrap", "campaigns", "ingest", "attribution", "sink", "forwarder"} {
 		if _, err := p.GetService(name); err != nil {
 			t.Errorf("no service %s", name)
 		}
@@ -98,6 +98,7 @@ func TestCompose(t *testing.T) {
 		"ingest":      {"bootstrap": types.ServiceConditionCompletedSuccessfully},
 		"attribution": {"bootstrap": types.ServiceConditionCompletedSuccessfully},
 		"sink":        {"bootstrap": types.ServiceConditionCompletedSuccessfully},
+		"forwarder":   {"bootstrap": types.ServiceConditionCompletedSuccessfully},
 	}
 	for name, deps := range wantDeps {
 		for dep, cond := range deps {
@@ -108,8 +109,8 @@ func TestCompose(t *testing.T) {
 	}
 
 	ps := pipelineServices(t, p, ref)
-	if len(ps) != 5 {
-		t.Errorf("%d services run the image's binaries, want 5 (bootstrap, campaigns, ingest, attribution, sink)", len(ps))
+	if len(ps) != 6 {
+		t.Errorf("%d services run the image's binaries, want 6 (bootstrap, campaigns, ingest, attribution, sink, forwarder)", len(ps))
 	}
 	for _, s := range ps {
 		checkPipelineService(t, p, s, ref, img)

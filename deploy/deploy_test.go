@@ -21,6 +21,8 @@ import (
 
 	"github.com/adtrack/postback/pkg/attribution"
 	"github.com/adtrack/postback/pkg/campaign"
+	"github.com/adtrack/postback/pkg/forward"
+	"github.com/adtrack/postback/pkg/forwarder"
 	"github.com/adtrack/postback/pkg/ingest"
 	"github.com/adtrack/postback/pkg/join"
 	"github.com/adtrack/postback/pkg/kafkaconn"
@@ -66,6 +68,13 @@ func exported(t *testing.T) map[string][]string {
 		t.Fatalf("attribution: %v", err)
 	}
 	out["attribution"] = withKprom(t, tel, "attribution")
+
+	tel = telemetry.New()
+	fcfg := servicecfg.DefaultForwarder()
+	if _, err := forwarder.New(fcfg.Engine(kafkaconn.Plain([]string{"127.0.0.1:1"}), forward.NewRegistry(&fcfg.Egress)), tel, log); err != nil {
+		t.Fatalf("forwarder: %v", err)
+	}
+	out["forwarder"] = withKprom(t, tel, "forwarder")
 	return out
 }
 

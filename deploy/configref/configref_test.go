@@ -64,7 +64,7 @@ func TestRealReference(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := ref.Services(), []string{"attribution", "ingest", "postbackctl", "sink"}; !slices.Equal(got, want) {
+	if got, want := ref.Services(), []string{"attribution", "forwarder", "ingest", "postbackctl", "sink"}; !slices.Equal(got, want) {
 		t.Errorf("services %v, want %v", got, want)
 	}
 	k, ok := ref.Key("sink", "clickhouse.addr")

@@ -414,7 +414,7 @@ func readKustomization(t *testing.T, file string) *kusttypes.Kustomization {
 }
 
 func checkObjects(t *testing.T, cl *cluster) {
-	for _, name := range []string{"postback-ingest", "postback-sink"} {
+	for _, name := range []string{"postback-ingest", "postback-sink", "postback-forwarder"} {
 		if cl.deployments[name] == nil {
 			t.Errorf("no Deployment %s", name)
 		}
@@ -431,7 +431,7 @@ func checkObjects(t *testing.T, cl *cluster) {
 	if cl.secrets["postback-secrets"] == nil {
 		t.Error("no Secret postback-secrets")
 	}
-	for _, name := range []string{"postback-ingest", "postback-attribution", "postback-sink"} {
+	for _, name := range []string{"postback-ingest", "postback-attribution", "postback-sink", "postback-forwarder"} {
 		if cl.services[name] == nil {
 			t.Errorf("no Service %s", name)
 		}
@@ -441,7 +441,7 @@ func checkObjects(t *testing.T, cl *cluster) {
 	}
 	// A config per service, named with a hash of its content so that a
 	// change rolls the pods.
-	for _, svc := range []string{"ingest", "attribution", "sink", "postbackctl"} {
+	for _, svc := range []string{"ingest", "attribution", "sink", "forwarder", "postbackctl"} {
 		n := 0
 		for name := range cl.configMaps {
 			if strings.HasPrefix(name, "postback-"+svc+"-config-") {
@@ -655,8 +655,8 @@ func checkProbes(t *testing.T, cs []container) {
 			}
 		}
 	}
-	if n != 3 {
-		t.Errorf("%d long-running containers, want 3 (ingest, attribution, sink)", n)
+	if n != 4 {
+		t.Errorf("%d long-running containers, want 4 (ingest, attribution, sink, forwarder)", n)
 	}
 }
 

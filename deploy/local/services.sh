@@ -12,7 +12,7 @@ root=$(cd "$here/../.." && pwd)
 state=${POSTBACK_LOCAL_STATE_DIR:-$HOME/.local/state/postback}
 run="$state/services"
 mkdir -p "$run"
-services=(ingest attribution sink)
+services=(ingest attribution sink forwarder)
 
 alive() { [[ -f "$run/$1.pid" ]] && kill -0 "$(cat "$run/$1.pid")" 2>/dev/null; }
 
@@ -26,6 +26,8 @@ start() {
     args=(--config "$cfg")
     # A flag: the service's own state_dir key, not the scripts' state root.
     [[ $s == attribution ]] && args+=(--state_dir "$state/attribution")
+    # The HMAC keys of the publisher endpoints: one file per signing_key_id.
+    if [[ $s == forwarder ]]; then mkdir -p "$state/signing-keys"; args+=(--forwarder.keys_dir "$state/signing-keys"); fi
     nohup "$bin" "${args[@]}" >>"$run/$s.log" 2>&1 &
     echo $! >"$run/$s.pid"
     echo "services: $s started (pid $!), log $run/$s.log"

@@ -425,6 +425,35 @@ func indexFold(s, sub string) int {
 	return -1
 }
 
+// Fill replaces every {name} macro of tmpl with escape(vals[name]); a
+// malformed {...} is kept as written. The forwarder's callback templates
+// fill through it (their macros are validated when endpoints are applied);
+// tracking links use FillLink, which leaves the MMP's placeholders alone.
+func Fill(tmpl string, vals map[string]string, escape func(string) string) string {
+	var b strings.Builder
+	b.Grow(len(tmpl) + 64)
+	for {
+		open := strings.IndexByte(tmpl, '{')
+		if open < 0 {
+			b.WriteString(tmpl)
+			return b.String()
+		}
+		end := strings.IndexByte(tmpl[open:], '}')
+		if end < 0 {
+			b.WriteString(tmpl)
+			return b.String()
+		}
+		name := tmpl[open+1 : open+end]
+		b.WriteString(tmpl[:open])
+		if validMacro(name) {
+			b.WriteString(escape(vals[name]))
+		} else {
+			b.WriteString(tmpl[open : open+end+1])
+		}
+		tmpl = tmpl[open+end+1:]
+	}
+}
+
 func validMacro(s string) bool {
 	if s == "" || len(s) > 64 {
 		return false

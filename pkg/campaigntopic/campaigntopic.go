@@ -1,7 +1,10 @@
 // Package campaigntopic is the campaigns topic, the registry's source of
 // truth: postbackctl publishes and deletes campaigns there (compacted,
 // keyed by campaign id), and every ingest and attribution instance follows
-// it into a campaign.Registry.
+// it into a campaign.Registry. The same publish-and-follow path carries
+// every other operator-managed registry on a compacted topic (the
+// forwarder's publisher endpoints): PublishJSON, Delete and
+// NewTableFollower work for any Table.
 //
 //	f := campaigntopic.NewFollower(reg, cfg.Kafka.Topics.Campaigns, log)
 //	go f.Run(ctx, conn.Opts("campaigns"))
@@ -27,46 +30,101 @@ import (
 // Publish writes campaigns to the compacted topic, keyed by id, and waits
 // for every acknowledgement.
 func Publish(ctx context.Context, cl *kgo.Client, topic string, camps []event.Campaign) error {
-	recs := make([]*kgo.Record, 0, len(camps))
-	for _, c := range camps {
+	ids := make([]string, len(camps))
+	values := make([]any, len(camps))
+	for i, c := range camps {
 		if err := campaign.Validate(&c); err != nil {
 			return err
 		}
-		v, err := json.Marshal(c)
+		ids[i], values[i] = c.ID, c
+	}
+	return PublishJSON(ctx, cl, topic, "campaigns", ids, values)
+}
+
+// PublishJSON writes values, JSON-encoded, to a compacted topic keyed by
+// ids (what names the kind in errors), and waits for every
+// acknowledgement. The caller has validated them.
+func PublishJSON(ctx context.Context, cl *kgo.Client, topic, what string, ids []string, values []any) error {
+	recs := make([]*kgo.Record, 0, len(ids))
+	for i, id := range ids {
+		v, err := json.Marshal(values[i])
 		if err != nil {
-			return fmt.Errorf("encode campaign %q: %w", c.ID, err)
+			return fmt.Errorf("encode %s %q: %w", what, id, err)
 		}
-		recs = append(recs, &kgo.Record{Topic: topic, Key: []byte(c.ID), Value: v})
+		recs = append(recs, &kgo.Record{Topic: topic, Key: []byte(id), Value: v})
 	}
 	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		return fmt.Errorf("publish campaigns to %s: %w", topic, err)
+		return fmt.Errorf("publish %s to %s: %w", what, topic, err)
 	}
 	return nil
 }
 
-// Delete writes tombstones for ids, removing them from every registry.
+// Delete writes tombstones for ids, removing them from every registry
+// that follows topic.
 func Delete(ctx context.Context, cl *kgo.Client, topic string, ids ...string) error {
 	recs := make([]*kgo.Record, len(ids))
 	for i, id := range ids {
 		recs[i] = &kgo.Record{Topic: topic, Key: []byte(id)}
 	}
 	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		return fmt.Errorf("delete campaigns from %s: %w", topic, err)
+		return fmt.Errorf("delete from %s: %w", topic, err)
 	}
 	return nil
 }
 
-// Follower keeps a Registry equal to the campaigns topic.
+// Table is a registry a Follower keeps equal to a compacted topic.
+type Table interface {
+	// Apply puts the entry of key decoded from value, or deletes it when
+	// value is empty (a tombstone). An error skips the record (logged).
+	Apply(key string, value []byte) error
+	Len() int
+}
+
+// Follower keeps a Table equal to its compacted topic.
 type Follower struct {
-	reg    *campaign.Registry
+	table  Table
 	topic  string
+	what   string
 	log    *slog.Logger
 	synced atomic.Bool
 }
 
-// NewFollower returns a Follower filling reg from topic.
+// NewFollower returns a Follower filling the campaign registry reg from topic.
 func NewFollower(reg *campaign.Registry, topic string, log *slog.Logger) *Follower {
-	return &Follower{reg: reg, topic: topic, log: log}
+	return NewTableFollower(campaignTable{reg}, topic, "campaigns", log)
+}
+
+// NewTableFollower returns a Follower filling t from topic; what names the
+// entries in logs and readiness.
+func NewTableFollower(t Table, topic, what string, log *slog.Logger) *Follower {
+	return &Follower{table: t, topic: topic, what: what, log: log}
+}
+
+// campaignTable applies campaign records to a campaign.Registry.
+type campaignTable struct{ reg *campaign.Registry }
+
+func (c campaignTable) Len() int { return c.reg.Len() }
+
+// SetLoaded marks the registry's initial load complete.
+func (c campaignTable) SetLoaded() { c.reg.SetLoaded() }
+
+func (c campaignTable) Apply(id string, value []byte) error {
+	if len(value) == 0 {
+		c.reg.Delete(id)
+		return nil
+	}
+	var camp event.Campaign
+	if err := json.Unmarshal(value, &camp); err != nil {
+		return fmt.Errorf("undecodable: %w", err)
+	}
+	if err := campaign.Validate(&camp); err != nil {
+		return err
+	}
+	if camp.ID != id {
+		return fmt.Errorf("campaign_id %q differs from the key", camp.ID)
+	}
+	c.reg.Put(camp)
+	return nil
 }
 
 // Synced reports whether the registry has caught up with the topic's end as
@@ -77,7 +135,7 @@ func (f *Follower) Synced() bool { return f.synced.Load() }
 // Ready is a telemetry readiness check.
 func (f *Follower) Ready(context.Context) error {
 	if !f.Synced() {
-		return errors.New("campaign registry still loading")
+		return fmt.Errorf("%s registry still loading", f.what)
 	}
 	return nil
 }
@@ -93,7 +151,7 @@ func (f *Follower) Run(ctx context.Context, conn []kgo.Opt) error {
 	)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
-		return fmt.Errorf("campaigns consumer: %w", err)
+		return fmt.Errorf("%s consumer: %w", f.what, err)
 	}
 	defer cl.Close()
 
@@ -109,7 +167,7 @@ func (f *Follower) Run(ctx context.Context, conn []kgo.Opt) error {
 		if err == nil {
 			break
 		}
-		f.log.Warn("campaigns: cannot list end offsets yet", "topic", f.topic, "err", err)
+		f.log.Warn(f.what+": cannot list end offsets yet", "topic", f.topic, "err", err)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -129,7 +187,7 @@ func (f *Follower) Run(ctx context.Context, conn []kgo.Opt) error {
 		fs := cl.PollFetches(ctx)
 		fs.EachError(func(t string, p int32, err error) {
 			if !errors.Is(err, context.Canceled) {
-				f.log.Warn("campaigns: fetch error", "topic", t, "partition", p, "err", err)
+				f.log.Warn(f.what+": fetch error", "topic", t, "partition", p, "err", err)
 			}
 		})
 		fs.EachRecord(func(r *kgo.Record) {
@@ -140,32 +198,24 @@ func (f *Follower) Run(ctx context.Context, conn []kgo.Opt) error {
 		})
 		if !f.synced.Load() && len(pending) == 0 {
 			f.markSynced()
-			f.log.Info("campaigns loaded", "topic", f.topic, "campaigns", f.reg.Len())
+			f.log.Info(f.what+" loaded", "topic", f.topic, "entries", f.table.Len())
 		}
 	}
 	return nil
 }
 
-// markSynced records the end of the initial load, in the registry too.
+// markSynced records the end of the initial load, in the table too when it
+// keeps that itself (the campaign registry does: ingest answers 503 to
+// touches until then).
 func (f *Follower) markSynced() {
-	f.reg.SetLoaded()
+	if l, ok := f.table.(interface{ SetLoaded() }); ok {
+		l.SetLoaded()
+	}
 	f.synced.Store(true)
 }
 
 func (f *Follower) apply(r *kgo.Record) {
-	id := string(r.Key)
-	if len(r.Value) == 0 {
-		f.reg.Delete(id)
-		return
+	if err := f.table.Apply(string(r.Key), r.Value); err != nil {
+		f.log.Error(f.what+": invalid record skipped", "offset", r.Offset, "partition", r.Partition, "key", string(r.Key), "err", err)
 	}
-	var c event.Campaign
-	if err := json.Unmarshal(r.Value, &c); err != nil {
-		f.log.Error("campaigns: undecodable record skipped", "offset", r.Offset, "partition", r.Partition, "err", err)
-		return
-	}
-	if err := campaign.Validate(&c); err != nil || c.ID != id {
-		f.log.Error("campaigns: invalid record skipped", "offset", r.Offset, "key", id, "err", err)
-		return
-	}
-	f.reg.Put(c)
 }

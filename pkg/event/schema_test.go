@@ -11,6 +11,7 @@ import (
 	"github.com/segmentio/encoding/json"
 
 	"github.com/adtrack/postback/pkg/event"
+	"github.com/adtrack/postback/pkg/forward"
 	"github.com/adtrack/postback/pkg/money"
 	"github.com/adtrack/postback/schemas"
 	"github.com/adtrack/postback/schemas/schematest"
@@ -94,6 +95,15 @@ var examples = map[string]any{
 		CountryCode: "US", ConversionType: "redownload", ImpressionType: "app-impression", MarketplaceID: "com.apple.AppStore",
 		AdInteractionType: "click", KeyID: "apple-cas-identifier/0", Signature: "MEUCIQ==", CampaignID: "c1", MediaSource: "net_int",
 		CampaignMatch: "exact", Raw: event.Raw{Method: "POST", Path: "/v1/skan", Body: "{}", ContentType: "application/json", Query: "x=1", RemoteIP: "203.0.113.9"}},
+	"endpoints.v1": forward.Endpoint{ID: "pub42", Publisher: "Pub 42", URL: "https://cb.pub42.example/?c={click_id}", Method: "POST", Body: "json",
+		Match: forward.Match{MediaSources: []string{"pub42_int"}, Campaigns: []string{"c1"}, SiteIDs: []string{"s1"}, Apps: []string{"id123"},
+			Kinds: []string{"install", "event"}, EventNames: []string{"purchase"}},
+		Fields: map[string]string{"event": "{event_name}"}, DeviceIDs: "hashed", KeyID: "pub42-2026",
+		Payout: forward.Payout{Model: "cpa", Amount: 200_000, Currency: "USD", Share: 300_000}},
+	"deliveries.v1": forward.Attempt{Meta: forward.Meta{DeliveryID: "d1", EndpointID: "pub42", Publisher: "Pub 42", Kind: "install",
+		EventID: "e1", AppID: "id123", CampaignID: "c1", MediaSource: "pub42_int", ConvertedAt: t0},
+		Attempt: 2, AttemptedAt: t0, LatencyMS: 41, Method: "GET", Host: "cb.pub42.example", Status: 503, Error: "timeout",
+		Response: "busy", Outcome: "retrying", Final: true, NextAt: &t0, Payout: 1_500_000, Currency: "USD"},
 }
 
 var one, cv = int64(1), int64(42)

@@ -41,11 +41,13 @@ func (k *Kafka) Validate() error {
 // Services returns every service's default config, in documentation order.
 func Services() []config.Service {
 	ingest, attribution, sink, admin := DefaultIngest(), DefaultAttribution(), DefaultSink(), DefaultAdmin()
+	fwd := DefaultForwarder()
 	return []config.Service{
 		{Name: "ingest", Summary: "HTTP front door: postbacks, clicks, impressions -> Kafka", Config: &ingest},
 		{Name: "attribution", Summary: "joins installs and events to their touches", Config: &attribution},
 		{Name: "sink", Summary: "loads topics into ClickHouse", Config: &sink},
-		{Name: "postbackctl", Summary: "operator command: topics, migrations, campaigns", Config: &admin},
+		{Name: "forwarder", Summary: "sends signed callbacks to the publishers and partners that won installs and events", Config: &fwd},
+		{Name: "postbackctl", Summary: "operator command: topics, migrations, campaigns, endpoints", Config: &admin},
 	}
 }
 

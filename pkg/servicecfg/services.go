@@ -6,6 +6,8 @@ import (
 	"github.com/adtrack/postback/pkg/attribution"
 	"github.com/adtrack/postback/pkg/chconn"
 	"github.com/adtrack/postback/pkg/config"
+	"github.com/adtrack/postback/pkg/forward"
+	"github.com/adtrack/postback/pkg/forwarder"
 	"github.com/adtrack/postback/pkg/ingest"
 	"github.com/adtrack/postback/pkg/join"
 	"github.com/adtrack/postback/pkg/kafkaconn"
@@ -154,11 +156,14 @@ func (c *Sink) Validate() error {
 }
 
 // Admin is the configuration of postbackctl, the operator's command that
-// creates topics, applies ClickHouse migrations and publishes campaigns.
+// creates topics, applies ClickHouse migrations and publishes campaigns
+// and publisher endpoints.
 type Admin struct {
 	Kafka      Kafka            `mapstructure:"kafka"`
 	ClickHouse chconn.Config    `mapstructure:"clickhouse"`
 	Telemetry  telemetry.Config `mapstructure:"telemetry"`
+	// Egress checks endpoint URLs at apply time; give it the forwarder's.
+	Egress forward.Egress `mapstructure:"egress"`
 }
 
 // DefaultAdmin returns postbackctl's defaults.
@@ -175,5 +180,46 @@ func (a *Admin) Validate() error {
 	if err := validateAll(&a.Kafka, telemetrySection{&a.Telemetry}); err != nil {
 		return err
 	}
+	if err := config.Within("egress", a.Egress.Validate()); err != nil {
+		return err
+	}
 	return config.Within("clickhouse", a.ClickHouse.Validate())
+}
+
+// Forwarder is the configuration of services/forwarder.
+type Forwarder struct {
+	Kafka          Kafka              `mapstructure:"kafka"`
+	Telemetry      telemetry.Config   `mapstructure:"telemetry"`
+	Group          string             `mapstructure:"group" desc:"Consumer group of the forwarder (installs and events attributed)."`
+	SessionTimeout time.Duration      `mapstructure:"session_timeout" desc:"Consumer-group session timeout: how long the partitions of a crashed instance wait before moving to another (6s..5m)."`
+	Forwarder      forwarder.Settings `mapstructure:"forwarder"`
+	Retry          forward.Retry      `mapstructure:"retry"`
+	Egress         forward.Egress     `mapstructure:"egress"`
+}
+
+// DefaultForwarder returns the forwarder's defaults.
+func DefaultForwarder() Forwarder {
+	return Forwarder{
+		Kafka:          DefaultKafka("postback-forwarder"),
+		Telemetry:      telemetry.Config{Addr: "127.0.0.1:9103", LogLevel: "info", LogFormat: "json"},
+		Group:          "postback-forwarder",
+		SessionTimeout: 15 * time.Second,
+		Forwarder:      forwarder.DefaultSettings(),
+		Retry:          forward.DefaultRetry(),
+	}
+}
+
+// Engine returns the part of the configuration the forwarder engine takes.
+func (c *Forwarder) Engine(conn *kafkaconn.Conn, endpoints *forward.Registry) forwarder.Config {
+	return forwarder.Config{Kafka: conn, Topics: c.Kafka.Topics, Group: c.Group, SessionTimeout: c.SessionTimeout,
+		Settings: c.Forwarder, Retry: c.Retry, Egress: &c.Egress, Endpoints: endpoints}
+}
+
+// Validate checks every section.
+func (c *Forwarder) Validate() error {
+	if err := validateAll(&c.Kafka, telemetrySection{&c.Telemetry}); err != nil {
+		return err
+	}
+	e := c.Engine(nil, nil)
+	return e.Validate()
 }

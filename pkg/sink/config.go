@@ -31,7 +31,7 @@ type Settings struct {
 	RetryMin      time.Duration `mapstructure:"retry_min" desc:"First backoff after a failed INSERT; doubles up to retry_max. Consumption pauses meanwhile."`
 	RetryMax      time.Duration `mapstructure:"retry_max" desc:"Cap of the INSERT retry backoff. ClickHouse is pinged every second meanwhile: once it answers again after an outage, the insert is retried at once."`
 	CommitOffsets bool          `mapstructure:"commit_offsets" desc:"Commit Kafka offsets after each insert (for lag monitoring; correctness never depends on it)."`
-	Topics        []string      `mapstructure:"topics" desc:"Topics to load (names from kafka.topics); empty loads all six: clicks, impressions, installs_attributed, events_attributed, rejected, skan."`
+	Topics        []string      `mapstructure:"topics" desc:"Topics to load (names from kafka.topics); empty loads all seven: clicks, impressions, installs_attributed, events_attributed, rejected, skan, deliveries."`
 }
 
 // DefaultSettings returns the sink section's defaults.

@@ -10,6 +10,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/adtrack/postback/pkg/event"
+	"github.com/adtrack/postback/pkg/forward"
 	"github.com/adtrack/postback/pkg/money"
 )
 
@@ -233,6 +234,35 @@ func eventRow(value []byte) ([]any, error) {
 		c.amount("revenue", a.Revenue), a.Currency, c.amount("revenue_reporting", a.RevenueReporting), a.ReportingCurrency},
 		attributionRow(&c, &a.Attribution))
 	return row, c.err
+}
+
+// deliveriesTable loads the forwarder's delivery log.
+func deliveriesTable() *Table {
+	return &Table{Name: "postback_deliveries", Columns: deliveryColumns, Row: deliveryRow}
+}
+
+var deliveryColumns = []string{"delivery_id", "endpoint_id", "publisher", "kind", "event_id", "app_id", "campaign_id", "media_source",
+	"converted_at", "attempt", "attempted_at", "latency_ms", "method", "host", "status", "error", "response", "outcome", "final",
+	"next_attempt_at", "payout", "payout_currency"}
+
+var deliveryOutcomes = map[string]bool{forward.OutcomeDelivered: true, forward.OutcomeRetrying: true, forward.OutcomeFailed: true,
+	forward.OutcomeExpired: true, forward.OutcomeDropped: true}
+
+func deliveryRow(value []byte) ([]any, error) {
+	var a forward.Attempt
+	if err := decode(value, &a); err != nil {
+		return nil, err
+	}
+	var c conv
+	c.check(a.DeliveryID != "" && a.EndpointID != "", "delivery_id and endpoint_id are required")
+	c.check(a.Kind == forward.KindInstall || a.Kind == forward.KindEvent, "kind %q is not install or event", a.Kind)
+	c.check(deliveryOutcomes[a.Outcome], "outcome %q is not in the enum", a.Outcome)
+	c.check(a.Attempt >= 0 && a.Attempt <= 65535 && a.Status >= 0 && a.Status <= 65535, "attempt or status out of range")
+	latency := uint32(min(max(a.LatencyMS, 0), 1<<32-1))
+	return []any{a.DeliveryID, a.EndpointID, a.Publisher, a.Kind, a.EventID, a.AppID, a.CampaignID, a.MediaSource,
+		c.time("converted_at", a.ConvertedAt), uint16(a.Attempt), c.time("attempted_at", a.AttemptedAt), latency,
+		a.Method, a.Host, uint16(a.Status), a.Error, a.Response, a.Outcome, b2u(a.Final),
+		c.timePtr("next_attempt_at", a.NextAt), c.amount("payout", a.Payout), a.Currency}, c.err
 }
 
 var rejectedColumns = []string{"source", "kind", "received_at", "field", "reason", "event_id",

@@ -112,6 +112,7 @@ func New(cfg Config, conn driver.Conn, tel *telemetry.Telemetry, log *slog.Logge
 	}
 	t := cfg.Topics
 	all := Tables(t.Clicks, t.Impressions, t.InstallsAttributed, t.EventsAttributed, t.Rejected, t.SKAN)
+	all[t.Deliveries] = deliveriesTable()
 	l := &Loader{
 		cfg: cfg, conn: conn, cluster: cfg.ClickHouse.Cluster != "", log: log, tables: map[string]*Table{},
 		m: newMetrics(tel.Registry), now: time.Now, probe: probeInterval,
@@ -120,12 +121,12 @@ func New(cfg Config, conn driver.Conn, tel *telemetry.Telemetry, log *slog.Logge
 	}
 	want := cfg.Sink.Topics
 	if len(want) == 0 {
-		want = []string{t.Clicks, t.Impressions, t.InstallsAttributed, t.EventsAttributed, t.Rejected, t.SKAN}
+		want = []string{t.Clicks, t.Impressions, t.InstallsAttributed, t.EventsAttributed, t.Rejected, t.SKAN, t.Deliveries}
 	}
 	for _, topic := range want {
 		tab, ok := all[topic]
 		if !ok {
-			return nil, config.Errorf("sink.topics", "%q is not one of the loadable topics (clicks, impressions, attributed installs and events, rejected, skan)", topic)
+			return nil, config.Errorf("sink.topics", "%q is not one of the loadable topics (clicks, impressions, attributed installs and events, rejected, skan, deliveries)", topic)
 		}
 		l.tables[topic] = tab
 		l.topics = append(l.topics, topic)

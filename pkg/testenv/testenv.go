@@ -156,7 +156,8 @@ func Topics(t testing.TB, brokers []string, partitions int) topics.Config {
 	prefix := Name("t") + "."
 	tc := topics.Defaults()
 	for _, p := range []*string{&tc.Clicks, &tc.Impressions, &tc.InstallsRaw, &tc.EventsRaw,
-		&tc.InstallsAttributed, &tc.EventsAttributed, &tc.Campaigns, &tc.Rejected, &tc.SKAN} {
+		&tc.InstallsAttributed, &tc.EventsAttributed, &tc.Campaigns, &tc.Rejected, &tc.SKAN,
+		&tc.Endpoints, &tc.Deliveries, &tc.ForwarderState} {
 		*p = prefix + *p
 	}
 	tc.Partitions = partitions
@@ -165,7 +166,8 @@ func Topics(t testing.TB, brokers []string, partitions int) topics.Config {
 		t.Fatal(err)
 	}
 	adm := kadm.NewClient(cl)
-	names := []string{tc.Clicks, tc.Impressions, tc.InstallsRaw, tc.EventsRaw, tc.InstallsAttributed, tc.EventsAttributed, tc.Campaigns, tc.Rejected, tc.SKAN}
+	names := []string{tc.Clicks, tc.Impressions, tc.InstallsRaw, tc.EventsRaw, tc.InstallsAttributed, tc.EventsAttributed, tc.Campaigns, tc.Rejected, tc.SKAN,
+		tc.Endpoints, tc.Deliveries, tc.ForwarderState}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	resp, err := adm.CreateTopics(ctx, int32(partitions), 1, nil, names...)

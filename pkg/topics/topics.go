@@ -34,6 +34,9 @@ type Config struct {
 	Campaigns          string        `mapstructure:"campaigns" desc:"Compacted topic of campaigns, keyed by campaign_id."`
 	Rejected           string        `mapstructure:"rejected" desc:"Topic of authenticated postbacks that were rejected, keyed by source."`
 	SKAN               string        `mapstructure:"skan" desc:"Topic of verified SKAdNetwork and AdAttributionKit postbacks, keyed by transaction_id."`
+	Endpoints          string        `mapstructure:"endpoints" desc:"Compacted topic of publisher callback endpoints, keyed by endpoint_id (postbackctl endpoints apply)."`
+	Deliveries         string        `mapstructure:"deliveries" desc:"Topic of the forwarder's delivery log, one record per callback attempt, keyed by delivery_id."`
+	ForwarderState     string        `mapstructure:"forwarder_state" desc:"Compacted topic of the forwarder's delivery state (delivered-set and retry queue), keyed by delivery_id; partition i holds input partition i's deliveries."`
 	Partitions         int           `mapstructure:"partitions" desc:"Partitions of every topic created by bootstrap (joined topics must share a count)."`
 	ReplicationFactor  int           `mapstructure:"replication_factor" desc:"Replication factor of topics created by bootstrap."`
 	MinInsyncReplicas  int           `mapstructure:"min_insync_replicas" desc:"min.insync.replicas of topics created by bootstrap: an acks=all write fails unless this many replicas have it. 0: 2 with a replication factor of 3 or more, else 1."`
@@ -52,6 +55,9 @@ func Defaults() Config {
 		Campaigns:          "campaigns.v1",
 		Rejected:           "postbacks.rejected.v1",
 		SKAN:               "skan.v1",
+		Endpoints:          "endpoints.v1",
+		Deliveries:         "deliveries.v1",
+		ForwarderState:     "forwarder.state.v1",
 		Partitions:         6,
 		ReplicationFactor:  1,
 		Retention:          14 * 24 * time.Hour,
@@ -64,6 +70,7 @@ func (t *Config) Validate() error {
 		"clicks": t.Clicks, "impressions": t.Impressions, "installs_raw": t.InstallsRaw, "events_raw": t.EventsRaw,
 		"installs_attributed": t.InstallsAttributed, "events_attributed": t.EventsAttributed,
 		"campaigns": t.Campaigns, "rejected": t.Rejected, "skan": t.SKAN,
+		"endpoints": t.Endpoints, "deliveries": t.Deliveries, "forwarder_state": t.ForwarderState,
 	} {
 		if name == "" {
 			return config.Errorf(key, "must not be empty")
@@ -110,8 +117,12 @@ func Specs(t Config) []Spec {
 			CoPartitioned: joined,
 		}
 	}
-	campaigns := stream(t.Campaigns, false)
-	campaigns.Configs = map[string]string{"cleanup.policy": "compact", "min.insync.replicas": minISR(t)}
+	compacted := func(name string) Spec {
+		s := stream(name, false)
+		s.Configs = map[string]string{"cleanup.policy": "compact", "min.insync.replicas": minISR(t)}
+		return s
+	}
+	campaigns := compacted(t.Campaigns)
 	return []Spec{
 		stream(t.Clicks, true),
 		stream(t.Impressions, true),
@@ -122,6 +133,9 @@ func Specs(t Config) []Spec {
 		campaigns,
 		stream(t.Rejected, false),
 		stream(t.SKAN, false),
+		compacted(t.Endpoints),
+		stream(t.Deliveries, false),
+		compacted(t.ForwarderState),
 	}
 }
 

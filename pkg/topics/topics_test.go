@@ -20,6 +20,8 @@ func ensureSuite(t *testing.T, adm *kadm.Client, prefix string) {
 	names.Clicks, names.Impressions, names.InstallsRaw, names.EventsRaw = prefix+"clicks", prefix+"impressions", prefix+"installs", prefix+"events"
 	names.InstallsAttributed, names.EventsAttributed = prefix+"installs_attr", prefix+"events_attr"
 	names.Campaigns, names.Rejected, names.SKAN = prefix+"campaigns", prefix+"rejected", prefix+"skan"
+	names.Campaigns, names.Rejected = prefix+"campaigns", prefix+"rejected"
+	names.Endpoints, names.Deliveries, names.ForwarderState = prefix+"endpoints", prefix+"deliveries", prefix+"forwarder_state"
 	names.Partitions = 3
 	specs := Specs(names)
 	t.Cleanup(func() {
@@ -91,20 +93,20 @@ func TestEnsureKfake(t *testing.T) {
 func TestSpecs(t *testing.T) {
 	cfg := Defaults()
 	specs := Specs(cfg)
-	if len(specs) != 9 {
-		t.Fatalf("%d specs, want the 9 topics of DESIGN.md (skan.v1 included)", len(specs))
+	if len(specs) != 12 {
+		t.Fatalf("%d specs, want the 9 topics of DESIGN.md (skan.v1 included) and the forwarder's 3", len(specs))
 	}
 	joined := 0
 	for _, s := range specs {
 		if s.CoPartitioned {
 			joined++
 		}
-		if s.Name == cfg.Campaigns {
+		if s.Name == cfg.Campaigns || s.Name == cfg.Endpoints || s.Name == cfg.ForwarderState {
 			if s.Configs["cleanup.policy"] != "compact" {
-				t.Errorf("campaigns not compacted: %v", s.Configs)
+				t.Errorf("%s not compacted: %v", s.Name, s.Configs)
 			}
 			if _, ok := s.Configs["retention.ms"]; ok {
-				t.Errorf("compacted campaigns must not expire: %v", s.Configs)
+				t.Errorf("compacted %s must not expire: %v", s.Name, s.Configs)
 			}
 		} else if s.Configs["retention.ms"] != "1209600000" {
 			t.Errorf("%s retention.ms = %s, want 14 days", s.Name, s.Configs["retention.ms"])

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/adtrack/postback/pkg/chconn"
+	"github.com/adtrack/postback/pkg/forward"
 	"github.com/adtrack/postback/pkg/skan"
 	"github.com/adtrack/postback/pkg/skan/skantest"
 	"github.com/adtrack/postback/pkg/testenv"
@@ -121,7 +123,12 @@ type pipeline struct {
 	env                                   map[string][]string
 	procs                                 map[string]*proc
 	signer                                *skantest.Signer // ingest.skan trusts its keys
+	fwdTel                                string           // the forwarder's telemetry address
 }
+
+// signingSecret is the forwarder's callback signing key k1 in every
+// pipeline the tests start.
+const signingSecret = "e2e-signing-secret-0123456789"
 
 // second starts a second instance of service name (attribution or sink):
 // the same config with its own state directory and telemetry address. It
@@ -176,17 +183,29 @@ func startPipeline(t testing.TB, s setup, campaigns, attrExtra string) *pipeline
 	// test) say everything, franz-go's lines included.
 	level := cmp.Or(os.Getenv("E2E_LOG_LEVEL"), "warn")
 	quiet := fmt.Sprintf("telemetry: {log_format: text, log_level: %s}\n", level)
+	// The forwarder signs callbacks with the key k1 (runPipeline's
+	// publisher checks them) and may call the local receivers back.
+	p.fwdTel = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	keys := filepath.Join(dir, "keys")
+	if err := os.MkdirAll(keys, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(keys, "k1"), signingSecret)
+	egress := "egress: {allow_cidrs: [\"127.0.0.1/32\"]}\n"
 	p.signer = skantest.New()
-	keys := p.signer.Keys()
+	sk := p.signer.Keys()
 	skanConf := fmt.Sprintf("  skan: {ad_network_ids: [%q], p192_key: %q, p256_key: %q, aak_keys: {%q: %q}}\n",
-		skantest.AdNetwork, keys.P192, keys.P256, skantest.KeyID, keys.AAK[skantest.KeyID])
+		skantest.AdNetwork, sk.P192, sk.P256, skantest.KeyID, sk.AAK[skantest.KeyID])
 	confs := map[string]string{
-		"postbackctl": s.kafka["postbackctl"] + topicsSection + s.clickhouse,
+		"postbackctl": s.kafka["postbackctl"] + topicsSection + s.clickhouse + egress,
 		"ingest":      s.kafka["ingest"] + topicsSection + fmt.Sprintf("http: {addr: %q}\ningest:\n  sources:\n%s", p.httpAddr, sources) + skanConf + quiet,
 		"attribution": s.kafka["attribution"] + topicsSection + fmt.Sprintf("group: %q\nstate_dir: %q\nrates: {reporting_currency: USD, per_unit: {USD: \"1\", EUR: \"1.08\", GBP: \"1.27\"}}\ntelemetry: {addr: %q, log_format: text, log_level: %s}\n",
 			testenv.Name("e2e-attr"), filepath.Join(dir, "state"), p.attrTel, level) + attrExtra,
 		"sink": s.kafka["sink"] + topicsSection + s.clickhouse + fmt.Sprintf("group: %q\nsink: {flush_interval: 200ms}\ntelemetry: {addr: %q, log_format: text, log_level: %s}\n",
 			testenv.Name("e2e-sink"), p.sinkTel, level),
+		// The forwarder connects as ingest does (its kafka section).
+		"forwarder": s.kafka["ingest"] + topicsSection + egress + fmt.Sprintf("group: %q\nforwarder: {keys_dir: %q, commit_interval: 200ms, start_at: earliest}\ntelemetry: {addr: %q, log_format: text, log_level: %s}\n",
+			testenv.Name("e2e-fwd"), keys, p.fwdTel, level),
 	}
 	for name, c := range confs {
 		write(t, filepath.Join(dir, name+".yaml"), c)
@@ -197,10 +216,10 @@ func startPipeline(t testing.TB, s setup, campaigns, attrExtra string) *pipeline
 		p.ctl(t, "campaigns", "apply", filepath.Join(dir, "campaigns.yaml"))
 	}
 	p.procs = map[string]*proc{}
-	for _, name := range []string{"ingest", "attribution", "sink"} {
+	for _, name := range []string{"ingest", "attribution", "sink", "forwarder"} {
 		p.procs[name] = start(t, p.bins, dir, name, s.env[name])
 	}
-	for _, url := range []string{"http://" + p.httpAddr + "/readyz", "http://" + p.attrTel + "/readyz", "http://" + p.sinkTel + "/readyz"} {
+	for _, url := range []string{"http://" + p.httpAddr + "/readyz", "http://" + p.attrTel + "/readyz", "http://" + p.sinkTel + "/readyz", "http://" + p.fwdTel + "/readyz"} {
 		testenv.WaitHTTP(t, url, url)
 	}
 	return p
@@ -216,7 +235,11 @@ func runPipeline(t *testing.T, s setup) {
 	p := startPipeline(t, s, fmt.Sprintf("campaigns:\n  - {campaign_id: %s, app_id: %s, platform: ios, media_source: e2enet, cost_model: CPI, bid: \"1.5\", currency: USD}\n"+
 		"  - {campaign_id: %s, app_id: %s, platform: ios, media_source: e2enet, cost_model: CPI, bid: \"1.5\", currency: USD, skan: {ad_network_id: %s, campaign_ids: [42], source_identifiers: [\"5239\"]}}\n",
 		cmp, app, skanCmp, skanApp, skantest.AdNetwork), "")
-	signer := p.signer
+	signer, fwdTel := p.signer, p.fwdTel
+	// The publisher: a local receiver checking every callback's signature.
+	pub := newPublisher(t, []byte(signingSecret))
+	write(t, filepath.Join(p.dir, "endpoints.yaml"), fmt.Sprintf("endpoints:\n  - {endpoint_id: e2e-pub, match: {media_sources: [e2enet], kinds: [install, event]}, url: \"%s/cb?click={click_id}&site={site_id}&payout={payout}\", payout: {model: cpi, amount: \"0.8\", currency: USD}, signing_key_id: k1}\n", pub.srv.URL))
+	p.ctl(t, "endpoints", "apply", filepath.Join(p.dir, "endpoints.yaml"))
 	httpAddr, attrTel, sinkTel, token := p.httpAddr, p.attrTel, p.sinkTel, p.token
 	testenv.WaitHTTP(t, "http://"+httpAddr+"/v1/click/"+cmp+"?s2s=1&ip=203.0.113.9&ua=warmup", "ingest's campaign registry")
 
@@ -277,6 +300,10 @@ func runPipeline(t *testing.T, s setup) {
 		"SELECT count() FROM skan_postbacks_unique WHERE campaign_id = '" + skanCmp + "'":                                  skanUnique,
 		"SELECT sum(installs) FROM skan_installs_daily WHERE campaign_id = '" + skanCmp + "'":                              skanUnique,
 		"SELECT sum(resends) FROM skan_installs_daily":                                                                     1,
+		// Every attributed install and event was called back once, and the
+		// delivery log says so.
+		"SELECT count() FROM postback_deliveries WHERE outcome = 'delivered' AND endpoint_id = 'e2e-pub'":                    installs + events,
+		"SELECT uniqExact(event_id) FROM postback_deliveries WHERE kind = 'install' AND abs(toFloat64(payout) - 0.8) < 1e-9": installs,
 	}
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
@@ -299,12 +326,16 @@ func runPipeline(t *testing.T, s setup) {
 	if got := counts(t, conn, want); !equal(got, want) {
 		t.Fatalf("counts moved after settling: %v", got)
 	}
+	if n, bad := pub.counts(); n != installs+events || bad != 0 {
+		t.Errorf("the publisher got %d callbacks (%d badly signed), want %d", n, bad, installs+events)
+	}
 	// The operator's view moved too: franz-go's client metrics (through
 	// pkg/kafkaconn) and each service's freshness.
 	for addr, series := range map[string][]string{
 		httpAddr: {`ingest_write_bytes_total{client="producer"`, `ingest_requests_total{code="200",route="postback"`},
 		attrTel:  {`attribution_read_bytes_total{client="stage-clickid"`, `attribution_freshness_seconds_count{stage="ipua"}`},
 		sinkTel:  {`sink_read_bytes_total{client="sink"`, `sink_freshness_seconds_count{table="installs"}`},
+		fwdTel:   {`forwarder_read_bytes_total{client="forwarder"`, `forwarder_callbacks_succeeded_total{endpoint="e2e-pub"}`},
 	} {
 		metrics := get(t, "http://"+addr+"/metrics")
 		for _, name := range series {
@@ -381,7 +412,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// binaries builds the four commands once per test binary.
+// binaries builds the five commands once per test binary.
 func binaries(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -389,7 +420,7 @@ func binaries(t testing.TB) string {
 		if buildErr != nil {
 			return
 		}
-		out, err := exec.Command("go", "build", "-o", buildDir+"/", "../ingest", "../attribution", "../sink", "../postbackctl").CombinedOutput()
+		out, err := exec.Command("go", "build", "-o", buildDir+"/", "../ingest", "../attribution", "../sink", "../forwarder", "../postbackctl").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
@@ -500,4 +531,37 @@ func get(t *testing.T, url string) string {
 		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, body)
 	}
 	return string(body)
+}
+
+// publisher is a local callback receiver: it counts distinct deliveries
+// (by Idempotency-Key) and callbacks whose signature does not verify.
+type publisher struct {
+	srv    *httptest.Server
+	mu     sync.Mutex
+	seen   map[string]bool
+	badSig int
+}
+
+func newPublisher(t *testing.T, secret []byte) *publisher {
+	p := &publisher{seen: map[string]bool{}}
+	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		err := forward.Verify(secret, r.Header.Get(forward.HeaderSignature), r.Header.Get(forward.HeaderTimestamp),
+			r.Method, r.RequestURI, body, time.Now(), 5*time.Minute)
+		p.mu.Lock()
+		p.seen[r.Header.Get(forward.HeaderIdempotencyKey)] = true
+		if err != nil {
+			p.badSig++
+		}
+		p.mu.Unlock()
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(p.srv.Close)
+	return p
+}
+
+func (p *publisher) counts() (deliveries, badSig int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.seen), p.badSig
 }

@@ -9,6 +9,8 @@
 //	postbackctl campaigns apply FILE    publish a YAML file of campaigns
 //	postbackctl campaigns delete ID...  remove campaigns (tombstones)
 //	postbackctl simulate   play a seeded campaign day against ingest; --check compares ClickHouse
+//	postbackctl endpoints apply FILE    publish a YAML file of publisher callback endpoints
+//	postbackctl endpoints delete ID...  remove endpoints (tombstones)
 package main
 
 import (
@@ -17,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -31,6 +34,7 @@ import (
 	"github.com/adtrack/postback/pkg/campaigntopic"
 	"github.com/adtrack/postback/pkg/chconn"
 	"github.com/adtrack/postback/pkg/config"
+	"github.com/adtrack/postback/pkg/forward"
 	"github.com/adtrack/postback/pkg/kafkaconn"
 	"github.com/adtrack/postback/pkg/migrate"
 	"github.com/adtrack/postback/pkg/servicecfg"
@@ -51,6 +55,9 @@ commands:
   simulate   play a realistic, seeded campaign day against ingest (every MMP's format, retries,
              fraud, malformed requests), write its ground truth; --check compares ClickHouse's
              views with it (docs/simulator.md)
+  endpoints apply FILE     validate a YAML file of publisher callback endpoints (docs/forwarder.md)
+                           and publish it to the endpoints topic
+  endpoints delete ID...   delete endpoints (compaction tombstones)
 
 Run "postbackctl <command> --help" for the configuration flags.
 `
@@ -74,11 +81,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	cmd, rest := args[0], args[1:]
 	var operands []string
-	if cmd == "campaigns" {
+	if cmd == "campaigns" || cmd == "endpoints" {
 		if len(rest) == 0 {
-			return fmt.Errorf("campaigns: want apply FILE or delete ID...\n%s", usage)
+			return fmt.Errorf("%s: want apply FILE or delete ID...\n%s", cmd, usage)
 		}
-		cmd, rest = "campaigns "+rest[0], rest[1:]
+		cmd, rest = cmd+" "+rest[0], rest[1:]
 		for len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
 			operands, rest = append(operands, rest[0]), rest[1:]
 		}
@@ -121,6 +128,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("campaigns delete: want at least one campaign id")
 		}
 		return deleteCampaigns(ctx, cfg, log, operands)
+	case "endpoints apply":
+		if len(operands) != 1 {
+			return fmt.Errorf("endpoints apply: want exactly one FILE, got %d", len(operands))
+		}
+		return applyEndpoints(ctx, cfg, log, operands[0])
+	case "endpoints delete":
+		if len(operands) == 0 {
+			return fmt.Errorf("endpoints delete: want at least one endpoint id")
+		}
+		return deleteFrom(ctx, cfg, log, cfg.Kafka.Topics.Endpoints, "endpoints", operands)
 	default:
 		return fmt.Errorf("unknown command %q\n%s", cmd, usage)
 	}
@@ -265,6 +282,11 @@ func applyCampaigns(ctx context.Context, cfg servicecfg.Admin, log *slog.Logger,
 }
 
 func deleteCampaigns(ctx context.Context, cfg servicecfg.Admin, log *slog.Logger, ids []string) error {
+	return deleteFrom(ctx, cfg, log, cfg.Kafka.Topics.Campaigns, "campaigns", ids)
+}
+
+// deleteFrom writes tombstones for ids to a compacted registry topic.
+func deleteFrom(ctx context.Context, cfg servicecfg.Admin, log *slog.Logger, topic, what string, ids []string) error {
 	cl, err := producer(cfg)
 	if err != nil {
 		return err
@@ -272,10 +294,49 @@ func deleteCampaigns(ctx context.Context, cfg servicecfg.Admin, log *slog.Logger
 	defer cl.Close()
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := campaigntopic.Delete(pctx, cl, cfg.Kafka.Topics.Campaigns, ids...); err != nil {
+	if err := campaigntopic.Delete(pctx, cl, topic, ids...); err != nil {
 		return err
 	}
-	log.Info("campaigns deleted", "ids", ids)
+	log.Info(what+" deleted", "ids", ids, "topic", topic)
+	return nil
+}
+
+// applyEndpoints validates an endpoints file, resolves every URL's host and
+// refuses one that reaches an internal address (egress), then publishes
+// the endpoints on the path campaigns take.
+func applyEndpoints(ctx context.Context, cfg servicecfg.Admin, log *slog.Logger, file string) error {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	eps, err := forward.ParseYAML(data, &cfg.Egress)
+	if err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	ids := make([]string, len(eps))
+	values := make([]any, len(eps))
+	for i, ep := range eps {
+		lookup := func(host string) ([]net.IP, error) {
+			lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			return net.DefaultResolver.LookupIP(lctx, "ip", host)
+		}
+		if err := cfg.Egress.CheckHost(ep.URL, lookup); err != nil {
+			return fmt.Errorf("%s: endpoint %q: url: %w", file, ep.ID, err)
+		}
+		ids[i], values[i] = ep.ID, ep
+	}
+	cl, err := producer(cfg)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := campaigntopic.PublishJSON(pctx, cl, cfg.Kafka.Topics.Endpoints, "endpoints", ids, values); err != nil {
+		return err
+	}
+	log.Info("endpoints published", "file", file, "count", len(eps), "topic", cfg.Kafka.Topics.Endpoints)
 	return nil
 }
 

@@ -1,0 +1,307 @@
+package forwarder
+
+import (
+	"container/heap"
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/encoding/json"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/adtrack/postback/pkg/forward"
+)
+
+// job is the next attempt of one delivery.
+type job struct {
+	pt   *part
+	meta forward.Meta
+	// req is the rendered request; a fresh job carries its endpoint and
+	// conversion instead until a host worker renders it (render runs on
+	// the workers, in parallel, not on the consumer).
+	req     *forward.Request
+	ep      *forward.Endpoint
+	conv    forward.Conversion
+	host    string
+	attempt int       // the attempt to make, 1 for the first
+	first   time.Time // when the first attempt was made; zero before
+	src     forward.Source
+	fresh   bool // counted in pt.pending: settling it lets the offset advance
+}
+
+func newJob(pt *part, ep *forward.Endpoint, c forward.Conversion, src forward.Source) *job {
+	at := c.Attribution()
+	return &job{pt: pt, ep: ep, conv: c, attempt: 1, src: src, fresh: true, host: hostOf(ep.URL),
+		meta: forward.Meta{DeliveryID: forward.DeliveryID(c.Kind, c.EventID(), ep.ID), EndpointID: ep.ID, Publisher: ep.Publisher,
+			Kind: c.Kind, EventID: c.EventID(), AppID: c.AppID(), CampaignID: at.CampaignID, MediaSource: at.MediaSource,
+			ConvertedAt: at.AttributedAt}}
+}
+
+// render renders a fresh job's request; the error is the job's final
+// outcome (the endpoint cannot render this conversion).
+func (j *job) render() error {
+	if j.req != nil {
+		return nil
+	}
+	req, err := forward.Render(j.ep, j.conv)
+	j.req, j.conv = &req, forward.Conversion{}
+	return err
+}
+
+// jobFromState is a retrying delivery read back from the state topic.
+func jobFromState(pt *part, st *forward.State) *job {
+	return &job{pt: pt, meta: st.Meta, req: st.Request, attempt: st.Attempts + 1, first: st.FirstAt, src: st.Source,
+		host: hostOf(st.Request.URL)}
+}
+
+// hostOf is the host:port a URL or URL template (whose host has no
+// macros) sends to.
+func hostOf(raw string) string {
+	if u, err := url.Parse(strings.NewReplacer("{", "", "}", "").Replace(raw)); err == nil {
+		return u.Host
+	}
+	return raw
+}
+
+// fullQueueWait is how long the consumer waits for room in a full host
+// queue before it spills the delivery to the retry queue: long enough for
+// a fast host to take the next one, short enough that a slow host costs
+// the others one such wait (then it spills at once).
+const fullQueueWait = 100 * time.Millisecond
+
+// start sends a fresh delivery to its host's queue, or to the retry queue
+// when the host's queue is full.
+func (f *Forwarder) start(j *job) {
+	if !f.hosts.enqueueWait(j, fullQueueWait) {
+		f.spill(j)
+	}
+}
+
+// begin counts j in flight on its partition, unless the partition was
+// revoked: then j is dropped and its next owner redoes it.
+func (f *Forwarder) begin(j *job) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if j.pt.revoked {
+		return false
+	}
+	j.pt.inflight++
+	return true
+}
+
+// spill puts a delivery whose host queue is full in the retry queue,
+// without an attempt.
+func (f *Forwarder) spill(j *job) {
+	if !f.begin(j) {
+		return
+	}
+	if err := j.render(); err != nil {
+		f.record(j, nil, forward.Decision{Outcome: forward.OutcomeFailed}, err.Error())
+		return
+	}
+	f.m.deferred.WithLabelValues(j.meta.EndpointID).Inc()
+	next := f.now().Add(f.cfg.Retry.Backoff(1, forward.Jitter()))
+	f.record(j, nil, forward.Decision{Outcome: forward.OutcomeRetrying, Next: next}, "")
+}
+
+// attempt makes the next attempt of j (a host worker runs it).
+func (f *Forwarder) attempt(j *job) {
+	if !f.begin(j) {
+		return
+	}
+	if err := j.render(); err != nil {
+		f.record(j, nil, forward.Decision{Outcome: forward.OutcomeFailed}, err.Error())
+		return
+	}
+	if _, ok := f.cfg.Endpoints.Get(j.meta.EndpointID); !ok {
+		f.record(j, nil, forward.Decision{Outcome: forward.OutcomeDropped}, "endpoint removed")
+		return
+	}
+	f.m.sent.WithLabelValues(j.meta.EndpointID).Inc()
+	start := f.now()
+	res := f.send.send(context.Background(), j.req, j.attempt)
+	f.m.latency.WithLabelValues(j.meta.EndpointID).Observe(res.latency.Seconds())
+	if j.first.IsZero() {
+		j.first = start
+	}
+	dec := f.cfg.Retry.Decide(res.Result, j.attempt, j.first, f.now(), forward.Jitter())
+	errText := ""
+	if res.Err != nil {
+		errText = res.Err.Error()
+	}
+	if dec.Outcome == forward.OutcomeRetrying {
+		f.mu.Lock()
+		full := f.backlogN >= f.cfg.Settings.MaxBacklog
+		f.mu.Unlock()
+		if full {
+			dec = forward.Decision{Outcome: forward.OutcomeDropped}
+			errText = fmt.Sprintf("retry backlog full (forwarder.max_backlog %d); last: %s", f.cfg.Settings.MaxBacklog, describe(res))
+		}
+	}
+	f.record(j, &res, dec, errText)
+}
+
+func describe(r attemptResult) string {
+	if r.Err != nil {
+		return r.Err.Error()
+	}
+	return fmt.Sprintf("HTTP %d", r.Status)
+}
+
+// record writes the attempt to the delivery log (unless none was made and
+// the delivery only moves to the retry queue) and the delivery's state,
+// then settles it once both are acknowledged.
+func (f *Forwarder) record(j *job, res *attemptResult, dec forward.Decision, errText string) {
+	now := f.now()
+	final := dec.Outcome != forward.OutcomeRetrying
+	st := forward.State{Meta: j.meta, Status: forward.StateDone, Attempts: j.attempt - 1, FirstAt: j.first, Source: j.src}
+	if res != nil {
+		st.Attempts = j.attempt
+	}
+	if !final {
+		st.Status, st.Due, st.Request = forward.StateRetrying, dec.Next, j.req
+	}
+	recs := make([]*kgo.Record, 0, 2)
+	if res != nil || final {
+		att := forward.Attempt{Meta: j.meta, AttemptedAt: now, Method: j.req.Method, Host: j.host, Outcome: dec.Outcome,
+			Final: final, Error: errText, Payout: j.req.Payout, Currency: j.req.Currency}
+		if res != nil {
+			att.Attempt, att.AttemptedAt, att.LatencyMS = j.attempt, now.Add(-res.latency), res.latency.Milliseconds()
+			att.Status, att.Response = res.Status, res.response
+		}
+		if !final {
+			att.NextAt = &dec.Next
+		}
+		v, _ := json.Marshal(att)
+		recs = append(recs, &kgo.Record{Topic: f.cfg.Topics.Deliveries, Partition: j.src.Partition % f.logPartN,
+			Key: []byte(j.meta.DeliveryID), Value: v})
+	}
+	v, _ := json.Marshal(st)
+	recs = append(recs, &kgo.Record{Topic: f.cfg.Topics.ForwarderState, Partition: f.statePartition(j.src.Partition),
+		Key: []byte(j.meta.DeliveryID), Value: v})
+
+	var left atomic.Int32
+	left.Store(int32(len(recs)))
+	var failed atomic.Bool
+	for _, r := range recs {
+		f.cl.Produce(context.Background(), r, func(r *kgo.Record, err error) {
+			if err != nil && !failed.Swap(true) {
+				select {
+				case f.failed <- fmt.Errorf("write delivery %s to %s: %w", j.meta.DeliveryID, r.Topic, err):
+				default:
+				}
+			}
+			if left.Add(-1) == 0 {
+				f.settle(j, &st, dec, failed.Load())
+			}
+		})
+	}
+}
+
+// settle runs once a delivery's records are acknowledged: the record's
+// offset may advance, and a retrying delivery joins the retry queue.
+func (f *Forwarder) settle(j *job, st *forward.State, dec forward.Decision, writeFailed bool) {
+	f.m.outcome(j.meta.EndpointID, dec.Outcome)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	pt := j.pt
+	pt.inflight--
+	if pt.inflight == 0 {
+		f.idle.Broadcast()
+	}
+	if writeFailed {
+		return // unsettled: Run stops, and a restart redoes it
+	}
+	if j.fresh {
+		pt.pending[j.src.Offset]--
+	}
+	if pt.revoked {
+		return
+	}
+	if st.Status == forward.StateDone {
+		pt.known[j.meta.DeliveryID] = forward.StateDone
+		pt.done = append(pt.done, doneRef{offset: j.src.Offset, id: j.meta.DeliveryID})
+		return
+	}
+	pt.known[j.meta.DeliveryID] = forward.StateRetrying
+	f.push(pt, st)
+}
+
+// push adds a retrying delivery to the retry queue. f.mu is held.
+func (f *Forwarder) push(pt *part, st *forward.State) {
+	j := jobFromState(pt, st)
+	f.pushJob(j, st.Due)
+}
+
+func (f *Forwarder) pushJob(j *job, due time.Time) {
+	heap.Push(&f.retries, retryEntry{due: due, j: j})
+	f.backlogN++
+	f.m.backlog.WithLabelValues(j.meta.EndpointID).Inc()
+	if f.retries[0].j == j {
+		select {
+		case f.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// retryLoop hands due retries to their hosts until ctx ends.
+func (f *Forwarder) retryLoop(ctx context.Context) {
+	for {
+		f.mu.Lock()
+		now := f.now()
+		var due []*job
+		for len(f.retries) > 0 && !f.retries[0].due.After(now) {
+			e := heap.Pop(&f.retries).(retryEntry)
+			f.backlogN--
+			f.m.backlog.WithLabelValues(e.j.meta.EndpointID).Dec()
+			if !e.j.pt.revoked {
+				due = append(due, e.j)
+			}
+		}
+		wait := time.Minute
+		if len(f.retries) > 0 {
+			wait = f.retries[0].due.Sub(now)
+		}
+		f.mu.Unlock()
+		for _, j := range due {
+			if !f.hosts.enqueue(j) {
+				f.mu.Lock()
+				f.pushJob(j, now.Add(f.cfg.Retry.Backoff(1, forward.Jitter())))
+				f.mu.Unlock()
+			}
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-f.wake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+type retryEntry struct {
+	due time.Time
+	j   *job
+}
+
+// retryHeap orders the retry queue by due time.
+type retryHeap []retryEntry
+
+func (h retryHeap) Len() int           { return len(h) }
+func (h retryHeap) Less(i, k int) bool { return h[i].due.Before(h[k].due) }
+func (h retryHeap) Swap(i, k int)      { h[i], h[k] = h[k], h[i] }
+func (h *retryHeap) Push(x any)        { *h = append(*h, x.(retryEntry)) }
+func (h *retryHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = retryEntry{}
+	*h = old[:len(old)-1]
+	return e
+}

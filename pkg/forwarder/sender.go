@@ -1,0 +1,176 @@
+package forwarder
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/adtrack/postback/pkg/forward"
+)
+
+// sender makes one HTTP attempt of a callback: signed, through a dialer
+// that refuses internal addresses after DNS resolution (so rebinding and
+// redirects are covered), with the response body read up to a cap.
+type sender struct {
+	client   *http.Client
+	keys     *keyring
+	maxBody  int64
+	snippet  int
+	now      func() time.Time
+	redirect int
+}
+
+func newSender(s Settings, egress *forward.Egress, keys *keyring) *sender {
+	dialer := &net.Dialer{
+		Timeout: s.AttemptTimeout,
+		// Control sees the address actually dialled, after resolution:
+		// the one place a name that points inside is caught.
+		Control: func(_, address string, _ syscall.RawConn) error {
+			ap, err := netip.ParseAddrPort(address)
+			if err != nil {
+				return fmt.Errorf("%w: unparsable address %q", forward.ErrRefused, address)
+			}
+			return egress.CheckIP(ap.Addr())
+		},
+	}
+	tr := &http.Transport{
+		DialContext:           dialer.DialContext,
+		Proxy:                 nil, // a proxy would dial for us, past the check
+		MaxIdleConnsPerHost:   s.HostConcurrency,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   s.AttemptTimeout,
+		ResponseHeaderTimeout: s.AttemptTimeout,
+		ForceAttemptHTTP2:     true,
+	}
+	sd := &sender{keys: keys, maxBody: int64(s.MaxResponseBytes), snippet: 256, now: time.Now, redirect: s.MaxRedirects}
+	sd.client = &http.Client{
+		Transport: tr,
+		Timeout:   s.AttemptTimeout,
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if len(via) > sd.redirect {
+				return fmt.Errorf("%w: more than %d redirects", forward.ErrRefused, sd.redirect)
+			}
+			return egress.CheckURL(req.URL.String())
+		},
+	}
+	return sd
+}
+
+// outcome of one attempt, for the delivery log.
+type attemptResult struct {
+	forward.Result
+	latency  time.Duration
+	response string
+}
+
+// send makes attempt number attempt of req.
+func (s *sender) send(ctx context.Context, req *forward.Request, attempt int) attemptResult {
+	start := s.now()
+	res := attemptResult{}
+	secret, err := s.keys.get(req.KeyID)
+	if err != nil {
+		res.Err = err
+		return res
+	}
+	hr, err := http.NewRequestWithContext(ctx, req.Method, req.URL, bytes.NewReader(req.Body))
+	if err != nil {
+		res.Err = fmt.Errorf("%w: %v", forward.ErrRefused, err)
+		return res
+	}
+	ts := start.Unix()
+	hr.Header.Set("User-Agent", "postback-forwarder/1")
+	if req.ContentType != "" {
+		hr.Header.Set("Content-Type", req.ContentType)
+	}
+	hr.Header.Set(forward.HeaderIdempotencyKey, req.DeliveryID)
+	hr.Header.Set(forward.HeaderAttempt, strconv.Itoa(attempt))
+	hr.Header.Set(forward.HeaderTimestamp, strconv.FormatInt(ts, 10))
+	hr.Header.Set(forward.HeaderKeyID, req.KeyID)
+	hr.Header.Set(forward.HeaderSignature, forward.Sign(secret, ts, req.Method, hr.URL.RequestURI(), req.Body))
+	resp, err := s.client.Do(hr)
+	res.latency = s.now().Sub(start)
+	if err != nil {
+		res.Err = unwrapURLError(err)
+		return res
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, s.maxBody))
+	res.Status = resp.StatusCode
+	res.RetryAfter = forward.ParseRetryAfter(resp.Header.Get("Retry-After"), s.now())
+	if len(body) > s.snippet {
+		body = body[:s.snippet]
+	}
+	res.response = string(bytes.ToValidUTF8(body, []byte("?")))
+	return res
+}
+
+// unwrapURLError drops the *url.Error wrapper, whose message repeats the
+// full URL (device ids, tokens): only the cause is logged.
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if ue.Timeout() {
+			return fmt.Errorf("timeout: %w", ue.Err)
+		}
+		return ue.Err
+	}
+	return err
+}
+
+// keyring reads signing keys from files named by key id in a directory
+// (a mounted Secret), re-reading a file at most once per reload interval
+// so a rotated or added key is picked up without a restart.
+type keyring struct {
+	dir    string
+	reload time.Duration
+	mu     sync.Mutex
+	keys   map[string]cachedKey
+}
+
+type cachedKey struct {
+	secret []byte
+	read   time.Time
+	err    error
+}
+
+func newKeyring(dir string) *keyring {
+	return &keyring{dir: dir, reload: 30 * time.Second, keys: map[string]cachedKey{}}
+}
+
+// ErrNoKey wraps a missing or unreadable signing key: retried, as an
+// operator can add the key.
+var ErrNoKey = errors.New("signing key unavailable")
+
+func (k *keyring) get(id string) ([]byte, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if c, ok := k.keys[id]; ok && time.Since(c.read) < k.reload {
+		return c.secret, c.err
+	}
+	c := cachedKey{read: time.Now()}
+	data, err := os.ReadFile(filepath.Join(k.dir, filepath.Base(id)))
+	secret := bytes.TrimSpace(data)
+	switch {
+	case err != nil:
+		// The error names the key id and directory, never content.
+		c.err = fmt.Errorf("%w: key %q in %s: %v", ErrNoKey, id, k.dir, errors.Unwrap(err))
+	case len(secret) < 16:
+		c.err = fmt.Errorf("%w: key %q in %s is shorter than 16 bytes", ErrNoKey, id, k.dir)
+	default:
+		c.secret = secret
+	}
+	k.keys[id] = c
+	return c.secret, c.err
+}
