@@ -133,7 +133,7 @@ func open(ctx context.Context, cfg Config, database string) (driver.Conn, error)
 	}
 	if err := conn.Ping(ctx); err != nil {
 		conn.Close()
-		return nil, explain(cfg, database, err)
+		return nil, explain(ctx, cfg, database, err)
 	}
 	return conn, nil
 }
@@ -144,7 +144,10 @@ func open(ctx context.Context, cfg Config, database string) (driver.Conn, error)
 var ErrMisconfigured = errors.New("misconfigured")
 
 // explain wraps a failed ping with the setting that most likely causes it.
-func explain(cfg Config, database string, err error) error {
+// A connection closed at the first request is a misconfiguration only when
+// the server answers TLS there; otherwise it is a server going down or
+// starting up, and retried like any outage.
+func explain(ctx context.Context, cfg Config, database string, err error) error {
 	where := fmt.Sprintf("clickhouse %s (database %s, user %s)", strings.Join(cfg.Addr, ","), database, cfg.Username)
 	var ex *clickhouse.Exception
 	switch {
@@ -154,6 +157,13 @@ func explain(cfg Config, database string, err error) error {
 	}
 	if why := tlsconf.Explain(err, cfg.TLS.Enabled); why != "" {
 		return fmt.Errorf("%s: %w: %s (clickhouse.tls.*): %w", where, ErrMisconfigured, why, err)
+	}
+	if !cfg.TLS.Enabled && tlsconf.ClosedEarly(err) {
+		for _, addr := range cfg.Addr {
+			if tlsconf.SpeaksTLS(ctx, addr) {
+				return fmt.Errorf("%s: %w: %s (clickhouse.tls.enabled, or the plaintext native port): %w", where, ErrMisconfigured, tlsconf.ExpectsTLS, err)
+			}
+		}
 	}
 	return fmt.Errorf("%s: ping: %w", where, err)
 }

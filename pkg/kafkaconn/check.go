@@ -51,14 +51,14 @@ func (c *Conn) Check(ctx context.Context) error {
 	if err == nil {
 		return nil
 	}
-	if cause := c.explain(err); cause != "" {
+	if cause := c.explain(ctx, err); cause != "" {
 		return &MisconfiguredError{Brokers: c.cfg.Brokers, Cause: cause, Err: err}
 	}
 	return fmt.Errorf("kafka %s: not reachable yet: %w", strings.Join(c.cfg.Brokers, ","), err)
 }
 
 // explain names the setting behind a failed first request, or "".
-func (c *Conn) explain(err error) string {
+func (c *Conn) explain(ctx context.Context, err error) string {
 	s := c.cfg.SASL
 	switch {
 	case errors.Is(err, kerr.SaslAuthenticationFailed):
@@ -80,6 +80,16 @@ func (c *Conn) explain(err error) string {
 		return "the broker closed the connection right after the TLS dial: kafka.tls.enabled is true but the listener answered in plaintext, or refused the TLS settings"
 	}
 	why := tlsconf.Explain(err, c.cfg.TLS.Enabled)
+	if why == "" && !c.cfg.TLS.Enabled && tlsconf.ClosedEarly(err) {
+		// Closed at the first request: a TLS listener, or a broker
+		// restarting (only the first is a setting to fix).
+		for _, addr := range c.cfg.Brokers {
+			if tlsconf.SpeaksTLS(ctx, addr) {
+				why = tlsconf.ExpectsTLS
+				break
+			}
+		}
+	}
 	if why == "" {
 		return ""
 	}

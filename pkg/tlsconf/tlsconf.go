@@ -4,16 +4,19 @@
 //
 //	tc, err := cfg.TLS.Build() // nil, nil when tls.enabled is false
 //	...
-//	if why := tlsconf.Explain(err); why != "" { ... }
+//	if why := tlsconf.Explain(err, tlsOn); why != "" { ... }
+//	if !tlsOn && tlsconf.ClosedEarly(err) && tlsconf.SpeaksTLS(ctx, addr) { ... expects TLS }
 package tlsconf
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
+	"time"
 )
 
 // Config is the `tls` part of a connection section.
@@ -73,8 +76,10 @@ func (c Config) Build() (*tls.Config, error) {
 
 // Explain names the likely cause of a connection error in terms of the tls
 // settings, or returns "" when err is not a TLS failure. tlsOn says whether
-// the client used TLS: a plaintext client talking to a TLS listener sees no
-// TLS error at all, only a connection closed at its first request.
+// the client used TLS. A plaintext client talking to a TLS listener sees no
+// TLS error at all, only a connection closed at its first request, which a
+// server going down or starting up causes too: Explain leaves that to
+// ClosedEarly and SpeaksTLS, which ask the server.
 func Explain(err error, tlsOn bool) string {
 	if err == nil {
 		return ""
@@ -97,12 +102,44 @@ func Explain(err error, tlsOn bool) string {
 		return "the server requires a client certificate it accepts: set tls.cert_file and tls.key_file (signed by a CA the server trusts)"
 	case strings.Contains(msg, "tls: "):
 		return "the TLS handshake failed: check tls.* against the server's TLS settings"
-	case !tlsOn && isClosed(msg):
-		return "the server closed the connection at the first request: it probably expects TLS"
 	}
 	return ""
 }
 
-func isClosed(msg string) bool {
+// ExpectsTLS is what to say when a plaintext client's connection was closed
+// at its first request by a listener that SpeaksTLS.
+const ExpectsTLS = "the server closed the connection at the first request and answers a TLS handshake on that port: it expects TLS"
+
+// ClosedEarly reports whether err is a connection closed at the first
+// request (EOF, reset, broken pipe): a plaintext client at a TLS listener,
+// or a server that is going down or starting up. SpeaksTLS tells them apart.
+func ClosedEarly(err error) bool {
+	if err == nil {
+		return false
+	}
+	msg := err.Error()
 	return strings.Contains(msg, "EOF") || strings.Contains(msg, "connection reset") || strings.Contains(msg, "broken pipe")
+}
+
+// speaksTLSTimeout bounds SpeaksTLS's handshake.
+const speaksTLSTimeout = 3 * time.Second
+
+// SpeaksTLS reports whether the listener at addr answers a TLS handshake,
+// so that a connection it closed early is a settings mismatch (no retry
+// fixes it) rather than a server restarting (a chaos run saw ClickHouse's
+// restart taken for one and the sink stop). The probe verifies nothing and
+// sends nothing after the handshake: it only asks whether the port is TLS.
+func SpeaksTLS(ctx context.Context, addr string) bool {
+	ctx, cancel := context.WithTimeout(ctx, speaksTLSTimeout)
+	defer cancel()
+	d := tls.Dialer{Config: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec // a probe of the protocol, no data is exchanged
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err == nil {
+		conn.Close()
+		return true
+	}
+	// A server that requires a client certificate refuses the handshake
+	// with a TLS alert: it speaks TLS all the same.
+	var alert tls.AlertError
+	return errors.As(err, &alert) || strings.Contains(err.Error(), "remote error: tls:")
 }

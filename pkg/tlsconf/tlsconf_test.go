@@ -53,7 +53,7 @@ func TestExplain(t *testing.T) {
 		"hostname":    {x509.HostnameError{Certificate: &x509.Certificate{}, Host: "x"}, true, "not valid for the host"},
 		"plaintext":   {tls.RecordHeaderError{Msg: "first record does not look like a TLS handshake"}, true, "answered in plaintext"},
 		"client cert": {errors.New("remote error: tls: certificate required"), true, "client certificate"},
-		"closed, off": {errors.New("read: connection reset by peer"), false, "expects TLS"},
+		"closed, off": {errors.New("read: connection reset by peer"), false, ""}, // ClosedEarly + SpeaksTLS decide
 		"closed, on":  {errors.New("EOF"), true, ""},
 		"unrelated":   {errors.New("connection refused"), false, ""},
 	} {
