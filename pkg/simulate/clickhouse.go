@@ -47,16 +47,18 @@ func ReadFound(ctx context.Context, conn driver.Conn, truth *traffic.GroundTruth
 		return nil, fmt.Errorf("count rejected: %w", err)
 	}
 	f.Tables["rejected"], f.Distinct["rejected"] = n, n
-	devs := quoteList(truth.UnauthDevices)
-	for _, q := range []string{
-		fmt.Sprintf("SELECT count() FROM installs WHERE idfa IN (%[1]s) OR gaid IN (%[1]s)", devs),
-		fmt.Sprintf("SELECT count() FROM events WHERE idfa IN (%[1]s) OR gaid IN (%[1]s)", devs),
-		fmt.Sprintf("SELECT count() FROM rejected WHERE %s", anyPosition("raw_query", truth.UnauthDevices)),
-	} {
-		if err := conn.QueryRow(ctx, q).Scan(&n); err != nil {
-			return nil, fmt.Errorf("rows of unauthenticated requests: %w", err)
+	if len(truth.UnauthDevices) > 0 { // IN ('') would match every row without an advertising id
+		devs := quoteList(truth.UnauthDevices)
+		for _, q := range []string{
+			fmt.Sprintf("SELECT count() FROM installs WHERE idfa IN (%[1]s) OR gaid IN (%[1]s)", devs),
+			fmt.Sprintf("SELECT count() FROM events WHERE idfa IN (%[1]s) OR gaid IN (%[1]s)", devs),
+			fmt.Sprintf("SELECT count() FROM rejected WHERE %s", anyPosition("raw_query", truth.UnauthDevices)),
+		} {
+			if err := conn.QueryRow(ctx, q).Scan(&n); err != nil {
+				return nil, fmt.Errorf("rows of unauthenticated requests: %w", err)
+			}
+			f.Unauthenticated += n
 		}
-		f.Unauthenticated += n
 	}
 	return f, nil
 }
