@@ -170,7 +170,7 @@ func startPipeline(t testing.TB, s setup, campaigns, attrExtra string) *pipeline
 	p := &pipeline{bins: binaries(t), dir: t.TempDir(), token: "e2e-generic-token-0123456789", env: s.env}
 	dir := p.dir
 	topics := testenv.Name("e2e")
-	topicsSection := fmt.Sprintf("  topics: {clicks: %[1]s.clicks, impressions: %[1]s.impressions, installs_raw: %[1]s.installs-raw, events_raw: %[1]s.events-raw, installs_attributed: %[1]s.installs, events_attributed: %[1]s.events, rejected: %[1]s.rejected, campaigns: %[1]s.campaigns, skan: %[1]s.skan, partitions: 3}\n", topics)
+	topicsSection := fmt.Sprintf("  topics: {clicks: %[1]s.clicks, impressions: %[1]s.impressions, installs_raw: %[1]s.installs-raw, events_raw: %[1]s.events-raw, installs_attributed: %[1]s.installs, events_attributed: %[1]s.events, rejected: %[1]s.rejected, campaigns: %[1]s.campaigns, skan: %[1]s.skan, endpoints: %[1]s.endpoints, deliveries: %[1]s.deliveries, forwarder_state: %[1]s.fwd-state, partitions: 3}\n", topics)
 	tokens := filepath.Join(dir, "tokens")
 	write(t, tokens, "# one per line\n"+p.token+"\n")
 	sources := fmt.Sprintf("    generic: {tokens_file: %q}\n", tokens)
