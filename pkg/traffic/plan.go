@@ -47,11 +47,10 @@ const (
 
 // Device is a simulated user's device.
 type Device struct {
-	IDFA, GAID        string // advertising id (empty: limited ad tracking)
-	IDFV, AndroidID   string // per-install vendor id
-	IP, UA, Country   string
-	MMPDeviceID       string
-	AppsFlyerDeviceID string
+	IDFA, GAID      string // advertising id (empty: limited ad tracking)
+	IDFV, AndroidID string // per-install vendor id
+	IP, UA, Country string
+	MMPDeviceID     string // the MMP's own device id (appsflyer_id, adid, kochava_device_id, ...)
 }
 
 // Request is one request of the plan. Touch requests carry a Touch;
