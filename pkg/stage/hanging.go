@@ -30,32 +30,47 @@ import (
 // (markOwn).
 
 // groupOffsetsBlocked reports whether the group's committed offsets are
-// blocked by an open transaction (OffsetFetch with require_stable answers
-// UNSTABLE_OFFSET_COMMIT for a partition of topics).
+// blocked by an open transaction: OffsetFetch with require_stable answers
+// UNSTABLE_OFFSET_COMMIT for a partition of topics. The partitions are
+// named (a topic without them asks for none).
 func groupOffsetsBlocked(ctx context.Context, p *Prober, group string, topics []string) (bool, error) {
+	listed, err := p.adm.ListTopics(ctx, topics...)
+	if err != nil {
+		return false, fmt.Errorf("list topics %v: %w", topics, err)
+	}
 	req := kmsg.NewPtrOffsetFetchRequest()
 	req.Group = group
 	req.RequireStable = true
-	for _, t := range topics {
+	for t, ps := range listed.TopicsSet() {
 		rt := kmsg.NewOffsetFetchRequestTopic()
 		rt.Topic = t
+		for p := range ps {
+			rt.Partitions = append(rt.Partitions, p)
+		}
 		req.Topics = append(req.Topics, rt)
 	}
 	resp, err := req.RequestWith(ctx, p.cl)
 	if err != nil {
 		return false, err
 	}
-	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
-		return errors.Is(err, kerr.UnstableOffsetCommit), nil
-	}
+	unstable := func(code int16) bool { return errors.Is(kerr.ErrorForCode(code), kerr.UnstableOffsetCommit) }
+	blocked := unstable(resp.ErrorCode)
+	// franz-go answers in the shape of the version it sent: topics (v0-7)
+	// or groups (v8+).
 	for _, t := range resp.Topics {
 		for _, pt := range t.Partitions {
-			if errors.Is(kerr.ErrorForCode(pt.ErrorCode), kerr.UnstableOffsetCommit) {
-				return true, nil
+			blocked = blocked || unstable(pt.ErrorCode)
+		}
+	}
+	for _, g := range resp.Groups {
+		blocked = blocked || unstable(g.ErrorCode)
+		for _, t := range g.Topics {
+			for _, pt := range t.Partitions {
+				blocked = blocked || unstable(pt.ErrorCode)
 			}
 		}
 	}
-	return false, nil
+	return blocked, nil
 }
 
 // hanging is a transaction open on a partition for longer than the stall

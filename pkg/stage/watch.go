@@ -261,11 +261,13 @@ func (r *runner) explain(ctx context.Context, p *Prober, reason string) string {
 	for t, ps := range blocked {
 		search[t] = ps
 	}
-	if len(blocked) == 0 {
-		if ok, err := groupOffsetsBlocked(ctx, p, r.cfg.GroupID(), r.cfg.Inputs); err == nil && ok {
-			reason = "the group's committed offsets cannot be read (UNSTABLE_OFFSET_COMMIT): " + reason
-			search["__consumer_offsets"] = map[int32]struct{}{}
-		}
+	// A transaction Kafka left open on __consumer_offsets keeps the
+	// group's offsets pending: franz-go waits for them after every join,
+	// and the session never fetches (seen after broker restarts, along
+	// with the same transaction left open on the changelog).
+	if ok, err := groupOffsetsBlocked(ctx, p, r.cfg.GroupID(), r.cfg.Inputs); err == nil && ok {
+		reason = "the group's committed offsets cannot be read (UNSTABLE_OFFSET_COMMIT): " + reason
+		search["__consumer_offsets"] = map[int32]struct{}{}
 	}
 	hs, err := findHanging(ctx, p, search, stall)
 	if err != nil || len(hs) == 0 {
