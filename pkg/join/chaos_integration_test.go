@@ -128,6 +128,20 @@ type serviceProcess struct {
 	logs   *syncBuffer
 }
 
+// stop kills the service; after a failure it first asks for its
+// goroutines (SIGQUIT makes the Go runtime print them and exit), which
+// show where a stalled stage waits.
+func (sp *serviceProcess) stop(t *testing.T) {
+	if t.Failed() && sp.cmd.Process.Signal(syscall.SIGQUIT) == nil {
+		select {
+		case <-sp.exited:
+			return
+		case <-time.After(5 * time.Second):
+		}
+	}
+	_ = sp.cmd.Process.Kill()
+}
+
 func buildAttribution(t *testing.T) string {
 	bin := filepath.Join(t.TempDir(), "attribution")
 	if out, err := exec.Command("go", "build", "-o", bin, "../../services/attribution").CombinedOutput(); err != nil {
@@ -225,7 +239,7 @@ join: {transaction_timeout: 10s, session_timeout: 6s, stall_timeout: 10s}`, addr
 		}
 	}()
 	svc := startService(t, buildAttribution(t), conf, &logs)
-	defer func() { _ = svc.cmd.Process.Kill() }()
+	defer svc.stop(t)
 	alive := func(when string) {
 		t.Helper()
 		select {
