@@ -83,6 +83,7 @@ func (r Rules) Decide(in *event.Install, c Candidates, camps CampaignLookup, now
 		a.CampaignID = t.CampaignID
 		a.AdsetID, a.CreativeID = t.AdsetID, t.CreativeID
 		a.SiteID, a.SubSiteID = t.SiteID, t.SubSiteID
+		a.SetSubs(t.PublisherSubs)
 		if camps != nil && t.CampaignID != "" {
 			camp, campOK = camps.Get(t.CampaignID)
 		}

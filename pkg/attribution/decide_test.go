@@ -231,6 +231,7 @@ func decideCases() []decideCase {
 		{name: "cost: campaign missing from the registry: zero in the touch's currency", in: install(),
 			c: Candidates{ByDevice: []event.Click{click("d1", time.Hour, func(k *event.Click) {
 				k.Placement = event.Placement{CampaignID: "gone", AdsetID: "as-gone", CreativeID: "cr-gone", SiteID: "site-gone", SubSiteID: "sub-gone"}
+				k.PublisherSubs = event.PublisherSubs{Sub1: "p1-gone", Sub5: "p5-gone"}
 				k.Currency = "JPY"
 			})}},
 			want: want{match: event.MatchDeviceID, touch: "d1", ctit: 3600, flags: none, cost: "0", cur: "JPY"}},
@@ -298,7 +299,7 @@ func check(t *testing.T, tc decideCase, got event.AttributedInstall) {
 		t.Errorf("event_id = %q, install not copied", got.EventID)
 	}
 	if w.match == event.MatchOrganic {
-		if a.TouchTime != nil || a.CTITSeconds != nil || a.CampaignID != "" || a.MediaSource != "" || a.SiteID != "" {
+		if a.TouchTime != nil || a.CTITSeconds != nil || a.CampaignID != "" || a.MediaSource != "" || a.SiteID != "" || !a.Subs().IsZero() {
 			t.Errorf("organic install carries touch fields: %+v", a)
 		}
 		return
@@ -314,7 +315,8 @@ func check(t *testing.T, tc decideCase, got event.AttributedInstall) {
 	}
 	// The placement comes from the winning touch.
 	c := a.CampaignID
-	if c == "" || a.AdsetID != "as-"+c || a.CreativeID != "cr-"+c || a.SiteID != "site-"+c || a.SubSiteID != "sub-"+c {
+	if c == "" || a.AdsetID != "as-"+c || a.CreativeID != "cr-"+c || a.SiteID != "site-"+c || a.SubSiteID != "sub-"+c ||
+		a.Subs() != (event.PublisherSubs{Sub1: "p1-" + c, Sub5: "p5-" + c}) {
 		t.Errorf("placement not taken from the touch: %+v", a)
 	}
 	if camp, ok := camps[c]; ok && a.MediaSource != camp.MediaSource {

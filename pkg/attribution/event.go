@@ -48,6 +48,7 @@ func AttributeEventIn(ev *event.InAppEvent, install *event.AttributedInstall, ra
 			SubSiteID:   ia.SubSiteID,
 			Reinstall:   ia.Reinstall,
 		}
+		a.SetSubs(ia.Subs())
 		if ia.TouchTime != nil || ia.CTITSeconds != nil {
 			tt := new(touchTimes)
 			if ia.TouchTime != nil {

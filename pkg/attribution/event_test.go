@@ -44,7 +44,7 @@ func TestAttributeEvent(t *testing.T) {
 		a, ia := got.Attribution, attributed.Attribution
 		if a.MatchType != event.MatchDeviceID || a.TouchID != "d1" || *a.CTITSeconds != 3 || !a.TouchTime.Equal(*ia.TouchTime) ||
 			a.CampaignID != "cpi" || a.MediaSource != "acme_int" || a.AdsetID != "as-cpi" || a.CreativeID != "cr-cpi" ||
-			a.SiteID != "site-cpi" || a.SubSiteID != "sub-cpi" || !a.Reinstall {
+			a.SiteID != "site-cpi" || a.SubSiteID != "sub-cpi" || a.Sub1 != "p1-cpi" || a.Sub5 != "p5-cpi" || !a.Reinstall {
 			t.Fatalf("not inherited: %+v", a)
 		}
 		if !slices.Equal(a.FraudFlags, []string{event.FraudClickInjection}) {

@@ -38,8 +38,9 @@ func touchOf(ago time.Duration, c string) event.Touch {
 	camp := camps[c]
 	return event.Touch{
 		Time: installAt.Add(-ago), AppID: app, Platform: event.PlatformIOS, MediaSource: camp.MediaSource,
-		Placement: event.Placement{CampaignID: c, AdsetID: "as-" + c, CreativeID: "cr-" + c, SiteID: "site-" + c, SubSiteID: "sub-" + c},
-		Country:   "DE", Device: event.Device{IDFA: idfa, IP: ip, UA: ua}, Currency: camp.Currency,
+		Placement:     event.Placement{CampaignID: c, AdsetID: "as-" + c, CreativeID: "cr-" + c, SiteID: "site-" + c, SubSiteID: "sub-" + c},
+		PublisherSubs: event.PublisherSubs{Sub1: "p1-" + c, Sub5: "p5-" + c},
+		Country:       "DE", Device: event.Device{IDFA: idfa, IP: ip, UA: ua}, Currency: camp.Currency,
 	}
 }
 

@@ -326,7 +326,7 @@ func InstallCost(c event.Campaign) money.Amount {
 // in a campaign's tracking_link as {name} (or percent-encoded, see
 // FillLink). Every other placeholder is the MMP's and is left alone.
 var Macros = []string{"click_id", "campaign_id", "app_id", "media_source", "site_id", "sub_site_id",
-	"creative_id", "adset_id", "idfa", "gaid", "ip", "ua", "country"}
+	"creative_id", "adset_id", "idfa", "gaid", "ip", "ua", "country", "sub1", "sub2", "sub3", "sub4", "sub5"}
 
 // mmpPlaceholders are the placeholders an MMP fills itself inside the
 // callbacks a tracking link hands it (Adjust's install_callback, ...).

@@ -63,6 +63,25 @@ type Placement struct {
 	SubSiteID  string `json:"sub_site_id,omitempty"`
 }
 
+// PublisherSubs are a publisher's own ids for its traffic, passed as sub1
+// to sub5 on our click or impression link: opaque to us, they go back to
+// the publisher in its callbacks ({sub1} ... {sub5}).
+type PublisherSubs struct {
+	Sub1 string `json:"sub1,omitempty"`
+	Sub2 string `json:"sub2,omitempty"`
+	Sub3 string `json:"sub3,omitempty"`
+	Sub4 string `json:"sub4,omitempty"`
+	Sub5 string `json:"sub5,omitempty"`
+}
+
+// Fields returns the five sub ids in order, addressable.
+func (s *PublisherSubs) Fields() [5]*string {
+	return [...]*string{&s.Sub1, &s.Sub2, &s.Sub3, &s.Sub4, &s.Sub5}
+}
+
+// IsZero reports whether no sub id is set.
+func (s PublisherSubs) IsZero() bool { return s == PublisherSubs{} }
+
 // Touch holds the fields shared by impressions and clicks: our own ad traffic.
 type Touch struct {
 	Time        time.Time `json:"time"`
@@ -70,6 +89,7 @@ type Touch struct {
 	Platform    Platform  `json:"platform,omitempty"`
 	MediaSource string    `json:"media_source"`
 	Placement
+	PublisherSubs
 	Country string `json:"country,omitempty"`
 	Device
 	// Cost is what this touch costs under its campaign's model (CPC for a
@@ -230,6 +250,12 @@ type Attribution struct {
 	CreativeID  string     `json:"attributed_creative_id,omitempty"`
 	SiteID      string     `json:"attributed_site_id,omitempty"`
 	SubSiteID   string     `json:"attributed_sub_site_id,omitempty"`
+	// Sub1 to Sub5 are the winning touch's PublisherSubs.
+	Sub1 string `json:"attributed_sub1,omitempty"`
+	Sub2 string `json:"attributed_sub2,omitempty"`
+	Sub3 string `json:"attributed_sub3,omitempty"`
+	Sub4 string `json:"attributed_sub4,omitempty"`
+	Sub5 string `json:"attributed_sub5,omitempty"`
 	// Cost of this conversion (CPI bid or the postback's own cost) in CostCurrency.
 	Cost         money.Amount `json:"attributed_cost"`
 	CostCurrency string       `json:"attributed_cost_currency,omitempty"`
@@ -239,6 +265,16 @@ type Attribution struct {
 	MMPDisagrees bool      `json:"mmp_disagrees,omitempty"`
 	Reinstall    bool      `json:"reinstall,omitempty"`
 	AttributedAt time.Time `json:"attributed_at"`
+}
+
+// Subs returns the attributed touch's publisher sub ids.
+func (a *Attribution) Subs() PublisherSubs {
+	return PublisherSubs{a.Sub1, a.Sub2, a.Sub3, a.Sub4, a.Sub5}
+}
+
+// SetSubs sets the attributed touch's publisher sub ids.
+func (a *Attribution) SetSubs(s PublisherSubs) {
+	a.Sub1, a.Sub2, a.Sub3, a.Sub4, a.Sub5 = s.Sub1, s.Sub2, s.Sub3, s.Sub4, s.Sub5
 }
 
 // AttributedInstall is an install with its attribution.

@@ -44,7 +44,8 @@ func placement() event.Placement {
 
 func touch() event.Touch {
 	return event.Touch{Time: t1, AppID: "id123", Platform: event.PlatformIOS, MediaSource: "net_int", Placement: placement(),
-		Country: "DE", Device: device(), Cost: money.Amount(2500), Currency: "USD"}
+		PublisherSubs: event.PublisherSubs{Sub1: "p1", Sub2: "p2", Sub3: "p3", Sub4: "p4", Sub5: "p5"},
+		Country:       "DE", Device: device(), Cost: money.Amount(2500), Currency: "USD"}
 }
 
 func postback() event.Postback {
@@ -58,6 +59,7 @@ func postback() event.Postback {
 func attribution() event.Attribution {
 	return event.Attribution{MatchType: event.MatchClickID, TouchID: "k1", TouchTime: &t1, CTITSeconds: &ctt,
 		CampaignID: "c1", MediaSource: "net_int", AdsetID: "as1", CreativeID: "cr1", SiteID: "s1", SubSiteID: "ss1",
+		Sub1: "p1", Sub2: "p2", Sub3: "p3", Sub4: "p4", Sub5: "p5",
 		Cost: 1_500_000, CostCurrency: "USD", FraudFlags: []string{event.FraudClickFlooding}, MMPDisagrees: true,
 		Reinstall: true, AttributedAt: t0}
 }

@@ -81,6 +81,7 @@ func DeliveryID(kind, eventID, endpointID string) string {
 var macroNames = []string{
 	"delivery_id", "event_id", "kind", "app_id", "platform", "country",
 	"click_id", "touch_id", "match_type", "media_source", "campaign_id", "adset_id", "creative_id", "site_id", "sub_site_id",
+	"sub1", "sub2", "sub3", "sub4", "sub5",
 	"touch_time", "install_time", "install_unix", "ctit", "attributed_at",
 	"event_name", "original_event_name", "event_time", "event_value", "install_event_id",
 	"revenue", "currency", "revenue_reporting", "reporting_currency", "payout", "payout_currency",
@@ -126,6 +127,7 @@ func values(ep *Endpoint, c Conversion, deliveryID string, payout money.Amount, 
 	v["touch_id"], v["match_type"], v["media_source"] = at.TouchID, string(at.MatchType), at.MediaSource
 	v["campaign_id"], v["adset_id"], v["creative_id"] = at.CampaignID, at.AdsetID, at.CreativeID
 	v["site_id"], v["sub_site_id"], v["attributed_at"] = at.SiteID, at.SubSiteID, rfc3339(at.AttributedAt)
+	v["sub1"], v["sub2"], v["sub3"], v["sub4"], v["sub5"] = at.Sub1, at.Sub2, at.Sub3, at.Sub4, at.Sub5
 	v["fraud_flags"], v["is_reinstall"] = strings.Join(at.FraudFlags, ","), "0"
 	v["idfa"], v["gaid"], v["idfv"], v["android_id"], v["ip"], v["ua"] = pb.IDFA, pb.GAID, pb.IDFV, pb.AndroidID, pb.IP, pb.UA
 	if at.MatchType != event.MatchViewThrough {

@@ -28,6 +28,7 @@ var (
 func attr(mt event.MatchType) event.Attribution {
 	return event.Attribution{MatchType: mt, TouchID: "k1", TouchTime: &tt, CTITSeconds: &ctit, CampaignID: "c1",
 		MediaSource: "pub_int", AdsetID: "as1", CreativeID: "cr1", SiteID: "site7", SubSiteID: "sub9", AttributedAt: t0.Add(time.Second),
+		Sub1: "pub-a", Sub2: "pub b&c", Sub5: "5",
 		FraudFlags: []string{"click_flooding"}}
 }
 
@@ -118,6 +119,7 @@ func TestRenderEveryMacro(t *testing.T) {
 		"delivery_id": id, "event_id": "ev1", "kind": "event", "app_id": "com.example.game", "platform": "", "country": "",
 		"click_id": "k1", "touch_id": "k1", "match_type": "click_id", "media_source": "pub_int", "campaign_id": "c1",
 		"adset_id": "as1", "creative_id": "cr1", "site_id": "site7", "sub_site_id": "sub9",
+		"sub1": "pub-a", "sub2": "pub b&c", "sub3": "", "sub4": "", "sub5": "5",
 		"touch_time": "2026-11-28T09:59:18Z", "install_time": "2026-11-28T10:00:00Z", "install_unix": "1795860000", "ctit": "42",
 		"attributed_at": "2026-11-28T10:00:01Z", "event_name": "purchase", "original_event_name": "af_purchase",
 		"event_time": "2026-11-28T11:00:00Z", "event_value": `{"sku":"x"}`, "install_event_id": "e1",

@@ -47,7 +47,7 @@ func testCampaigns() []event.Campaign {
 	camps, err := campaign.ParseYAML([]byte(`
 campaigns:
   - {campaign_id: cpi, app_id: id123456789, platform: ios, media_source: net_int, cost_model: CPI, bid: "1.5", currency: USD,
-     tracking_link: "https://app.appsflyer.com/id123456789?pid=net_int&clickid={click_id}&af_siteid={site_id}&idfa={idfa}&x={unknown}"}
+     tracking_link: "https://app.appsflyer.com/id123456789?pid=net_int&clickid={click_id}&af_siteid={site_id}&idfa={idfa}&af_sub1={sub1}&x={unknown}"}
   - {campaign_id: cpc, app_id: com.example.game, media_source: net_int, cost_model: CPC, bid: "0.25", currency: EUR}
   - {campaign_id: cpm, app_id: com.example.game, media_source: net_int, cost_model: CPM, bid: "4", currency: USD}
 `))
@@ -336,7 +336,7 @@ func TestMalformedIsRejectedAndKept(t *testing.T) {
 
 func TestClickRedirectAndS2S(t *testing.T) {
 	h := newHarness(t, nil)
-	a := h.get("/v1/click/cpi?site_id=pub%201&creative_id=cr1&idfa=" + strings.ToUpper(idfa))
+	a := h.get("/v1/click/cpi?site_id=pub%201&creative_id=cr1&sub1=p%26q&sub5=z&idfa=" + strings.ToUpper(idfa))
 	if a.code != 302 {
 		t.Fatalf("click: %d %s", a.code, a.body)
 	}
@@ -345,7 +345,7 @@ func TestClickRedirectAndS2S(t *testing.T) {
 		t.Fatalf("Location = %q", a.header.Get("Location"))
 	}
 	q := loc.Query()
-	if q.Get("af_siteid") != "pub 1" || q.Get("idfa") != idfa || q.Get("clickid") == "" || q.Get("x") != "{unknown}" {
+	if q.Get("af_siteid") != "pub 1" || q.Get("af_sub1") != "p&q" || q.Get("idfa") != idfa || q.Get("clickid") == "" || q.Get("x") != "{unknown}" {
 		t.Errorf("our macros not filled, or a placeholder that is not ours not left alone: %s", loc)
 	}
 	b := h.get("/v1/click/cpc?s2s=1&ip=198.51.100.4&ua=UA%2F1&gaid=38400000-8cf0-11bd-b23e-10b96e40000d")
@@ -366,7 +366,8 @@ func TestClickRedirectAndS2S(t *testing.T) {
 		byID[c.ClickID] = c
 	}
 	redirected := byID[q.Get("clickid")]
-	if redirected.CampaignID != "cpi" || redirected.SiteID != "pub 1" || redirected.Cost != 0 || redirected.IP != "127.0.0.1" {
+	if redirected.CampaignID != "cpi" || redirected.SiteID != "pub 1" || redirected.Cost != 0 || redirected.IP != "127.0.0.1" ||
+		redirected.PublisherSubs != (event.PublisherSubs{Sub1: "p&q", Sub5: "z"}) {
 		t.Errorf("redirected click: %+v", redirected)
 	}
 	s2s := byID[b.json["click_id"].(string)]
@@ -619,6 +620,8 @@ func TestHostileTouchParams(t *testing.T) {
 		{"/v1/click/cpc?s2s=1&ip=198.51.100.4&ua=Mozilla%1B%5B2J", "ua"},
 		{"/v1/impression/cpm?adset_id=a%C2%85b", "adset_id"},
 		{"/v1/impression/cpm?sub_site_id=%E9t%E9", "sub_site_id"},
+		{"/v1/click/cpi?sub3=a%0Ab", "sub3"},
+		{"/v1/impression/cpm?sub5=" + strings.Repeat("x", 257), "sub5"},
 	} {
 		if a := h.get(tt.path); a.code != 400 || a.json["field"] != tt.field {
 			t.Errorf("%s: %d %s, want 400 naming %s", tt.path, a.code, a.body, tt.field)

@@ -17,8 +17,9 @@ import (
 var pixel = []byte("GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\x00\x00\x00!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
 
 // touchParams are the query parameters a tracking link may pass on clicks
-// and impressions; they become macros of the MMP tracking link too.
-var touchParams = []string{"site_id", "sub_site_id", "creative_id", "adset_id"}
+// and impressions; they become macros of the MMP tracking link too. sub1 to
+// sub5 are the publisher's own ids (event.PublisherSubs).
+var touchParams = []string{"site_id", "sub_site_id", "creative_id", "adset_id", "sub1", "sub2", "sub3", "sub4", "sub5"}
 
 // buildTouch validates the query of a click or impression and returns the
 // touch for campaign c. s2s takes the device IP and UA from the query.
@@ -27,7 +28,8 @@ func (s *Server) buildTouch(r *http.Request, c event.Campaign, q url.Values, cli
 		Time: s.now(), AppID: c.AppID, Platform: c.Platform, MediaSource: c.MediaSource,
 		Placement: event.Placement{CampaignID: c.ID, AdsetID: q.Get("adset_id"), CreativeID: q.Get("creative_id"),
 			SiteID: q.Get("site_id"), SubSiteID: q.Get("sub_site_id")},
-		Cost: campaign.TouchCost(c, click), Currency: c.Currency,
+		PublisherSubs: event.PublisherSubs{Sub1: q.Get("sub1"), Sub2: q.Get("sub2"), Sub3: q.Get("sub3"), Sub4: q.Get("sub4"), Sub5: q.Get("sub5")},
+		Cost:          campaign.TouchCost(c, click), Currency: c.Currency,
 	}
 	var err error
 	if v := q.Get("idfa"); v != "" {
@@ -180,6 +182,7 @@ func (s *Server) handleClick(w http.ResponseWriter, r *http.Request) string {
 		"click_id": click.ClickID, "campaign_id": c.ID, "app_id": c.AppID, "media_source": c.MediaSource,
 		"site_id": t.SiteID, "sub_site_id": t.SubSiteID, "creative_id": t.CreativeID, "adset_id": t.AdsetID,
 		"idfa": t.IDFA, "gaid": t.GAID, "ip": t.IP, "ua": t.UA, "country": t.Country,
+		"sub1": t.Sub1, "sub2": t.Sub2, "sub3": t.Sub3, "sub4": t.Sub4, "sub5": t.Sub5,
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, campaign.FillLink(c.TrackingLink, vals, c.MMP), http.StatusFound)

@@ -48,13 +48,14 @@ func appendTouch(dst []byte, t *event.Touch, withApp bool) []byte {
 	for _, s := range fields[skipApp(withApp):] {
 		dst = appendString(dst, *s)
 	}
-	return dst
+	return appendOptionalSubs(dst, &t.PublisherSubs)
 }
 
 // decodeTouch is the inverse of appendTouch.
 func decodeTouch(b []byte, t *event.Touch, withApp bool) error {
 	r := wireReader{b: b}
 	r.touch(t, withApp)
+	r.optionalSubs(&t.PublisherSubs)
 	return r.end()
 }
 

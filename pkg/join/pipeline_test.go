@@ -1,6 +1,7 @@
 package join
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -102,8 +103,16 @@ func TestRefusesUnequalPartitionsKfake(t *testing.T) {
 func checkMix(t *testing.T, installs map[string]outcome, users int) {
 	t.Helper()
 	by := map[event.MatchType]int{}
-	for _, o := range installs {
+	for id, o := range installs {
 		by[o.Match]++
+		var i int
+		if _, err := fmt.Sscanf(id, "inst-%d", &i); err != nil {
+			t.Fatalf("install id %q: %v", id, err)
+		}
+		// The winning touch's publisher sub ids come along.
+		if want := i%2 == 0 && o.Match != event.MatchOrganic; (o.Subs.Sub1 == workloadSub(i)) != want || (!want && !o.Subs.IsZero()) {
+			t.Fatalf("install %s (%s): sub ids %+v", id, o.Match, o.Subs)
+		}
 	}
 	for _, m := range []event.MatchType{event.MatchClickID, event.MatchDeviceID, event.MatchProbabilistic, event.MatchViewThrough, event.MatchOrganic} {
 		if by[m] != users/5 {

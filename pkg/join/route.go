@@ -48,7 +48,7 @@ func (j *Joiner) routeTouch(tag byte, id string, t *event.Touch, ts time.Time, e
 	if ad == "" && !ipua {
 		return
 	}
-	val := appendTouchRecord([]byte{tag}, id, t)
+	val := appendTouchValue(tag, id, t)
 	if ad != "" {
 		emit(&kgo.Record{Topic: j.byDevice, Key: joinKey(t.AppID, ad), Value: val, Timestamp: ts})
 	}
@@ -122,14 +122,10 @@ func (j *Joiner) decodeRepartition(rec *kgo.Record, emit func(*kgo.Record)) (d r
 	switch tag, v := rec.Value[0], rec.Value[1:]; tag {
 	case tagClickBin:
 		kind, d.click = "click", new(event.Click)
-		r := wireReader{b: v}
-		d.click.ClickID = r.touchRecord(&d.click.Touch)
-		err = r.end()
+		d.click.ClickID, err = decodeTouchValue(v, &d.click.Touch)
 	case tagImpBin:
 		kind, d.impression = "impression", new(event.Impression)
-		r := wireReader{b: v}
-		d.impression.ImpressionID = r.touchRecord(&d.impression.Touch)
-		err = r.end()
+		d.impression.ImpressionID, err = decodeTouchValue(v, &d.impression.Touch)
 	case tagInstallBin:
 		kind = "install"
 		d.install, err = decodePending(v)

@@ -106,12 +106,16 @@ func appendTime(dst []byte, t time.Time) []byte {
 }
 
 // appendTouchRecord encodes a click or impression as the device and IP + UA
-// stages need it: its id, the fields the rules credit (appendTouch, with
-// the app) and the device ids it is keyed by.
+// stages need it: its id, the fields the rules credit (appendTouch's, with
+// the app) and the device ids it is keyed by. Its sub ids end the record
+// (routeTouch) or follow it (appendPending): see subs.go.
 func appendTouchRecord(dst []byte, id string, t *event.Touch) []byte {
 	dst = slices.Grow(dst, touchRecordCap+len(t.UA))
 	dst = appendString(dst, id)
-	dst = appendTouch(dst, t, true)
+	dst = binary.AppendVarint(dst, t.Time.UnixNano())
+	for _, s := range touchFields(t) {
+		dst = appendString(dst, *s)
+	}
 	for _, s := range [...]string{t.IDFA, t.GAID, t.IP, t.UA} {
 		dst = appendString(dst, s)
 	}
@@ -122,7 +126,7 @@ func appendTouchRecord(dst []byte, id string, t *event.Touch) []byte {
 // appending one usually grows the buffer once.
 const touchRecordCap = 256
 
-// touch reads what appendTouch wrote.
+// touch reads what appendTouch wrote, up to its optional sub ids.
 func (r *wireReader) touch(t *event.Touch, withApp bool) {
 	t.Time = time.Unix(0, r.varint()).UTC()
 	fields := touchFields(t)
@@ -146,6 +150,7 @@ const (
 	pendReinstall byte = 1 << iota // Install.IsReinstall
 	pendByClickID                  // a ByClickID touch record follows
 	pendPrior                      // a PriorInstall time follows
+	pendSubs                       // every touch record is followed by its sub ids
 )
 
 // appendPending encodes an install in flight: the install fields the device
@@ -170,9 +175,10 @@ func appendPending(dst []byte, p *pending) ([]byte, error) {
 	if p.PriorInstall != nil {
 		flags |= pendPrior
 	}
-	dst = append(dst, flags)
+	dst = append(dst, flags|pendSubs)
 	if p.ByClickID != nil {
 		dst = appendTouchRecord(dst, p.ByClickID.ClickID, &p.ByClickID.Touch)
+		dst = appendSubs(dst, &p.ByClickID.PublisherSubs)
 	}
 	if p.PriorInstall != nil {
 		dst = appendTime(dst, *p.PriorInstall)
@@ -180,10 +186,12 @@ func appendPending(dst []byte, p *pending) ([]byte, error) {
 	dst = binary.AppendUvarint(dst, uint64(len(p.ByDevice)))
 	for i := range p.ByDevice {
 		dst = appendTouchRecord(dst, p.ByDevice[i].ClickID, &p.ByDevice[i].Touch)
+		dst = appendSubs(dst, &p.ByDevice[i].PublisherSubs)
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(p.Impressions)))
 	for i := range p.Impressions {
 		dst = appendTouchRecord(dst, p.Impressions[i].ImpressionID, &p.Impressions[i].Touch)
+		dst = appendSubs(dst, &p.Impressions[i].PublisherSubs)
 	}
 	dst = binary.AppendUvarint(dst, uint64(p.DeviceClickCount))
 	raw := p.raw
@@ -213,9 +221,15 @@ func decodePending(b []byte) (*pending, error) {
 	in.InstallTime = r.time()
 	flags := r.byte()
 	in.IsReinstall = flags&pendReinstall != 0
+	subs := func(s *event.PublisherSubs) {
+		if flags&pendSubs != 0 {
+			r.subs(s)
+		}
+	}
 	if flags&pendByClickID != 0 {
 		c := new(event.Click)
 		c.ClickID = r.touchRecord(&c.Touch)
+		subs(&c.PublisherSubs)
 		p.ByClickID = c
 	}
 	if flags&pendPrior != 0 {
@@ -228,6 +242,7 @@ func decodePending(b []byte) (*pending, error) {
 		p.ByDevice = make([]event.Click, n)
 		for i := range p.ByDevice {
 			p.ByDevice[i].ClickID = r.touchRecord(&p.ByDevice[i].Touch)
+			subs(&p.ByDevice[i].PublisherSubs)
 		}
 	}
 	if n := r.uvarint(); n > maxWireCandidates {
@@ -236,6 +251,7 @@ func decodePending(b []byte) (*pending, error) {
 		p.Impressions = make([]event.Impression, n)
 		for i := range p.Impressions {
 			p.Impressions[i].ImpressionID = r.touchRecord(&p.Impressions[i].Touch)
+			subs(&p.Impressions[i].PublisherSubs)
 		}
 	}
 	p.DeviceClickCount = int(r.uvarint())
@@ -303,7 +319,8 @@ func appendJoined(dst []byte, a *event.AttributedInstall) []byte {
 	for _, f := range at.FraudFlags {
 		dst = appendString(dst, f)
 	}
-	return dst
+	subs := at.Subs()
+	return appendOptionalSubs(dst, &subs)
 }
 
 // Flags of a joined install.
@@ -344,6 +361,9 @@ func decodeJoined(b []byte) (*event.AttributedInstall, time.Time, error) {
 			at.FraudFlags[i] = r.str()
 		}
 	}
+	var subs event.PublisherSubs
+	r.optionalSubs(&subs)
+	at.SetSubs(subs)
 	if err := r.end(); err != nil {
 		return nil, time.Time{}, err
 	}

@@ -36,6 +36,9 @@ func makeWorkload(tp Topics, from, to int, start time.Time) workload {
 	for i := from; i < to; i++ {
 		tt := at(time.Duration(i) * time.Millisecond)
 		touch := event.Touch{Time: tt, AppID: "app", MediaSource: "net", Placement: event.Placement{CampaignID: "cmp-1", SiteID: fmt.Sprint("s", i%7)}, Currency: "USD"}
+		if i%2 == 0 {
+			touch.PublisherSubs = event.PublisherSubs{Sub1: workloadSub(i), Sub4: "x y"}
+		}
 		in := event.Install{Postback: event.Postback{EventID: fmt.Sprint("inst-", i), MMP: "appsflyer", AppID: "app"}}
 		in.ReceivedAt = at(30*time.Minute + time.Duration(i)*time.Millisecond)
 		in.InstallTime = in.ReceivedAt
@@ -119,7 +122,11 @@ type outcome struct {
 	Touch, Install, Cost string
 	Flags                string
 	Reinstall            bool
+	Subs                 event.PublisherSubs
 }
+
+// workloadSub is user i's sub1 (even users' touches carry sub ids).
+func workloadSub(i int) string { return fmt.Sprint("p", i) }
 
 func installOutcomes(t testing.TB, recs []*kgo.Record) map[string]outcome {
 	t.Helper()
@@ -132,7 +139,7 @@ func installOutcomes(t testing.TB, recs []*kgo.Record) map[string]outcome {
 		if _, dup := m[a.EventID]; dup {
 			t.Errorf("install %s published twice", a.EventID)
 		}
-		m[a.EventID] = outcome{Match: a.MatchType, Touch: a.TouchID, Cost: a.Cost.String(), Flags: fmt.Sprint(a.FraudFlags), Reinstall: a.Reinstall}
+		m[a.EventID] = outcome{Match: a.MatchType, Touch: a.TouchID, Cost: a.Cost.String(), Flags: fmt.Sprint(a.FraudFlags), Reinstall: a.Reinstall, Subs: a.Subs()}
 	}
 	return m
 }
@@ -148,7 +155,7 @@ func eventOutcomes(t testing.TB, recs []*kgo.Record) map[string]outcome {
 		if _, dup := m[a.EventID]; dup {
 			t.Errorf("event %s published twice", a.EventID)
 		}
-		m[a.EventID] = outcome{Match: a.MatchType, Touch: a.TouchID, Install: a.InstallEventID, Cost: a.RevenueReporting.String(), Flags: fmt.Sprint(a.FraudFlags)}
+		m[a.EventID] = outcome{Match: a.MatchType, Touch: a.TouchID, Install: a.InstallEventID, Cost: a.RevenueReporting.String(), Flags: fmt.Sprint(a.FraudFlags), Subs: a.Subs()}
 	}
 	return m
 }

@@ -238,7 +238,7 @@ func runPipeline(t *testing.T, s setup) {
 	signer, fwdTel := p.signer, p.fwdTel
 	// The publisher: a local receiver checking every callback's signature.
 	pub := newPublisher(t, []byte(signingSecret))
-	write(t, filepath.Join(p.dir, "endpoints.yaml"), fmt.Sprintf("endpoints:\n  - {endpoint_id: e2e-pub, match: {media_sources: [e2enet], kinds: [install, event]}, url: \"%s/cb?click={click_id}&site={site_id}&payout={payout}\", payout: {model: cpi, amount: \"0.8\", currency: USD}, signing_key_id: k1}\n", pub.srv.URL))
+	write(t, filepath.Join(p.dir, "endpoints.yaml"), fmt.Sprintf("endpoints:\n  - {endpoint_id: e2e-pub, match: {media_sources: [e2enet], kinds: [install, event]}, url: \"%s/cb?click={click_id}&site={site_id}&sub={sub1}&payout={payout}\", payout: {model: cpi, amount: \"0.8\", currency: USD}, signing_key_id: k1}\n", pub.srv.URL))
 	p.ctl(t, "endpoints", "apply", filepath.Join(p.dir, "endpoints.yaml"))
 	httpAddr, attrTel, sinkTel, token := p.httpAddr, p.attrTel, p.sinkTel, p.token
 	testenv.WaitHTTP(t, "http://"+httpAddr+"/v1/click/"+cmp+"?s2s=1&ip=203.0.113.9&ua=warmup", "ingest's campaign registry")
@@ -247,7 +247,7 @@ func runPipeline(t *testing.T, s setup) {
 	base := "http://" + httpAddr
 	var clicks []string
 	for i := range installs {
-		body := get(t, fmt.Sprintf("%s/v1/click/%s?s2s=1&site_id=s%d&ip=10.9.0.%d&ua=e2e-ua", base, cmp, i%5, i))
+		body := get(t, fmt.Sprintf("%s/v1/click/%s?s2s=1&site_id=s%d&sub1=pub-%d&ip=10.9.0.%d&ua=e2e-ua", base, cmp, i%5, i, i))
 		_, rest, ok := strings.Cut(body, `"click_id":"`)
 		if !ok {
 			t.Fatalf("click answer without click_id: %s", body)
@@ -325,6 +325,12 @@ func runPipeline(t *testing.T, s setup) {
 	time.Sleep(2 * time.Second)
 	if got := counts(t, conn, want); !equal(got, want) {
 		t.Fatalf("counts moved after settling: %v", got)
+	}
+	// The publisher's own sub id on the click comes back in every callback.
+	for i, click := range clicks {
+		if got, want := pub.sub(click), fmt.Sprintf("pub-%d", i); got != want {
+			t.Errorf("callbacks for click %d carried sub1 %q, want %q", i, got, want)
+		}
 	}
 	if n, bad := pub.counts(); n != installs+events || bad != 0 {
 		t.Errorf("the publisher got %d callbacks (%d badly signed), want %d", n, bad, installs+events)
@@ -540,10 +546,13 @@ type publisher struct {
 	mu     sync.Mutex
 	seen   map[string]bool
 	badSig int
+	// subs is the sub query value per click query value; a click whose
+	// callbacks disagree gets "conflict".
+	subs map[string]string
 }
 
 func newPublisher(t *testing.T, secret []byte) *publisher {
-	p := &publisher{seen: map[string]bool{}}
+	p := &publisher{seen: map[string]bool{}, subs: map[string]string{}}
 	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		err := forward.Verify(secret, r.Header.Get(forward.HeaderSignature), r.Header.Get(forward.HeaderTimestamp),
@@ -553,11 +562,23 @@ func newPublisher(t *testing.T, secret []byte) *publisher {
 		if err != nil {
 			p.badSig++
 		}
+		q := r.URL.Query()
+		if old, ok := p.subs[q.Get("click")]; ok && old != q.Get("sub") {
+			p.subs[q.Get("click")] = "conflict"
+		} else {
+			p.subs[q.Get("click")] = q.Get("sub")
+		}
 		p.mu.Unlock()
 		w.WriteHeader(http.StatusOK)
 	}))
 	t.Cleanup(p.srv.Close)
 	return p
+}
+
+func (p *publisher) sub(click string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.subs[click]
 }
 
 func (p *publisher) counts() (deliveries, badSig int) {
