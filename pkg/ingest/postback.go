@@ -62,14 +62,8 @@ func (s *Server) handlePostback(w http.ResponseWriter, r *http.Request) string {
 		return mmp
 	}
 
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.HTTP.MaxBodyBytes))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, "body", fmt.Sprintf("body exceeds %d bytes", s.cfg.HTTP.MaxBodyBytes))
-			return mmp
-		}
-		writeError(w, http.StatusBadRequest, "body", "reading body: "+err.Error())
+	body, ok := s.readBody(w, r)
+	if !ok {
 		return mmp
 	}
 	raw := event.Raw{
@@ -168,4 +162,20 @@ func withoutParam(raw, name string) string {
 		b.WriteString(pair)
 	}
 	return b.String()
+}
+
+// readBody reads a request's body up to http.max_body_bytes; on failure it
+// has answered (413 past the bound, 400 otherwise) and ok is false.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (body []byte, ok bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.HTTP.MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, "body", fmt.Sprintf("body exceeds %d bytes", s.cfg.HTTP.MaxBodyBytes))
+			return nil, false
+		}
+		writeError(w, http.StatusBadRequest, "body", "reading body: "+err.Error())
+		return nil, false
+	}
+	return body, true
 }

@@ -2,8 +2,6 @@ package ingest
 
 import (
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 
@@ -42,14 +40,8 @@ func (s *Server) handleSKAN(w http.ResponseWriter, r *http.Request) string {
 		writeError(w, http.StatusNotFound, "", "SKAdNetwork postbacks are not enabled here (set ingest.skan.ad_network_ids)")
 		return skanSource
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.HTTP.MaxBodyBytes))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, "body", fmt.Sprintf("body exceeds %d bytes", s.cfg.HTTP.MaxBodyBytes))
-			return skanSource
-		}
-		writeError(w, http.StatusBadRequest, "body", "reading body: "+err.Error())
+	body, ok := s.readBody(w, r)
+	if !ok {
 		return skanSource
 	}
 	raw := event.Raw{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, ContentType: r.Header.Get("Content-Type"),
