@@ -158,22 +158,29 @@ func describeHanging(hs []hanging) string {
 }
 
 // outcome returns the marker a hanging transaction h of one of this
-// process's stages must get, and whether it is known:
+// process's stages must get, and whether it is known. ended is how the
+// stage ended it, if it recorded that (endedTxnID names its transactional
+// id, "" if not recorded):
 //
+//   - commit, for a transaction whose commit the broker accepted (the
+//     stage saw the answer; Kafka then lost the markers, as when the
+//     broker stopped right after answering);
 //   - abort, for a transaction a stage abandoned without asking to commit
-//     it (abandoned names its transactional id) once the coordinator has
-//     moved past its epoch;
+//     it, once the coordinator has moved past its epoch;
 //   - the coordinator's own verdict, where it can only be about h: with
 //     transactions v2 (v2: every transaction ends with a new epoch) a
 //     CompleteCommit or CompleteAbort at h's epoch + 1 is how h ended.
 //
 // Anything else (a coordinator still deciding, a later transaction's
 // outcome, v1 epochs shared by a session's transactions) is unknown.
-func outcome(h hanging, abandoned string, v2 bool) (commit, known bool) {
+func outcome(h hanging, endedTxnID string, ended endedTxn, v2 bool) (commit, known bool) {
 	if h.txnID == "" || h.state == "" {
 		return false, false
 	}
-	if abandoned == h.txnID && h.epoch > h.d.ProducerEpoch {
+	if endedTxnID == h.txnID && ended.committed {
+		return true, true
+	}
+	if endedTxnID == h.txnID && !ended.committed && h.epoch > h.d.ProducerEpoch {
 		return false, true
 	}
 	if v2 && int(h.epoch) == int(h.d.ProducerEpoch)+1 {
@@ -193,8 +200,8 @@ func outcome(h hanging, abandoned string, v2 bool) (commit, known bool) {
 // returns the ones it resolved; the others are left to the operator.
 func markOwn(ctx context.Context, p *Prober, hs []hanging) (resolved, left []hanging, err error) {
 	for _, h := range hs {
-		abandoned, _ := p.wasAbandoned(h.d.ProducerID, h.d.ProducerEpoch)
-		commit, known := outcome(h, abandoned, h.txnID != "" && p.isV2(h.txnID))
+		txnID, ended, _ := p.endedAs(h.d.ProducerID, h.d.ProducerEpoch)
+		commit, known := outcome(h, txnID, ended, h.txnID != "" && p.isV2(h.txnID))
 		if !known {
 			left = append(left, h)
 			continue

@@ -125,3 +125,45 @@ func containsProducer(hs []hanging, topic string, id int64) bool {
 	}
 	return false
 }
+
+// TestRecordsCommittedIntegration: on the real broker (transactions v2,
+// a new epoch at every transaction's end) a stage records each transaction
+// the broker committed, by its own producer epoch, so a hanging one can be
+// given its commit marker.
+func TestRecordsCommittedIntegration(t *testing.T) {
+	cfg, out := integrationConfig(t)
+	p, err := NewProber(cfg.Kafka.Opts("")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	cfg.Prober = p
+	counts := map[string]int{}
+	stop := runStage(t, cfg, counter{out: out})
+	for range 5 {
+		produceInputs(t, cfg.Kafka.Brokers(), cfg.Inputs[0], 20, 3, counts)
+		time.Sleep(100 * time.Millisecond)
+	}
+	waitOutputs(t, cfg.Kafka.Brokers(), out, 100, time.Minute)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	var ended []endedTxn
+	for _, l := range p.ended { // one stage: one transactional id
+		ended = append(ended, l...)
+	}
+	p.mu.Unlock()
+	seen := map[producerEpoch]bool{}
+	for _, e := range ended {
+		if !e.committed || seen[e.pe] {
+			t.Fatalf("recorded %+v: want each committed transaction once, by its own epoch (all: %+v)", e, ended)
+		}
+		seen[e.pe] = true
+	}
+	// The first transaction's epoch is read before its commit and each
+	// later one's differs: all but possibly the last are recorded.
+	if len(ended) < 2 {
+		t.Errorf("%d committed transactions recorded over 5 input batches, want several", len(ended))
+	}
+}

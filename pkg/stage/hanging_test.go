@@ -15,39 +15,61 @@ func TestOutcome(t *testing.T) {
 	}
 	const id = "g.clickid.i"
 	type want struct{ commit, known bool }
+	abandoned, committed := endedTxn{}, endedTxn{committed: true}
 	for name, tc := range map[string]struct {
-		h         hanging
-		abandoned string
-		v2        bool
-		want      want
+		h          hanging
+		endedTxnID string // "" when the stage recorded nothing
+		ended      endedTxn
+		v2         bool
+		want       want
 	}{
-		"abandoned, aborted at a fence (v2)":        {at(id, "CompleteAbort", 311, 309), id, true, want{false, true}},
-		"abandoned, aborted on timeout (v1)":        {at(id, "CompleteAbort", 310, 309), id, false, want{false, true}},
-		"abandoned, coordinator still on it":        {at(id, "Ongoing", 309, 309), id, true, want{false, false}},
-		"abandoned by another transactional id":     {at(id, "CompleteAbort", 311, 309), "g.device.i", true, want{false, false}},
-		"v2, committed: commit at epoch + 1":        {at(id, "CompleteCommit", 140, 139), "", true, want{true, true}},
-		"v2, aborted: abort at epoch + 1":           {at(id, "CompleteAbort", 140, 139), "", true, want{false, true}},
-		"v2, epoch + 2 may be a later transaction":  {at(id, "CompleteAbort", 141, 139), "", true, want{false, false}},
-		"v2, still deciding":                        {at(id, "PrepareCommit", 140, 139), "", true, want{false, false}},
-		"v1: epochs shared by transactions":         {at(id, "CompleteCommit", 140, 139), "", false, want{false, false}},
-		"coordinator unknown":                       {at("", "", 0, 139), id, true, want{false, false}},
-		"v2, commit at epoch + 1 of another txn id": {at(id, "CompleteCommit", 140, 139), "", false, want{false, false}},
+		"committed: the broker accepted it (the last session's txn aborted, + 2)": {at(id, "CompleteAbort", 569, 567), id, committed, true, want{true, true}},
+		"committed, coordinator already past":                                     {at(id, "CompleteCommit", 600, 567), id, committed, true, want{true, true}},
+		"committed by another transactional id":                                   {at(id, "CompleteAbort", 569, 567), "g.device.i", committed, true, want{false, false}},
+		"abandoned, aborted at a fence (v2)":                                      {at(id, "CompleteAbort", 311, 309), id, abandoned, true, want{false, true}},
+		"abandoned, aborted on timeout (v1)":                                      {at(id, "CompleteAbort", 310, 309), id, abandoned, false, want{false, true}},
+		"abandoned, coordinator still on it":                                      {at(id, "Ongoing", 309, 309), id, abandoned, true, want{false, false}},
+		"abandoned by another transactional id":                                   {at(id, "CompleteAbort", 311, 309), "g.device.i", abandoned, true, want{false, false}},
+		"v2, committed: commit at epoch + 1":                                      {at(id, "CompleteCommit", 140, 139), "", abandoned, true, want{true, true}},
+		"v2, aborted: abort at epoch + 1":                                         {at(id, "CompleteAbort", 140, 139), "", abandoned, true, want{false, true}},
+		"v2, epoch + 2 may be a later transaction":                                {at(id, "CompleteAbort", 141, 139), "", abandoned, true, want{false, false}},
+		"v2, still deciding":                                                      {at(id, "PrepareCommit", 140, 139), "", abandoned, true, want{false, false}},
+		"v1: epochs shared by transactions":                                       {at(id, "CompleteCommit", 140, 139), "", abandoned, false, want{false, false}},
+		"coordinator unknown":                                                     {at("", "", 0, 139), id, abandoned, true, want{false, false}},
+		"v2, commit at epoch + 1 of another txn id":                               {at(id, "CompleteCommit", 140, 139), "", abandoned, false, want{false, false}},
 	} {
-		commit, known := outcome(tc.h, tc.abandoned, tc.v2)
+		commit, known := outcome(tc.h, tc.endedTxnID, tc.ended, tc.v2)
 		if (want{commit, known}) != tc.want {
 			t.Errorf("%s: outcome = commit %v, known %v; want %+v", name, commit, known, tc.want)
 		}
 	}
 }
 
-func TestProberRemembersAbandoned(t *testing.T) {
-	p := &Prober{abandoned: map[producerEpoch]string{}}
+func TestProberRemembersEnded(t *testing.T) {
+	p := &Prober{ended: map[string][]endedTxn{}}
 	p.abandon(4, 309, "g.clickid.i")
-	if id, ok := p.wasAbandoned(4, 309); !ok || id != "g.clickid.i" {
-		t.Fatalf("wasAbandoned(4, 309) = %q, %v", id, ok)
+	p.committed(5, 12, "g.device.i")
+	if id, e, ok := p.endedAs(4, 309); !ok || id != "g.clickid.i" || e.committed {
+		t.Fatalf("endedAs(4, 309) = %q, %+v, %v; want abandoned by g.clickid.i", id, e, ok)
 	}
-	if _, ok := p.wasAbandoned(4, 310); ok {
-		t.Fatal("epoch 310 was never abandoned")
+	if id, e, ok := p.endedAs(5, 12); !ok || id != "g.device.i" || !e.committed {
+		t.Fatalf("endedAs(5, 12) = %q, %+v, %v; want committed by g.device.i", id, e, ok)
+	}
+	if _, _, ok := p.endedAs(4, 310); ok {
+		t.Fatal("epoch 310 was never ended")
+	}
+	// Only the latest transactions are kept, and the latest is always there.
+	for e := range int16(3 * endedPerTxnID) {
+		p.committed(6, e, "g.ipua.i")
+	}
+	if n := len(p.ended["g.ipua.i"]); n > endedPerTxnID {
+		t.Errorf("%d transactions kept for one transactional id, want at most %d", n, endedPerTxnID)
+	}
+	if _, _, ok := p.endedAs(6, 3*endedPerTxnID-1); !ok {
+		t.Error("the latest transaction was dropped")
+	}
+	if _, _, ok := p.endedAs(6, 0); ok {
+		t.Error("the oldest transaction was kept")
 	}
 }
 

@@ -48,10 +48,10 @@ type Prober struct {
 	adm  *kadm.Client
 
 	mu sync.Mutex
-	// abandoned holds the transactions this process's stages ended without
-	// ever asking to commit them (producer id and epoch -> transactional
-	// id): if Kafka leaves one open, its outcome is known to be an abort.
-	abandoned map[producerEpoch]string
+	// ended holds, per transactional id, the latest transactions this
+	// process's stages ended in a known way (ended.go): if Kafka leaves one
+	// open, its outcome is known.
+	ended map[string][]endedTxn
 	// v2 holds the transactional ids whose transactions each end with a
 	// new producer epoch (Kafka 4's transactions v2), seen by their stage.
 	v2 map[string]bool
@@ -73,7 +73,7 @@ func NewProber(conn ...kgo.Opt) (*Prober, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Prober{conn: conn, cl: cl, adm: kadm.NewClient(cl), empty: map[emptyKey]bool{}, abandoned: map[producerEpoch]string{}, v2: map[string]bool{}}, nil
+	return &Prober{conn: conn, cl: cl, adm: kadm.NewClient(cl), empty: map[emptyKey]bool{}, ended: map[string][]endedTxn{}, v2: map[string]bool{}}, nil
 }
 
 // Close releases the prober's connections.
@@ -222,27 +222,6 @@ func (p *Prober) peek(ctx context.Context, from map[string]map[int32]kgo.Offset,
 type producerEpoch struct {
 	id    int64
 	epoch int16
-}
-
-// abandon records that the transaction of producer id at epoch, of
-// transactional id txnID, ended without a commit request: Kafka can only
-// have aborted it.
-func (p *Prober) abandon(id int64, epoch int16, txnID string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.abandoned) > 10_000 {
-		clear(p.abandoned) // a hanging one is found within minutes, not days
-	}
-	p.abandoned[producerEpoch{id, epoch}] = txnID
-}
-
-// wasAbandoned returns the transactional id of a transaction recorded by
-// abandon.
-func (p *Prober) wasAbandoned(id int64, epoch int16) (string, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	txnID, ok := p.abandoned[producerEpoch{id, epoch}]
-	return txnID, ok
 }
 
 // bumpsEpochs records that the transactions of txnID each end with a new

@@ -210,6 +210,7 @@ func (r *runner) commit(ctx context.Context) error {
 		return nil
 	}
 	r.count("committed", nil)
+	r.recordCommitted(t)
 	r.cfg.Metrics.records.WithLabelValues(r.cfg.Name).Add(float64(t.records))
 	r.observeFreshness(t)
 	for _, p := range t.order {
@@ -282,6 +283,25 @@ func waitAtMost(wg *sync.WaitGroup, d time.Duration) {
 	select {
 	case <-done:
 	case <-time.After(d):
+	}
+}
+
+// recordCommitted records t with the prober as committed when its epoch
+// names it alone for good: the broker gave the producer a new epoch at its
+// end (transactions v2), so no later transaction shares it. If Kafka then
+// leaves it open on a partition, a stage writes its commit marker.
+func (r *runner) recordCommitted(t *txn) {
+	if !t.ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(t.ctx, time.Second)
+	defer cancel()
+	id, epoch, err := r.sess.Client().ProducerID(ctx)
+	if err != nil || id != t.id.id || epoch == t.id.epoch {
+		return
+	}
+	if p, err := r.probe(); err == nil {
+		p.committed(t.id.id, t.id.epoch, r.cfg.TransactionalID)
 	}
 }
 
