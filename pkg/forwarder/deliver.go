@@ -151,68 +151,113 @@ func describe(r attemptResult) string {
 	return fmt.Sprintf("HTTP %d", r.Status)
 }
 
+// write is one delivery's outcome on its way to Kafka: settled once every
+// record carrying it (its attempt, its state or its done set) is
+// acknowledged.
+type write struct {
+	j       *job
+	st      forward.State
+	dec     forward.Decision
+	batched bool // its state goes in a done set, not a record of its own
+	left    atomic.Int32
+	failed  atomic.Bool
+}
+
+// ack counts one of w's records as written (or failed); true for the last.
+func (w *write) ack(err error) bool {
+	if err != nil {
+		w.failed.Store(true)
+	}
+	return w.left.Add(-1) == 0
+}
+
 // record writes the attempt to the delivery log (unless none was made and
 // the delivery only moves to the retry queue) and the delivery's state,
-// then settles it once both are acknowledged.
+// then settles it once both are acknowledged. The state of a delivery
+// final at its first attempt goes in its partition's next done set.
 func (f *Forwarder) record(j *job, res *attemptResult, dec forward.Decision, errText string) {
-	now := f.now()
 	final := dec.Outcome != forward.OutcomeRetrying
-	st := forward.State{Meta: j.meta, Status: forward.StateDone, Attempts: j.attempt - 1, FirstAt: j.first, Source: j.src}
+	w := &write{j: j, dec: dec, batched: final && j.fresh,
+		st: forward.State{Meta: j.meta, Status: forward.StateDone, Attempts: j.attempt - 1, FirstAt: j.first, Source: j.src}}
 	if res != nil {
-		st.Attempts = j.attempt
+		w.st.Attempts = j.attempt
 	}
 	if !final {
-		st.Status, st.Due, st.Request = forward.StateRetrying, dec.Next, j.req
+		w.st.Status, w.st.Due, w.st.Request = forward.StateRetrying, dec.Next, j.req
 	}
 	recs := make([]*kgo.Record, 0, 2)
 	if res != nil || final {
-		att := forward.Attempt{Meta: j.meta, AttemptedAt: now, Method: j.req.Method, Host: j.host, Outcome: dec.Outcome,
-			Final: final, Error: errText, Payout: j.req.Payout, Currency: j.req.Currency}
-		if res != nil {
-			att.Attempt, att.AttemptedAt, att.LatencyMS = j.attempt, now.Add(-res.latency), res.latency.Milliseconds()
-			att.Status, att.Response = res.Status, res.response
-		}
-		if !final {
-			att.NextAt = &dec.Next
-		}
-		v, _ := json.Marshal(att)
-		recs = append(recs, &kgo.Record{Topic: f.cfg.Topics.Deliveries, Partition: j.src.Partition % f.logPartN,
+		recs = append(recs, f.attemptRecord(j, res, dec, errText))
+	}
+	if !w.batched {
+		v, _ := json.Marshal(w.st)
+		recs = append(recs, &kgo.Record{Topic: f.cfg.Topics.ForwarderState, Partition: f.statePartition(j.src.Partition),
 			Key: []byte(j.meta.DeliveryID), Value: v})
 	}
-	v, _ := json.Marshal(st)
-	recs = append(recs, &kgo.Record{Topic: f.cfg.Topics.ForwarderState, Partition: f.statePartition(j.src.Partition),
-		Key: []byte(j.meta.DeliveryID), Value: v})
-
-	var left atomic.Int32
-	left.Store(int32(len(recs)))
-	var failed atomic.Bool
+	n := len(recs)
+	if w.batched {
+		n++
+	}
+	w.left.Store(int32(n))
 	for _, r := range recs {
 		f.cl.Produce(context.Background(), r, func(r *kgo.Record, err error) {
-			if err != nil && !failed.Swap(true) {
-				select {
-				case f.failed <- fmt.Errorf("write delivery %s to %s: %w", j.meta.DeliveryID, r.Topic, err):
-				default:
-				}
+			if err != nil {
+				f.writeFailed(fmt.Errorf("write delivery %s to %s: %w", j.meta.DeliveryID, r.Topic, err))
 			}
-			if left.Add(-1) == 0 {
-				f.settle(j, &st, dec, failed.Load())
+			if w.ack(err) {
+				f.settle(w)
 			}
 		})
+	}
+	if w.batched {
+		f.addDone(w)
+	}
+}
+
+// attemptRecord is the delivery-log record of an attempt (res nil: a
+// final outcome reached without one).
+func (f *Forwarder) attemptRecord(j *job, res *attemptResult, dec forward.Decision, errText string) *kgo.Record {
+	now := f.now()
+	final := dec.Outcome != forward.OutcomeRetrying
+	att := forward.Attempt{Meta: j.meta, AttemptedAt: now, Method: j.req.Method, Host: j.host, Outcome: dec.Outcome,
+		Final: final, Error: errText, Payout: j.req.Payout, Currency: j.req.Currency}
+	if res != nil {
+		att.Attempt, att.AttemptedAt, att.LatencyMS = j.attempt, now.Add(-res.latency), res.latency.Milliseconds()
+		att.Status, att.Response = res.Status, res.response
+	}
+	if !final {
+		att.NextAt = &dec.Next
+	}
+	v, _ := json.Marshal(att)
+	return &kgo.Record{Topic: f.cfg.Topics.Deliveries, Partition: j.src.Partition % f.logPartN, Key: []byte(j.meta.DeliveryID), Value: v}
+}
+
+// writeFailed hands Run the first failed write: it stops, and a restart
+// redoes what was not settled.
+func (f *Forwarder) writeFailed(err error) {
+	select {
+	case f.failed <- err:
+	default:
 	}
 }
 
 // settle runs once a delivery's records are acknowledged: the record's
 // offset may advance, and a retrying delivery joins the retry queue.
-func (f *Forwarder) settle(j *job, st *forward.State, dec forward.Decision, writeFailed bool) {
-	f.m.outcome(j.meta.EndpointID, dec.Outcome)
+func (f *Forwarder) settle(w *write) {
+	f.m.outcome(w.j.meta.EndpointID, w.dec.Outcome)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	pt := j.pt
+	f.settleLocked(w)
+}
+
+// settleLocked is settle without the metrics; f.mu is held.
+func (f *Forwarder) settleLocked(w *write) {
+	j, pt := w.j, w.j.pt
 	pt.inflight--
 	if pt.inflight == 0 {
 		f.idle.Broadcast()
 	}
-	if writeFailed {
+	if w.failed.Load() {
 		return // unsettled: Run stops, and a restart redoes it
 	}
 	if j.fresh {
@@ -221,13 +266,15 @@ func (f *Forwarder) settle(j *job, st *forward.State, dec forward.Decision, writ
 	if pt.revoked {
 		return
 	}
-	if st.Status == forward.StateDone {
+	if w.st.Status == forward.StateDone {
 		pt.known[j.meta.DeliveryID] = forward.StateDone
-		pt.done = append(pt.done, doneRef{offset: j.src.Offset, id: j.meta.DeliveryID})
+		if !w.batched { // a done set is tombstoned as a whole
+			pt.done = append(pt.done, doneRef{offset: j.src.Offset, key: j.meta.DeliveryID})
+		}
 		return
 	}
 	pt.known[j.meta.DeliveryID] = forward.StateRetrying
-	f.push(pt, st)
+	f.push(pt, &w.st)
 }
 
 // push adds a retrying delivery to the retry queue. f.mu is held.

@@ -18,10 +18,15 @@ package forwarder
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/encoding/json"
@@ -50,15 +55,23 @@ type part struct {
 	pending map[int64]int
 	order   []int64
 	next    int64 // the offset after the last record processed
-	// done are final deliveries whose state record is tombstoned once the
-	// committed offset passes their source offset.
+	// done are state records of final deliveries, tombstoned once the
+	// committed offset passes their source offsets.
 	done     []doneRef
 	inflight int
+	// doneQ are deliveries final at their first attempt waiting for the
+	// next done set; while sets are in flight (setsWriting) the next one
+	// gathers, so one state write settles a whole batch.
+	doneQ       []*write
+	setsWriting int
 }
 
+// doneRef is a state record holding final deliveries: a delivery's own
+// (key its id, ids nil) or a done set (ids its deliveries).
 type doneRef struct {
-	offset int64
-	id     string
+	offset int64 // the highest source offset it covers
+	key    string
+	ids    []string
 }
 
 const statusInProgress = "in_progress"
@@ -76,6 +89,9 @@ type Forwarder struct {
 	statePartN int32      // partitions of the state topic
 	logPartN   int32      // partitions of the delivery log
 	failed     chan error // a produce failed: Run returns it
+	// setPrefix (random per instance) and setSeq make done set keys unique.
+	setPrefix string
+	setSeq    atomic.Uint64
 
 	mu       sync.Mutex
 	idle     *sync.Cond // broadcast when a part's inflight drops to 0
@@ -98,6 +114,11 @@ func New(cfg Config, tel *telemetry.Telemetry, log *slog.Logger) (*Forwarder, er
 		send:  newSender(cfg.Settings, cfg.Egress, newKeyring(cfg.Settings.KeysDir)),
 		parts: map[tp]*part{}, wake: make(chan struct{}, 1), failed: make(chan error, 1)}
 	f.idle = sync.NewCond(&f.mu)
+	var nonce [8]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		return nil, fmt.Errorf("forwarder: done set key prefix: %w", err)
+	}
+	f.setPrefix = hex.EncodeToString(nonce[:]) + "/"
 	return f, nil
 }
 
@@ -147,6 +168,9 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	stopSending()
 	<-retryDone
 	f.hosts.wait()
+	f.mu.Lock()
+	f.waitIdle(slices.Collect(maps.Values(f.parts)), 15*time.Second) // done sets still gathering
+	f.mu.Unlock()
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 	defer cancel()
 	if err := cl.Flush(fctx); err != nil {
