@@ -32,10 +32,12 @@ type job struct {
 	fresh   bool // counted in pt.pending: settling it lets the offset advance
 }
 
-func newJob(pt *part, ep *forward.Endpoint, c forward.Conversion, src forward.Source) *job {
+// newJob is the first attempt of delivery id of c to ep, whose host is
+// host.
+func newJob(pt *part, ep *forward.Endpoint, c forward.Conversion, src forward.Source, id, host string) *job {
 	at := c.Attribution()
-	return &job{pt: pt, ep: ep, conv: c, attempt: 1, src: src, fresh: true, host: hostOf(ep.URL),
-		meta: forward.Meta{DeliveryID: forward.DeliveryID(c.Kind, c.EventID(), ep.ID), EndpointID: ep.ID, Publisher: ep.Publisher,
+	return &job{pt: pt, ep: ep, conv: c, attempt: 1, src: src, fresh: true, host: host,
+		meta: forward.Meta{DeliveryID: id, EndpointID: ep.ID, Publisher: ep.Publisher,
 			Kind: c.Kind, EventID: c.EventID(), AppID: c.AppID(), CampaignID: at.CampaignID, MediaSource: at.MediaSource,
 			ConvertedAt: at.AttributedAt}}
 }
@@ -60,10 +62,27 @@ func jobFromState(pt *part, st *forward.State) *job {
 // hostOf is the host:port a URL or URL template (whose host has no
 // macros) sends to.
 func hostOf(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return u.Host
+	}
 	if u, err := url.Parse(strings.NewReplacer("{", "", "}", "").Replace(raw)); err == nil {
 		return u.Host
 	}
 	return raw
+}
+
+// templateHost is hostOf an endpoint's URL template, parsed once per
+// template rather than per delivery. f.mu is held.
+func (f *Forwarder) templateHost(tmpl string) string {
+	if h, ok := f.hostOf[tmpl]; ok {
+		return h
+	}
+	if len(f.hostOf) >= 10_000 { // templates of endpoints since changed or deleted
+		clear(f.hostOf)
+	}
+	h := hostOf(tmpl)
+	f.hostOf[tmpl] = h
+	return h
 }
 
 // fullQueueWait is how long the consumer waits for room in a full host

@@ -100,6 +100,7 @@ type Forwarder struct {
 	retries  retryHeap
 	wake     chan struct{}
 	backlogN int
+	hostOf   map[string]string // endpoint URL template -> host
 }
 
 // New returns a Forwarder for cfg.
@@ -112,7 +113,7 @@ func New(cfg Config, tel *telemetry.Telemetry, log *slog.Logger) (*Forwarder, er
 	}
 	f := &Forwarder{cfg: cfg, log: log, m: newMetrics(tel.Registry), now: time.Now,
 		send:  newSender(cfg.Settings, cfg.Egress, newKeyring(cfg.Settings.KeysDir)),
-		parts: map[tp]*part{}, wake: make(chan struct{}, 1), failed: make(chan error, 1)}
+		parts: map[tp]*part{}, wake: make(chan struct{}, 1), failed: make(chan error, 1), hostOf: map[string]string{}}
 	f.idle = sync.NewCond(&f.mu)
 	var nonce [8]byte
 	if _, err := rand.Read(nonce[:]); err != nil {
@@ -278,11 +279,15 @@ func (f *Forwarder) process(pt *part, r *kgo.Record) {
 	}
 	eps := f.cfg.Endpoints.Match(conv)
 	src := forward.Source{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
+	ids := make([]string, len(eps))
+	for i, ep := range eps {
+		ids[i] = forward.DeliveryID(conv.Kind, conv.EventID(), ep.ID)
+	}
 	var jobs []*job
 	f.mu.Lock()
 	pt.next = r.Offset + 1
-	for _, ep := range eps {
-		id := forward.DeliveryID(conv.Kind, conv.EventID(), ep.ID)
+	for i, ep := range eps {
+		id := ids[i]
 		if _, seen := pt.known[id]; seen {
 			continue
 		}
@@ -291,7 +296,7 @@ func (f *Forwarder) process(pt *part, r *kgo.Record) {
 			pt.order = append(pt.order, r.Offset)
 		}
 		pt.pending[r.Offset]++
-		jobs = append(jobs, newJob(pt, ep, conv, src))
+		jobs = append(jobs, newJob(pt, ep, conv, src, id, f.templateHost(ep.URL)))
 	}
 	f.mu.Unlock()
 	for _, j := range jobs {
