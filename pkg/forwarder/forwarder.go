@@ -143,7 +143,9 @@ func (f *Forwarder) Run(ctx context.Context) error {
 		kgo.OnPartitionsLost(func(ctx context.Context, c *kgo.Client, m map[string][]int32) { f.revoke(ctx, m, false) }),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.ProducerLinger(time.Millisecond),
+		// Linger gathers a produce request's worth of attempts: the broker's cost is
+		// per request far more than per record, and no callback waits on it.
+		kgo.ProducerLinger(10*time.Millisecond),
 		kgo.MaxBufferedRecords(200_000),
 	)...)
 	if err != nil {
