@@ -100,15 +100,26 @@ func (f *Forwarder) start(j *job) {
 }
 
 // begin counts j in flight on its partition, unless the partition was
-// revoked: then j is dropped and its next owner redoes it.
+// revoked: then j is dropped and its next owner redoes it. It takes no
+// lock: j is counted before the mark is read, and revoke marks before it
+// reads the count, so either revoke waits for j or j sees the mark.
 func (f *Forwarder) begin(j *job) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if j.pt.revoked {
-		return false
+	j.pt.inflight.Add(1)
+	if !j.pt.revoked.Load() {
+		return true
 	}
-	j.pt.inflight++
-	return true
+	f.mu.Lock()
+	f.landed(j.pt)
+	f.mu.Unlock()
+	return false
+}
+
+// landed counts one delivery of pt as no longer in flight. f.mu is held,
+// so a waiting revoke cannot miss the broadcast.
+func (f *Forwarder) landed(pt *part) {
+	if pt.inflight.Add(-1) == 0 {
+		f.idle.Broadcast()
+	}
 }
 
 // spill puts a delivery whose host queue is full in the retry queue,
@@ -272,17 +283,14 @@ func (f *Forwarder) settle(w *write) {
 // settleLocked is settle without the metrics; f.mu is held.
 func (f *Forwarder) settleLocked(w *write) {
 	j, pt := w.j, w.j.pt
-	pt.inflight--
-	if pt.inflight == 0 {
-		f.idle.Broadcast()
-	}
+	f.landed(pt)
 	if w.failed.Load() {
 		return // unsettled: Run stops, and a restart redoes it
 	}
 	if j.fresh {
 		pt.pending[j.src.Offset]--
 	}
-	if pt.revoked {
+	if pt.revoked.Load() {
 		return
 	}
 	if w.st.Status == forward.StateDone {
@@ -324,7 +332,7 @@ func (f *Forwarder) retryLoop(ctx context.Context) {
 			e := heap.Pop(&f.retries).(retryEntry)
 			f.backlogN--
 			f.m.backlog.WithLabelValues(e.j.meta.EndpointID).Dec()
-			if !e.j.pt.revoked {
+			if !e.j.pt.revoked.Load() {
 				due = append(due, e.j)
 			}
 		}

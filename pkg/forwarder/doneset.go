@@ -36,17 +36,18 @@ type pendingSet struct {
 // writes the set now unless one is in flight.
 func (f *Forwarder) addDone(w *write) {
 	pt := w.j.pt
-	f.mu.Lock()
+	pt.setMu.Lock()
 	pt.doneQ = append(pt.doneQ, w)
 	var sets []*pendingSet
 	if pt.setsWriting == 0 {
 		sets = f.takeSets(pt)
 	}
-	f.mu.Unlock()
+	pt.setMu.Unlock()
 	f.writeSets(pt, sets)
 }
 
-// takeSets turns pt's queued done states into set records. f.mu is held.
+// takeSets turns pt's queued done states into set records. pt.setMu is
+// held.
 func (f *Forwarder) takeSets(pt *part) []*pendingSet {
 	var sets []*pendingSet
 	for len(pt.doneQ) > 0 {
@@ -95,14 +96,16 @@ func (f *Forwarder) setWritten(pt *part, s *pendingSet, err error) {
 			settled = append(settled, w)
 		}
 	}
-	f.mu.Lock()
+	pt.setMu.Lock()
 	pt.setsWriting--
-	if err == nil && !pt.revoked {
-		pt.done = append(pt.done, s.ref)
-	}
 	var next []*pendingSet
 	if pt.setsWriting == 0 && len(pt.doneQ) > 0 {
 		next = f.takeSets(pt)
+	}
+	pt.setMu.Unlock()
+	f.mu.Lock()
+	if err == nil && !pt.revoked.Load() {
+		pt.done = append(pt.done, s.ref)
 	}
 	for _, w := range settled {
 		f.settleLocked(w)

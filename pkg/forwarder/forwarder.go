@@ -46,7 +46,9 @@ type tp struct {
 // part is one owned input partition.
 type part struct {
 	tp
-	revoked bool
+	// revoked and inflight are atomic: every attempt checks and counts
+	// them (begin), the lock is taken only to wait for them (revoke).
+	revoked atomic.Bool
 	// known maps the delivery ids of this partition's records at or above
 	// the committed offset to their status: skipped when read again.
 	known map[string]string
@@ -58,10 +60,12 @@ type part struct {
 	// done are state records of final deliveries, tombstoned once the
 	// committed offset passes their source offsets.
 	done     []doneRef
-	inflight int
+	inflight atomic.Int32
 	// doneQ are deliveries final at their first attempt waiting for the
 	// next done set; while sets are in flight (setsWriting) the next one
-	// gathers, so one state write settles a whole batch.
+	// gathers, so one state write settles a whole batch. setMu guards
+	// both, apart from f.mu, which every delivery takes enough already.
+	setMu       sync.Mutex
 	doneQ       []*write
 	setsWriting int
 }

@@ -128,7 +128,7 @@ func (f *Forwarder) commit(ctx context.Context) {
 	offsets := map[string]map[int32]kgo.EpochOffset{}
 	owned := map[tp]*part{}
 	for key, pt := range f.parts {
-		if pt.revoked {
+		if pt.revoked.Load() {
 			continue
 		}
 		at := pt.committable()
@@ -202,7 +202,7 @@ func (f *Forwarder) revoke(ctx context.Context, m map[string][]int32, commit boo
 	for topic, ps := range m {
 		for _, p := range ps {
 			if pt := f.parts[tp{topic, p}]; pt != nil {
-				pt.revoked = true
+				pt.revoked.Store(true)
 				gone = append(gone, pt)
 			}
 		}
@@ -264,7 +264,7 @@ func (f *Forwarder) waitIdle(ps []*part, limit time.Duration) {
 
 func busy(ps []*part) bool {
 	for _, pt := range ps {
-		if pt.inflight > 0 {
+		if pt.inflight.Load() > 0 {
 			return true
 		}
 	}
