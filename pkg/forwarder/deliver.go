@@ -129,12 +129,12 @@ func (f *Forwarder) spill(j *job) {
 		return
 	}
 	if err := j.render(); err != nil {
-		f.record(j, nil, forward.Decision{Outcome: forward.OutcomeFailed}, err.Error())
+		f.record(j, nil, forward.Decision{Outcome: forward.OutcomeFailed}, err.Error(), f.now())
 		return
 	}
 	f.m.deferred.WithLabelValues(j.meta.EndpointID).Inc()
 	next := f.now().Add(f.cfg.Retry.Backoff(1, forward.Jitter()))
-	f.record(j, nil, forward.Decision{Outcome: forward.OutcomeRetrying, Next: next}, "")
+	f.record(j, nil, forward.Decision{Outcome: forward.OutcomeRetrying, Next: next}, "", f.now())
 }
 
 // attempt makes the next attempt of j (a host worker runs it).
@@ -143,11 +143,11 @@ func (f *Forwarder) attempt(j *job) {
 		return
 	}
 	if err := j.render(); err != nil {
-		f.record(j, nil, forward.Decision{Outcome: forward.OutcomeFailed}, err.Error())
+		f.record(j, nil, forward.Decision{Outcome: forward.OutcomeFailed}, err.Error(), f.now())
 		return
 	}
 	if _, ok := f.cfg.Endpoints.Get(j.meta.EndpointID); !ok {
-		f.record(j, nil, forward.Decision{Outcome: forward.OutcomeDropped}, "endpoint removed")
+		f.record(j, nil, forward.Decision{Outcome: forward.OutcomeDropped}, "endpoint removed", f.now())
 		return
 	}
 	f.m.sent.WithLabelValues(j.meta.EndpointID).Inc()
@@ -171,7 +171,27 @@ func (f *Forwarder) attempt(j *job) {
 			errText = fmt.Sprintf("retry backlog full (forwarder.max_backlog %d); last: %s", f.cfg.Settings.MaxBacklog, describe(res))
 		}
 	}
-	f.record(j, &res, dec, errText)
+	// The recorder writes it: this worker's next attempt starts now.
+	f.outcomes <- outcome{j: j, res: &res, dec: dec, errText: errText, at: f.now()}
+}
+
+// outcome is an attempt's result on its way to record.
+type outcome struct {
+	j       *job
+	res     *attemptResult
+	dec     forward.Decision
+	errText string
+	at      time.Time // when the attempt ended
+}
+
+// recordLoop records attempts' outcomes until outcomes is closed. Host
+// workers hand their outcomes over rather than encode and produce them,
+// so no worker (one of host_concurrency) is busy with Kafka instead of
+// sending its next callback.
+func (f *Forwarder) recordLoop() {
+	for o := range f.outcomes {
+		f.record(o.j, o.res, o.dec, o.errText, o.at)
+	}
 }
 
 func describe(r attemptResult) string {
@@ -205,7 +225,7 @@ func (w *write) ack(err error) bool {
 // the delivery only moves to the retry queue) and the delivery's state,
 // then settles it once both are acknowledged. The state of a delivery
 // final at its first attempt goes in its partition's next done set.
-func (f *Forwarder) record(j *job, res *attemptResult, dec forward.Decision, errText string) {
+func (f *Forwarder) record(j *job, res *attemptResult, dec forward.Decision, errText string, at time.Time) {
 	final := dec.Outcome != forward.OutcomeRetrying
 	w := &write{j: j, dec: dec, batched: final && j.fresh,
 		st: forward.State{Meta: j.meta, Status: forward.StateDone, Attempts: j.attempt - 1, FirstAt: j.first, Source: j.src}}
@@ -217,7 +237,7 @@ func (f *Forwarder) record(j *job, res *attemptResult, dec forward.Decision, err
 	}
 	recs := make([]*kgo.Record, 0, 2)
 	if res != nil || final {
-		recs = append(recs, f.attemptRecord(j, res, dec, errText))
+		recs = append(recs, f.attemptRecord(j, res, dec, errText, at))
 	}
 	if !w.batched {
 		v, _ := json.Marshal(w.st)
@@ -246,8 +266,7 @@ func (f *Forwarder) record(j *job, res *attemptResult, dec forward.Decision, err
 
 // attemptRecord is the delivery-log record of an attempt (res nil: a
 // final outcome reached without one).
-func (f *Forwarder) attemptRecord(j *job, res *attemptResult, dec forward.Decision, errText string) *kgo.Record {
-	now := f.now()
+func (f *Forwarder) attemptRecord(j *job, res *attemptResult, dec forward.Decision, errText string, now time.Time) *kgo.Record {
 	final := dec.Outcome != forward.OutcomeRetrying
 	att := forward.Attempt{Meta: j.meta, AttemptedAt: now, Method: j.req.Method, Host: j.host, Outcome: dec.Outcome,
 		Final: final, Error: errText, Payout: j.req.Payout, Currency: j.req.Currency}

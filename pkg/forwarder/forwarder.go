@@ -90,9 +90,10 @@ type Forwarder struct {
 
 	cl         *kgo.Client
 	hosts      *hosts
-	statePartN int32      // partitions of the state topic
-	logPartN   int32      // partitions of the delivery log
-	failed     chan error // a produce failed: Run returns it
+	statePartN int32        // partitions of the state topic
+	logPartN   int32        // partitions of the delivery log
+	failed     chan error   // a produce failed: Run returns it
+	outcomes   chan outcome // attempts made, to record (recordLoop)
 	// setPrefix (random per instance) and setSeq make done set keys unique.
 	setPrefix string
 	setSeq    atomic.Uint64
@@ -163,6 +164,9 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	if f.logPartN, err = f.partitions(ctx, f.cfg.Topics.Deliveries); err != nil {
 		return err
 	}
+	f.outcomes = make(chan outcome, 1024)
+	recorded := make(chan struct{})
+	go func() { defer close(recorded); f.recordLoop() }()
 	sendCtx, stopSending := context.WithCancel(context.WithoutCancel(ctx))
 	f.hosts = newHosts(sendCtx, f.cfg.Settings, f.attempt)
 	retryDone := make(chan struct{})
@@ -175,6 +179,8 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	stopSending()
 	<-retryDone
 	f.hosts.wait()
+	close(f.outcomes) // no attempt starts any more
+	<-recorded
 	f.mu.Lock()
 	f.waitIdle(slices.Collect(maps.Values(f.parts)), 15*time.Second) // done sets still gathering
 	f.mu.Unlock()
