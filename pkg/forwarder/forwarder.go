@@ -181,11 +181,11 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	f.hosts.wait()
 	close(f.outcomes) // no attempt starts any more
 	<-recorded
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer cancel()
 	f.mu.Lock()
 	f.waitIdle(slices.Collect(maps.Values(f.parts)), 15*time.Second) // done sets still gathering
 	f.mu.Unlock()
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
-	defer cancel()
 	if err := cl.Flush(fctx); err != nil {
 		f.log.Warn("flush on stop", "err", err)
 	}
