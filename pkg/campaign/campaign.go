@@ -430,6 +430,12 @@ func indexFold(s, sub string) int {
 // fill through it (their macros are validated when endpoints are applied);
 // tracking links use FillLink, which leaves the MMP's placeholders alone.
 func Fill(tmpl string, vals map[string]string, escape func(string) string) string {
+	return FillFunc(tmpl, func(name string) string { return vals[name] }, escape)
+}
+
+// FillFunc is Fill with each macro's value from value(name), so a caller
+// computes only the values its template names.
+func FillFunc(tmpl string, value func(name string) string, escape func(string) string) string {
 	var b strings.Builder
 	b.Grow(len(tmpl) + 64)
 	for {
@@ -446,7 +452,7 @@ func Fill(tmpl string, vals map[string]string, escape func(string) string) strin
 		name := tmpl[open+1 : open+end]
 		b.WriteString(tmpl[:open])
 		if validMacro(name) {
-			b.WriteString(escape(vals[name]))
+			b.WriteString(escape(value(name)))
 		} else {
 			b.WriteString(tmpl[open : open+end+1])
 		}

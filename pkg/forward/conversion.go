@@ -102,9 +102,6 @@ func knownMacro(name string) bool { return macroSet[name] }
 // Macros returns the names of every macro, for docs and tests.
 func Macros() []string { return append([]string(nil), macroNames...) }
 
-// deviceMacros are the values governed by Endpoint.DeviceIDs.
-var deviceMacros = map[string]bool{"idfa": true, "gaid": true, "idfv": true, "android_id": true, "ip": true, "ua": true}
-
 func rfc3339(t time.Time) string {
 	if t.IsZero() {
 		return ""
@@ -112,78 +109,199 @@ func rfc3339(t time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
-// values returns every macro's value for conversion c sent to ep; device
-// ids follow ep.DeviceIDs.
-func values(ep *Endpoint, c Conversion, deliveryID string, payout money.Amount, payoutCurrency string) map[string]string {
-	pb, at := c.postback(), c.attribution()
-	// Every macro has a key (empty when it has no value): a POST without
-	// fields lists them all. Sized once: this runs per delivery.
+// macros computes the macro values of one delivery on demand: a template
+// naming three macros costs three values, not the whole table (this runs
+// per delivery).
+type macros struct {
+	ep             *Endpoint
+	c              Conversion
+	deliveryID     string
+	payout         money.Amount
+	payoutCurrency string
+}
+
+// all returns every macro's value, each macro a key (empty when it has no
+// value): a POST without fields lists them all.
+func (m *macros) all() map[string]string {
 	v := make(map[string]string, len(macroNames))
 	for _, name := range macroNames {
-		v[name] = ""
-	}
-	v["delivery_id"], v["event_id"], v["kind"], v["app_id"] = deliveryID, pb.EventID, c.Kind, pb.AppID
-	v["platform"], v["country"] = string(pb.Platform), pb.Country
-	v["touch_id"], v["match_type"], v["media_source"] = at.TouchID, string(at.MatchType), at.MediaSource
-	v["campaign_id"], v["adset_id"], v["creative_id"] = at.CampaignID, at.AdsetID, at.CreativeID
-	v["site_id"], v["sub_site_id"], v["attributed_at"] = at.SiteID, at.SubSiteID, rfc3339(at.AttributedAt)
-	v["sub1"], v["sub2"], v["sub3"], v["sub4"], v["sub5"] = at.Sub1, at.Sub2, at.Sub3, at.Sub4, at.Sub5
-	v["fraud_flags"], v["is_reinstall"] = strings.Join(at.FraudFlags, ","), "0"
-	v["idfa"], v["gaid"], v["idfv"], v["android_id"], v["ip"], v["ua"] = pb.IDFA, pb.GAID, pb.IDFV, pb.AndroidID, pb.IP, pb.UA
-	if at.MatchType != event.MatchViewThrough {
-		v["click_id"] = at.TouchID
-	}
-	if at.TouchTime != nil {
-		v["touch_time"] = rfc3339(*at.TouchTime)
-	}
-	if at.CTITSeconds != nil {
-		v["ctit"] = strconv.FormatInt(*at.CTITSeconds, 10)
-	}
-	if at.Reinstall {
-		v["is_reinstall"] = "1"
-	}
-	var install time.Time
-	switch {
-	case c.Install != nil:
-		install = c.Install.InstallTime
-		if c.Install.IsReinstall {
-			v["is_reinstall"] = "1"
-		}
-	case c.Event != nil:
-		e := c.Event
-		if e.InAppEvent.InstallTime != nil {
-			install = *e.InAppEvent.InstallTime
-		}
-		v["event_name"], v["original_event_name"] = string(e.Name), e.OriginalName
-		v["event_time"], v["event_value"], v["install_event_id"] = rfc3339(e.EventTime), e.Value, e.InstallEventID
-		if e.Currency != "" {
-			v["revenue"], v["currency"] = e.Revenue.String(), e.Currency
-		}
-		if e.ReportingCurrency != "" {
-			v["revenue_reporting"], v["reporting_currency"] = e.RevenueReporting.String(), e.ReportingCurrency
-		}
-	}
-	v["install_time"] = rfc3339(install)
-	if !install.IsZero() {
-		v["install_unix"] = strconv.FormatInt(install.Unix(), 10)
-	}
-	if payoutCurrency != "" {
-		v["payout"], v["payout_currency"] = payout.String(), payoutCurrency
-	}
-
-	for name := range deviceMacros {
-		switch ep.DeviceIDs {
-		case DeviceRaw:
-		case DeviceHashed:
-			if v[name] != "" {
-				sum := sha256.Sum256([]byte(strings.ToLower(v[name])))
-				v[name] = hex.EncodeToString(sum[:])
-			}
-		default:
-			v[name] = ""
-		}
+		v[name] = m.value(name)
 	}
 	return v
+}
+
+// value returns macro name's value, "" for none or an unknown name.
+func (m *macros) value(name string) string {
+	pb, at := m.c.postback(), m.c.attribution()
+	switch name {
+	case "delivery_id":
+		return m.deliveryID
+	case "event_id":
+		return pb.EventID
+	case "kind":
+		return m.c.Kind
+	case "app_id":
+		return pb.AppID
+	case "platform":
+		return string(pb.Platform)
+	case "country":
+		return pb.Country
+	case "click_id":
+		if at.MatchType == event.MatchViewThrough {
+			return ""
+		}
+		return at.TouchID
+	case "install_time":
+		return rfc3339(m.installTime())
+	case "install_unix":
+		if t := m.installTime(); !t.IsZero() {
+			return strconv.FormatInt(t.Unix(), 10)
+		}
+		return ""
+	case "is_reinstall":
+		if at.Reinstall || m.c.Install != nil && m.c.Install.IsReinstall {
+			return "1"
+		}
+		return "0"
+	case "payout":
+		if m.payoutCurrency == "" {
+			return ""
+		}
+		return m.payout.String()
+	case "payout_currency":
+		return m.payoutCurrency
+	case "idfa", "gaid", "idfv", "android_id", "ip", "ua":
+		return m.device(name, pb)
+	}
+	if v, ok := attributionMacro(at, name); ok {
+		return v
+	}
+	if m.c.Install == nil && m.c.Event != nil {
+		return eventMacro(m.c.Event, name)
+	}
+	return ""
+}
+
+// attributionMacro returns the value of an attribution macro; false when
+// name is not one.
+func attributionMacro(at *event.Attribution, name string) (string, bool) {
+	switch name {
+	case "touch_id":
+		return at.TouchID, true
+	case "match_type":
+		return string(at.MatchType), true
+	case "media_source":
+		return at.MediaSource, true
+	case "campaign_id":
+		return at.CampaignID, true
+	case "adset_id":
+		return at.AdsetID, true
+	case "creative_id":
+		return at.CreativeID, true
+	case "site_id":
+		return at.SiteID, true
+	case "sub_site_id":
+		return at.SubSiteID, true
+	case "sub1":
+		return at.Sub1, true
+	case "sub2":
+		return at.Sub2, true
+	case "sub3":
+		return at.Sub3, true
+	case "sub4":
+		return at.Sub4, true
+	case "sub5":
+		return at.Sub5, true
+	case "attributed_at":
+		return rfc3339(at.AttributedAt), true
+	case "fraud_flags":
+		return strings.Join(at.FraudFlags, ","), true
+	case "touch_time":
+		if at.TouchTime == nil {
+			return "", true
+		}
+		return rfc3339(*at.TouchTime), true
+	case "ctit":
+		if at.CTITSeconds == nil {
+			return "", true
+		}
+		return strconv.FormatInt(*at.CTITSeconds, 10), true
+	}
+	return "", false
+}
+
+// eventMacro returns the value of an event-only macro.
+func eventMacro(e *event.AttributedEvent, name string) string {
+	switch name {
+	case "event_name":
+		return string(e.Name)
+	case "original_event_name":
+		return e.OriginalName
+	case "event_time":
+		return rfc3339(e.EventTime)
+	case "event_value":
+		return e.Value
+	case "install_event_id":
+		return e.InstallEventID
+	case "revenue":
+		if e.Currency == "" {
+			return ""
+		}
+		return e.Revenue.String()
+	case "currency":
+		return e.Currency
+	case "revenue_reporting":
+		if e.ReportingCurrency == "" {
+			return ""
+		}
+		return e.RevenueReporting.String()
+	case "reporting_currency":
+		return e.ReportingCurrency
+	}
+	return ""
+}
+
+// installTime is the install's time, or the event's install's; zero when
+// unknown.
+func (m *macros) installTime() time.Time {
+	switch {
+	case m.c.Install != nil:
+		return m.c.Install.InstallTime
+	case m.c.Event != nil && m.c.Event.InAppEvent.InstallTime != nil:
+		return *m.c.Event.InAppEvent.InstallTime
+	}
+	return time.Time{}
+}
+
+// device returns device macro name as ep.DeviceIDs allows: the value, its
+// hash, or nothing.
+func (m *macros) device(name string, pb *event.Postback) string {
+	var v string
+	switch name {
+	case "idfa":
+		v = pb.IDFA
+	case "gaid":
+		v = pb.GAID
+	case "idfv":
+		v = pb.IDFV
+	case "android_id":
+		v = pb.AndroidID
+	case "ip":
+		v = pb.IP
+	case "ua":
+		v = pb.UA
+	}
+	switch m.ep.DeviceIDs {
+	case DeviceRaw:
+		return v
+	case DeviceHashed:
+		if v == "" {
+			return ""
+		}
+		sum := sha256.Sum256([]byte(strings.ToLower(v)))
+		return hex.EncodeToString(sum[:])
+	}
+	return ""
 }
 
 // PayoutOf returns what ep pays for c, and its currency ("" when nothing).

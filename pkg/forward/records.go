@@ -66,3 +66,26 @@ type State struct {
 	Source   Source    `json:"source"`
 	Request  *Request  `json:"request,omitempty"` // retrying only
 }
+
+// DoneSetKeyPrefix starts the key of every DoneSet record on the delivery
+// state topic; delivery ids (hex) never contain its slash.
+const DoneSetKeyPrefix = "done-set/"
+
+// DoneSet is one record of the delivery state (key DoneSetKeyPrefix and a
+// unique suffix) holding many deliveries of one input partition that were
+// final at their first attempt: one state write settles all of them
+// instead of one write each. A delivery that was ever retrying keeps its
+// own State record. A tombstone forgets the set once the committed offset
+// passes Last.
+type DoneSet struct {
+	Topic     string      `json:"topic"`
+	Partition int32       `json:"partition"`
+	Last      int64       `json:"last_offset"` // the highest Offset of Done
+	Done      []DoneEntry `json:"done"`
+}
+
+// DoneEntry is one final delivery of a DoneSet.
+type DoneEntry struct {
+	DeliveryID string `json:"delivery_id"`
+	Offset     int64  `json:"offset"` // of its input record
+}

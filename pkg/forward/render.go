@@ -40,18 +40,18 @@ func (r *Request) Target() string {
 func Render(ep *Endpoint, c Conversion) (Request, error) {
 	id := DeliveryID(c.Kind, c.EventID(), ep.ID)
 	payout, cur := PayoutOf(ep, c)
-	vals := values(ep, c, id, payout, cur)
+	m := &macros{ep: ep, c: c, deliveryID: id, payout: payout, payoutCurrency: cur}
 	req := Request{DeliveryID: id, EndpointID: ep.ID, Method: ep.Method, KeyID: ep.KeyID, Payout: payout, Currency: cur}
-	u, err := url.Parse(campaign.Fill(ep.URL, vals, url.QueryEscape))
+	u, err := url.Parse(campaign.FillFunc(ep.URL, m.value, url.QueryEscape))
 	if err != nil {
 		return req, fmt.Errorf("endpoint %q: filled URL does not parse: %w", ep.ID, err)
 	}
 	fields := make(map[string]string, len(ep.Fields))
 	for name, tmpl := range ep.Fields {
-		fields[name] = campaign.Fill(tmpl, vals, func(s string) string { return s })
+		fields[name] = campaign.FillFunc(tmpl, m.value, func(s string) string { return s })
 	}
 	if ep.Method == MethodPost && len(ep.Fields) == 0 {
-		fields = vals
+		fields = m.all()
 	}
 	switch {
 	case ep.Method == MethodGet:

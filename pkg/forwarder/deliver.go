@@ -32,10 +32,12 @@ type job struct {
 	fresh   bool // counted in pt.pending: settling it lets the offset advance
 }
 
-func newJob(pt *part, ep *forward.Endpoint, c forward.Conversion, src forward.Source) *job {
+// newJob is the first attempt of delivery id of c to ep, whose host is
+// host.
+func newJob(pt *part, ep *forward.Endpoint, c forward.Conversion, src forward.Source, id, host string) *job {
 	at := c.Attribution()
-	return &job{pt: pt, ep: ep, conv: c, attempt: 1, src: src, fresh: true, host: hostOf(ep.URL),
-		meta: forward.Meta{DeliveryID: forward.DeliveryID(c.Kind, c.EventID(), ep.ID), EndpointID: ep.ID, Publisher: ep.Publisher,
+	return &job{pt: pt, ep: ep, conv: c, attempt: 1, src: src, fresh: true, host: host,
+		meta: forward.Meta{DeliveryID: id, EndpointID: ep.ID, Publisher: ep.Publisher,
 			Kind: c.Kind, EventID: c.EventID(), AppID: c.AppID(), CampaignID: at.CampaignID, MediaSource: at.MediaSource,
 			ConvertedAt: at.AttributedAt}}
 }
@@ -60,10 +62,27 @@ func jobFromState(pt *part, st *forward.State) *job {
 // hostOf is the host:port a URL or URL template (whose host has no
 // macros) sends to.
 func hostOf(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return u.Host
+	}
 	if u, err := url.Parse(strings.NewReplacer("{", "", "}", "").Replace(raw)); err == nil {
 		return u.Host
 	}
 	return raw
+}
+
+// templateHost is hostOf an endpoint's URL template, parsed once per
+// template rather than per delivery. f.mu is held.
+func (f *Forwarder) templateHost(tmpl string) string {
+	if h, ok := f.hostOf[tmpl]; ok {
+		return h
+	}
+	if len(f.hostOf) >= 10_000 { // templates of endpoints since changed or deleted
+		clear(f.hostOf)
+	}
+	h := hostOf(tmpl)
+	f.hostOf[tmpl] = h
+	return h
 }
 
 // fullQueueWait is how long the consumer waits for room in a full host
@@ -81,15 +100,26 @@ func (f *Forwarder) start(j *job) {
 }
 
 // begin counts j in flight on its partition, unless the partition was
-// revoked: then j is dropped and its next owner redoes it.
+// revoked: then j is dropped and its next owner redoes it. It takes no
+// lock: j is counted before the mark is read, and revoke marks before it
+// reads the count, so either revoke waits for j or j sees the mark.
 func (f *Forwarder) begin(j *job) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if j.pt.revoked {
-		return false
+	j.pt.inflight.Add(1)
+	if !j.pt.revoked.Load() {
+		return true
 	}
-	j.pt.inflight++
-	return true
+	f.mu.Lock()
+	f.landed(j.pt)
+	f.mu.Unlock()
+	return false
+}
+
+// landed counts one delivery of pt as no longer in flight. f.mu is held,
+// so a waiting revoke cannot miss the broadcast.
+func (f *Forwarder) landed(pt *part) {
+	if pt.inflight.Add(-1) == 0 {
+		f.idle.Broadcast()
+	}
 }
 
 // spill puts a delivery whose host queue is full in the retry queue,
@@ -99,12 +129,12 @@ func (f *Forwarder) spill(j *job) {
 		return
 	}
 	if err := j.render(); err != nil {
-		f.record(j, nil, forward.Decision{Outcome: forward.OutcomeFailed}, err.Error())
+		f.record(j, nil, forward.Decision{Outcome: forward.OutcomeFailed}, err.Error(), f.now())
 		return
 	}
 	f.m.deferred.WithLabelValues(j.meta.EndpointID).Inc()
 	next := f.now().Add(f.cfg.Retry.Backoff(1, forward.Jitter()))
-	f.record(j, nil, forward.Decision{Outcome: forward.OutcomeRetrying, Next: next}, "")
+	f.record(j, nil, forward.Decision{Outcome: forward.OutcomeRetrying, Next: next}, "", f.now())
 }
 
 // attempt makes the next attempt of j (a host worker runs it).
@@ -113,11 +143,11 @@ func (f *Forwarder) attempt(j *job) {
 		return
 	}
 	if err := j.render(); err != nil {
-		f.record(j, nil, forward.Decision{Outcome: forward.OutcomeFailed}, err.Error())
+		f.record(j, nil, forward.Decision{Outcome: forward.OutcomeFailed}, err.Error(), f.now())
 		return
 	}
 	if _, ok := f.cfg.Endpoints.Get(j.meta.EndpointID); !ok {
-		f.record(j, nil, forward.Decision{Outcome: forward.OutcomeDropped}, "endpoint removed")
+		f.record(j, nil, forward.Decision{Outcome: forward.OutcomeDropped}, "endpoint removed", f.now())
 		return
 	}
 	f.m.sent.WithLabelValues(j.meta.EndpointID).Inc()
@@ -141,7 +171,27 @@ func (f *Forwarder) attempt(j *job) {
 			errText = fmt.Sprintf("retry backlog full (forwarder.max_backlog %d); last: %s", f.cfg.Settings.MaxBacklog, describe(res))
 		}
 	}
-	f.record(j, &res, dec, errText)
+	// The recorder writes it: this worker's next attempt starts now.
+	f.outcomes <- outcome{j: j, res: &res, dec: dec, errText: errText, at: f.now()}
+}
+
+// outcome is an attempt's result on its way to record.
+type outcome struct {
+	j       *job
+	res     *attemptResult
+	dec     forward.Decision
+	errText string
+	at      time.Time // when the attempt ended
+}
+
+// recordLoop records attempts' outcomes until outcomes is closed. Host
+// workers hand their outcomes over rather than encode and produce them,
+// so no worker (one of host_concurrency) is busy with Kafka instead of
+// sending its next callback.
+func (f *Forwarder) recordLoop() {
+	for o := range f.outcomes {
+		f.record(o.j, o.res, o.dec, o.errText, o.at)
+	}
 }
 
 func describe(r attemptResult) string {
@@ -151,83 +201,126 @@ func describe(r attemptResult) string {
 	return fmt.Sprintf("HTTP %d", r.Status)
 }
 
+// write is one delivery's outcome on its way to Kafka: settled once every
+// record carrying it (its attempt, its state or its done set) is
+// acknowledged.
+type write struct {
+	j       *job
+	st      forward.State
+	dec     forward.Decision
+	batched bool // its state goes in a done set, not a record of its own
+	left    atomic.Int32
+	failed  atomic.Bool
+}
+
+// ack counts one of w's records as written (or failed); true for the last.
+func (w *write) ack(err error) bool {
+	if err != nil {
+		w.failed.Store(true)
+	}
+	return w.left.Add(-1) == 0
+}
+
 // record writes the attempt to the delivery log (unless none was made and
 // the delivery only moves to the retry queue) and the delivery's state,
-// then settles it once both are acknowledged.
-func (f *Forwarder) record(j *job, res *attemptResult, dec forward.Decision, errText string) {
-	now := f.now()
+// then settles it once both are acknowledged. The state of a delivery
+// final at its first attempt goes in its partition's next done set.
+func (f *Forwarder) record(j *job, res *attemptResult, dec forward.Decision, errText string, at time.Time) {
 	final := dec.Outcome != forward.OutcomeRetrying
-	st := forward.State{Meta: j.meta, Status: forward.StateDone, Attempts: j.attempt - 1, FirstAt: j.first, Source: j.src}
+	w := &write{j: j, dec: dec, batched: final && j.fresh,
+		st: forward.State{Meta: j.meta, Status: forward.StateDone, Attempts: j.attempt - 1, FirstAt: j.first, Source: j.src}}
 	if res != nil {
-		st.Attempts = j.attempt
+		w.st.Attempts = j.attempt
 	}
 	if !final {
-		st.Status, st.Due, st.Request = forward.StateRetrying, dec.Next, j.req
+		w.st.Status, w.st.Due, w.st.Request = forward.StateRetrying, dec.Next, j.req
 	}
 	recs := make([]*kgo.Record, 0, 2)
 	if res != nil || final {
-		att := forward.Attempt{Meta: j.meta, AttemptedAt: now, Method: j.req.Method, Host: j.host, Outcome: dec.Outcome,
-			Final: final, Error: errText, Payout: j.req.Payout, Currency: j.req.Currency}
-		if res != nil {
-			att.Attempt, att.AttemptedAt, att.LatencyMS = j.attempt, now.Add(-res.latency), res.latency.Milliseconds()
-			att.Status, att.Response = res.Status, res.response
-		}
-		if !final {
-			att.NextAt = &dec.Next
-		}
-		v, _ := json.Marshal(att)
-		recs = append(recs, &kgo.Record{Topic: f.cfg.Topics.Deliveries, Partition: j.src.Partition % f.logPartN,
+		recs = append(recs, f.attemptRecord(j, res, dec, errText, at))
+	}
+	if !w.batched {
+		v, _ := json.Marshal(w.st)
+		recs = append(recs, &kgo.Record{Topic: f.cfg.Topics.ForwarderState, Partition: f.statePartition(j.src.Partition),
 			Key: []byte(j.meta.DeliveryID), Value: v})
 	}
-	v, _ := json.Marshal(st)
-	recs = append(recs, &kgo.Record{Topic: f.cfg.Topics.ForwarderState, Partition: f.statePartition(j.src.Partition),
-		Key: []byte(j.meta.DeliveryID), Value: v})
-
-	var left atomic.Int32
-	left.Store(int32(len(recs)))
-	var failed atomic.Bool
+	n := len(recs)
+	if w.batched {
+		n++
+	}
+	w.left.Store(int32(n))
 	for _, r := range recs {
 		f.cl.Produce(context.Background(), r, func(r *kgo.Record, err error) {
-			if err != nil && !failed.Swap(true) {
-				select {
-				case f.failed <- fmt.Errorf("write delivery %s to %s: %w", j.meta.DeliveryID, r.Topic, err):
-				default:
-				}
+			if err != nil {
+				f.writeFailed(fmt.Errorf("write delivery %s to %s: %w", j.meta.DeliveryID, r.Topic, err))
 			}
-			if left.Add(-1) == 0 {
-				f.settle(j, &st, dec, failed.Load())
+			if w.ack(err) {
+				f.settle(w)
 			}
 		})
+	}
+	if w.batched {
+		f.addDone(w)
+	}
+}
+
+// attemptRecord is the delivery-log record of an attempt (res nil: a
+// final outcome reached without one).
+func (f *Forwarder) attemptRecord(j *job, res *attemptResult, dec forward.Decision, errText string, now time.Time) *kgo.Record {
+	final := dec.Outcome != forward.OutcomeRetrying
+	att := forward.Attempt{Meta: j.meta, AttemptedAt: now, Method: j.req.Method, Host: j.host, Outcome: dec.Outcome,
+		Final: final, Error: errText, Payout: j.req.Payout, Currency: j.req.Currency}
+	if res != nil {
+		att.Attempt, att.AttemptedAt, att.LatencyMS = j.attempt, now.Add(-res.latency), res.latency.Milliseconds()
+		att.Status, att.Response = res.Status, res.response
+	}
+	if !final {
+		att.NextAt = &dec.Next
+	}
+	v, _ := json.Marshal(att)
+	return &kgo.Record{Topic: f.cfg.Topics.Deliveries, Partition: j.src.Partition % f.logPartN, Key: []byte(j.meta.DeliveryID), Value: v}
+}
+
+// writeFailed hands Run the first failed write: it stops, and a restart
+// redoes what was not settled.
+func (f *Forwarder) writeFailed(err error) {
+	select {
+	case f.failed <- err:
+	default:
 	}
 }
 
 // settle runs once a delivery's records are acknowledged: the record's
 // offset may advance, and a retrying delivery joins the retry queue.
-func (f *Forwarder) settle(j *job, st *forward.State, dec forward.Decision, writeFailed bool) {
-	f.m.outcome(j.meta.EndpointID, dec.Outcome)
+func (f *Forwarder) settle(w *write) {
+	f.m.outcome(w.j.meta.EndpointID, w.dec.Outcome)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	pt := j.pt
-	pt.inflight--
-	if pt.inflight == 0 {
-		f.idle.Broadcast()
-	}
-	if writeFailed {
+	f.settleLocked(w)
+}
+
+// settleLocked is settle without the metrics; f.mu is held.
+func (f *Forwarder) settleLocked(w *write) {
+	j, pt := w.j, w.j.pt
+	f.landed(pt)
+	if w.failed.Load() {
 		return // unsettled: Run stops, and a restart redoes it
 	}
 	if j.fresh {
 		pt.pending[j.src.Offset]--
 	}
-	if pt.revoked {
+	if pt.revoked.Load() {
 		return
 	}
-	if st.Status == forward.StateDone {
+	if w.st.Status == forward.StateDone {
 		pt.known[j.meta.DeliveryID] = forward.StateDone
-		pt.done = append(pt.done, doneRef{offset: j.src.Offset, id: j.meta.DeliveryID})
+		if !w.batched { // a done set is tombstoned as a whole
+			pt.done = append(pt.done, doneRef{offset: j.src.Offset, key: j.meta.DeliveryID})
+		}
 		return
 	}
 	pt.known[j.meta.DeliveryID] = forward.StateRetrying
-	f.push(pt, st)
+	f.push(pt, &w.st)
 }
 
 // push adds a retrying delivery to the retry queue. f.mu is held.
@@ -258,7 +351,7 @@ func (f *Forwarder) retryLoop(ctx context.Context) {
 			e := heap.Pop(&f.retries).(retryEntry)
 			f.backlogN--
 			f.m.backlog.WithLabelValues(e.j.meta.EndpointID).Dec()
-			if !e.j.pt.revoked {
+			if !e.j.pt.revoked.Load() {
 				due = append(due, e.j)
 			}
 		}

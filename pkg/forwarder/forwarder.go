@@ -18,10 +18,15 @@ package forwarder
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/encoding/json"
@@ -41,7 +46,9 @@ type tp struct {
 // part is one owned input partition.
 type part struct {
 	tp
-	revoked bool
+	// revoked and inflight are atomic: every attempt checks and counts
+	// them (begin), the lock is taken only to wait for them (revoke).
+	revoked atomic.Bool
 	// known maps the delivery ids of this partition's records at or above
 	// the committed offset to their status: skipped when read again.
 	known map[string]string
@@ -50,15 +57,25 @@ type part struct {
 	pending map[int64]int
 	order   []int64
 	next    int64 // the offset after the last record processed
-	// done are final deliveries whose state record is tombstoned once the
-	// committed offset passes their source offset.
+	// done are state records of final deliveries, tombstoned once the
+	// committed offset passes their source offsets.
 	done     []doneRef
-	inflight int
+	inflight atomic.Int32
+	// doneQ are deliveries final at their first attempt waiting for the
+	// next done set; while sets are in flight (setsWriting) the next one
+	// gathers, so one state write settles a whole batch. setMu guards
+	// both, apart from f.mu, which every delivery takes enough already.
+	setMu       sync.Mutex
+	doneQ       []*write
+	setsWriting int
 }
 
+// doneRef is a state record holding final deliveries: a delivery's own
+// (key its id, ids nil) or a done set (ids its deliveries).
 type doneRef struct {
-	offset int64
-	id     string
+	offset int64 // the highest source offset it covers
+	key    string
+	ids    []string
 }
 
 const statusInProgress = "in_progress"
@@ -73,9 +90,13 @@ type Forwarder struct {
 
 	cl         *kgo.Client
 	hosts      *hosts
-	statePartN int32      // partitions of the state topic
-	logPartN   int32      // partitions of the delivery log
-	failed     chan error // a produce failed: Run returns it
+	statePartN int32        // partitions of the state topic
+	logPartN   int32        // partitions of the delivery log
+	failed     chan error   // a produce failed: Run returns it
+	outcomes   chan outcome // attempts made, to record (recordLoop)
+	// setPrefix (random per instance) and setSeq make done set keys unique.
+	setPrefix string
+	setSeq    atomic.Uint64
 
 	mu       sync.Mutex
 	idle     *sync.Cond // broadcast when a part's inflight drops to 0
@@ -84,6 +105,7 @@ type Forwarder struct {
 	retries  retryHeap
 	wake     chan struct{}
 	backlogN int
+	hostOf   map[string]string // endpoint URL template -> host
 }
 
 // New returns a Forwarder for cfg.
@@ -96,8 +118,13 @@ func New(cfg Config, tel *telemetry.Telemetry, log *slog.Logger) (*Forwarder, er
 	}
 	f := &Forwarder{cfg: cfg, log: log, m: newMetrics(tel.Registry), now: time.Now,
 		send:  newSender(cfg.Settings, cfg.Egress, newKeyring(cfg.Settings.KeysDir)),
-		parts: map[tp]*part{}, wake: make(chan struct{}, 1), failed: make(chan error, 1)}
+		parts: map[tp]*part{}, wake: make(chan struct{}, 1), failed: make(chan error, 1), hostOf: map[string]string{}}
 	f.idle = sync.NewCond(&f.mu)
+	var nonce [8]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		return nil, fmt.Errorf("forwarder: done set key prefix: %w", err)
+	}
+	f.setPrefix = hex.EncodeToString(nonce[:]) + "/"
 	return f, nil
 }
 
@@ -121,7 +148,9 @@ func (f *Forwarder) Run(ctx context.Context) error {
 		kgo.OnPartitionsLost(func(ctx context.Context, c *kgo.Client, m map[string][]int32) { f.revoke(ctx, m, false) }),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.ProducerLinger(time.Millisecond),
+		// Linger gathers a produce request's worth of attempts: the broker's cost is
+		// per request far more than per record, and no callback waits on it.
+		kgo.ProducerLinger(10*time.Millisecond),
 		kgo.MaxBufferedRecords(200_000),
 	)...)
 	if err != nil {
@@ -135,6 +164,9 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	if f.logPartN, err = f.partitions(ctx, f.cfg.Topics.Deliveries); err != nil {
 		return err
 	}
+	f.outcomes = make(chan outcome, 1024)
+	recorded := make(chan struct{})
+	go func() { defer close(recorded); f.recordLoop() }()
 	sendCtx, stopSending := context.WithCancel(context.WithoutCancel(ctx))
 	f.hosts = newHosts(sendCtx, f.cfg.Settings, f.attempt)
 	retryDone := make(chan struct{})
@@ -147,8 +179,13 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	stopSending()
 	<-retryDone
 	f.hosts.wait()
+	close(f.outcomes) // no attempt starts any more
+	<-recorded
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 	defer cancel()
+	f.mu.Lock()
+	f.waitIdle(slices.Collect(maps.Values(f.parts)), 15*time.Second) // done sets still gathering
+	f.mu.Unlock()
 	if err := cl.Flush(fctx); err != nil {
 		f.log.Warn("flush on stop", "err", err)
 	}
@@ -254,11 +291,15 @@ func (f *Forwarder) process(pt *part, r *kgo.Record) {
 	}
 	eps := f.cfg.Endpoints.Match(conv)
 	src := forward.Source{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
+	ids := make([]string, len(eps))
+	for i, ep := range eps {
+		ids[i] = forward.DeliveryID(conv.Kind, conv.EventID(), ep.ID)
+	}
 	var jobs []*job
 	f.mu.Lock()
 	pt.next = r.Offset + 1
-	for _, ep := range eps {
-		id := forward.DeliveryID(conv.Kind, conv.EventID(), ep.ID)
+	for i, ep := range eps {
+		id := ids[i]
 		if _, seen := pt.known[id]; seen {
 			continue
 		}
@@ -267,7 +308,7 @@ func (f *Forwarder) process(pt *part, r *kgo.Record) {
 			pt.order = append(pt.order, r.Offset)
 		}
 		pt.pending[r.Offset]++
-		jobs = append(jobs, newJob(pt, ep, conv, src))
+		jobs = append(jobs, newJob(pt, ep, conv, src, id, f.templateHost(ep.URL)))
 	}
 	f.mu.Unlock()
 	for _, j := range jobs {

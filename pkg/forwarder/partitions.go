@@ -128,7 +128,7 @@ func (f *Forwarder) commit(ctx context.Context) {
 	offsets := map[string]map[int32]kgo.EpochOffset{}
 	owned := map[tp]*part{}
 	for key, pt := range f.parts {
-		if pt.revoked {
+		if pt.revoked.Load() {
 			continue
 		}
 		at := pt.committable()
@@ -165,8 +165,13 @@ func (f *Forwarder) commit(ctx context.Context) {
 		keep := pt.done[:0]
 		for _, d := range pt.done {
 			if d.offset < committed {
-				delete(pt.known, d.id)
-				tombstones = append(tombstones, &kgo.Record{Topic: f.cfg.Topics.ForwarderState, Partition: f.statePartition(pt.partition), Key: []byte(d.id)})
+				if d.ids == nil {
+					delete(pt.known, d.key)
+				}
+				for _, id := range d.ids {
+					delete(pt.known, id)
+				}
+				tombstones = append(tombstones, &kgo.Record{Topic: f.cfg.Topics.ForwarderState, Partition: f.statePartition(pt.partition), Key: []byte(d.key)})
 			} else {
 				keep = append(keep, d)
 			}
@@ -197,21 +202,12 @@ func (f *Forwarder) revoke(ctx context.Context, m map[string][]int32, commit boo
 	for topic, ps := range m {
 		for _, p := range ps {
 			if pt := f.parts[tp{topic, p}]; pt != nil {
-				pt.revoked = true
+				pt.revoked.Store(true)
 				gone = append(gone, pt)
 			}
 		}
 	}
-	deadline := time.AfterFunc(f.cfg.Settings.AttemptTimeout+10*time.Second, func() {
-		f.mu.Lock()
-		f.idle.Broadcast()
-		f.mu.Unlock()
-	})
-	start := f.now()
-	for busy(gone) && f.now().Sub(start) < f.cfg.Settings.AttemptTimeout+10*time.Second {
-		f.idle.Wait()
-	}
-	deadline.Stop()
+	f.waitIdle(gone, f.cfg.Settings.AttemptTimeout+10*time.Second)
 	offsets := map[string]map[int32]kgo.EpochOffset{}
 	for _, pt := range gone {
 		delete(f.parts, pt.tp)
@@ -251,9 +247,24 @@ func commitResponseErr(resp *kmsg.OffsetCommitResponse) error {
 	return nil
 }
 
+// waitIdle waits up to limit for ps to have no delivery in flight (its
+// attempt made or its records unacknowledged). f.mu is held.
+func (f *Forwarder) waitIdle(ps []*part, limit time.Duration) {
+	deadline := time.AfterFunc(limit, func() {
+		f.mu.Lock()
+		f.idle.Broadcast()
+		f.mu.Unlock()
+	})
+	defer deadline.Stop()
+	start := f.now()
+	for busy(ps) && f.now().Sub(start) < limit {
+		f.idle.Wait()
+	}
+}
+
 func busy(ps []*part) bool {
 	for _, pt := range ps {
-		if pt.inflight > 0 {
+		if pt.inflight.Load() > 0 {
 			return true
 		}
 	}

@@ -2,6 +2,8 @@ package forwarder
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/segmentio/encoding/json"
@@ -34,9 +36,16 @@ func (f *Forwarder) restore(ctx context.Context, pt *part, from int64) []*forwar
 	}
 }
 
+// stateEntries are the live records of a state partition by key: the
+// deliveries' own and the done sets.
+type stateEntries struct {
+	keyed map[string]*forward.State
+	sets  map[string]*forward.DoneSet
+}
+
 // readState returns the live entries of the state partition of input
-// partition p, by delivery id.
-func (f *Forwarder) readState(ctx context.Context, p int32) (map[string]*forward.State, error) {
+// partition p.
+func (f *Forwarder) readState(ctx context.Context, p int32) (stateEntries, error) {
 	sp := f.statePartition(p)
 	topic := f.cfg.Topics.ForwarderState
 	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -46,10 +55,10 @@ func (f *Forwarder) readState(ctx context.Context, p int32) (map[string]*forward
 		err = ends.Error()
 	}
 	if err != nil {
-		return nil, err
+		return stateEntries{}, err
 	}
 	end, _ := ends.Lookup(topic, sp)
-	out := map[string]*forward.State{}
+	out := stateEntries{keyed: map[string]*forward.State{}, sets: map[string]*forward.DoneSet{}}
 	if end.Offset <= 0 {
 		return out, nil
 	}
@@ -57,7 +66,7 @@ func (f *Forwarder) readState(ctx context.Context, p int32) (map[string]*forward
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {sp: kgo.NewOffset().AtStart()}}),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()))...)
 	if err != nil {
-		return nil, err
+		return stateEntries{}, err
 	}
 	defer cl.Close()
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
@@ -65,27 +74,19 @@ func (f *Forwarder) readState(ctx context.Context, p int32) (map[string]*forward
 	for {
 		fs := cl.PollFetches(rctx)
 		if err := rctx.Err(); err != nil {
-			return nil, err
+			return stateEntries{}, err
 		}
 		var fetchErr error
 		fs.EachError(func(_ string, _ int32, err error) { fetchErr = err })
 		if fetchErr != nil {
-			return nil, fetchErr
+			return stateEntries{}, fetchErr
 		}
 		last := int64(-1)
 		fs.EachRecord(func(r *kgo.Record) {
 			last = r.Offset
-			id := string(r.Key)
-			if len(r.Value) == 0 {
-				delete(out, id)
-				return
+			if err := out.add(r); err != nil {
+				f.log.Error("undecodable delivery state skipped", "partition", sp, "offset", r.Offset, "err", err)
 			}
-			var st forward.State
-			if json.Unmarshal(r.Value, &st) != nil {
-				f.log.Error("undecodable delivery state skipped", "partition", sp, "offset", r.Offset)
-				return
-			}
-			out[id] = &st
 		})
 		if last+1 >= end.Offset {
 			return out, nil
@@ -93,29 +94,85 @@ func (f *Forwarder) readState(ctx context.Context, p int32) (map[string]*forward
 	}
 }
 
+// add applies one record of the state topic (a tombstone deletes).
+func (e stateEntries) add(r *kgo.Record) error {
+	key := string(r.Key)
+	set := strings.HasPrefix(key, forward.DoneSetKeyPrefix)
+	switch {
+	case len(r.Value) == 0 && set:
+		delete(e.sets, key)
+	case len(r.Value) == 0:
+		delete(e.keyed, key)
+	case set:
+		var ds forward.DoneSet
+		if err := json.Unmarshal(r.Value, &ds); err != nil {
+			return fmt.Errorf("done set %s: %w", key, err)
+		}
+		e.sets[key] = &ds
+	default:
+		var st forward.State
+		if err := json.Unmarshal(r.Value, &st); err != nil {
+			return fmt.Errorf("delivery %s: %w", key, err)
+		}
+		e.keyed[key] = &st
+	}
+	return nil
+}
+
 // applyState fills pt from the state entries of its input partition.
-func (f *Forwarder) applyState(ctx context.Context, pt *part, from int64, states map[string]*forward.State) []*forward.State {
+func (f *Forwarder) applyState(ctx context.Context, pt *part, from int64, states stateEntries) []*forward.State {
 	var retrying []*forward.State
-	var stale []*kgo.Record
-	for id, st := range states {
+	var stale []string
+	inSet := f.applySets(pt, from, states.sets, &stale)
+	for id, st := range states.keyed {
 		if st.Source.Topic != pt.topic || st.Source.Partition != pt.partition {
 			continue
 		}
 		switch {
-		case st.Status == forward.StateRetrying && st.Request != nil:
+		case st.Status == forward.StateRetrying && st.Request != nil && !inSet[id]:
 			pt.known[id] = forward.StateRetrying
 			retrying = append(retrying, st)
-		case st.Source.Offset >= from:
+		case st.Source.Offset >= from && !inSet[id]:
 			pt.known[id] = forward.StateDone
-			pt.done = append(pt.done, doneRef{offset: st.Source.Offset, id: id})
-		default:
-			stale = append(stale, &kgo.Record{Topic: f.cfg.Topics.ForwarderState, Partition: f.statePartition(pt.partition), Key: []byte(id)})
+			pt.done = append(pt.done, doneRef{offset: st.Source.Offset, key: id})
+		default: // below the committed offset, or done in a set after all
+			stale = append(stale, id)
 		}
 	}
-	for _, r := range stale {
+	for _, key := range stale {
+		r := &kgo.Record{Topic: f.cfg.Topics.ForwarderState, Partition: f.statePartition(pt.partition), Key: []byte(key)}
 		f.cl.Produce(ctx, r, func(*kgo.Record, error) {})
 	}
 	f.log.Info("delivery state restored", "topic", pt.topic, "partition", pt.partition, "from", from,
 		"done", len(pt.known)-len(retrying), "retrying", len(retrying))
 	return retrying
+}
+
+// applySets adds pt's done sets to pt: their deliveries at or after from
+// are known done, sets wholly below from are stale. It returns every
+// delivery id the sets hold: a delivery done in a set is done, whatever
+// older record of its own says.
+func (f *Forwarder) applySets(pt *part, from int64, sets map[string]*forward.DoneSet, stale *[]string) map[string]bool {
+	inSet := map[string]bool{}
+	for key, ds := range sets {
+		if ds.Topic != pt.topic || ds.Partition != pt.partition {
+			continue
+		}
+		for _, d := range ds.Done {
+			inSet[d.DeliveryID] = true
+		}
+		if ds.Last < from {
+			*stale = append(*stale, key)
+			continue
+		}
+		ref := doneRef{offset: ds.Last, key: key, ids: []string{}}
+		for _, d := range ds.Done {
+			if d.Offset >= from {
+				pt.known[d.DeliveryID] = forward.StateDone
+				ref.ids = append(ref.ids, d.DeliveryID)
+			}
+		}
+		pt.done = append(pt.done, ref)
+	}
+	return inSet
 }

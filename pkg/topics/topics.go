@@ -36,7 +36,7 @@ type Config struct {
 	SKAN               string        `mapstructure:"skan" desc:"Topic of verified SKAdNetwork and AdAttributionKit postbacks, keyed by transaction_id."`
 	Endpoints          string        `mapstructure:"endpoints" desc:"Compacted topic of publisher callback endpoints, keyed by endpoint_id (postbackctl endpoints apply)."`
 	Deliveries         string        `mapstructure:"deliveries" desc:"Topic of the forwarder's delivery log, one record per callback attempt, keyed by delivery_id."`
-	ForwarderState     string        `mapstructure:"forwarder_state" desc:"Compacted topic of the forwarder's delivery state (delivered-set and retry queue), keyed by delivery_id; partition i holds input partition i's deliveries."`
+	ForwarderState     string        `mapstructure:"forwarder_state" desc:"Compacted topic of the forwarder's delivery state (delivered-set and retry queue): a delivery's own record keyed by delivery_id, or a batch of deliveries done at their first attempt keyed done-set/...; partition i holds input partition i's deliveries."`
 	Partitions         int           `mapstructure:"partitions" desc:"Partitions of every topic created by bootstrap (joined topics must share a count)."`
 	ReplicationFactor  int           `mapstructure:"replication_factor" desc:"Replication factor of topics created by bootstrap."`
 	MinInsyncReplicas  int           `mapstructure:"min_insync_replicas" desc:"min.insync.replicas of topics created by bootstrap: an acks=all write fails unless this many replicas have it. 0: 2 with a replication factor of 3 or more, else 1."`
