@@ -122,14 +122,23 @@ func (f *Forwarder) landed(pt *part) {
 	}
 }
 
-// spill puts a delivery whose host queue is full in the retry queue,
-// without an attempt.
-func (f *Forwarder) spill(j *job) {
+// prepare begins j and renders its request; false if j is no longer this
+// instance's or its request cannot be rendered (recorded as failed).
+func (f *Forwarder) prepare(j *job) bool {
 	if !f.begin(j) {
-		return
+		return false
 	}
 	if err := j.render(); err != nil {
 		f.record(j, nil, forward.Decision{Outcome: forward.OutcomeFailed}, err.Error(), f.now())
+		return false
+	}
+	return true
+}
+
+// spill puts a delivery whose host queue is full in the retry queue,
+// without an attempt.
+func (f *Forwarder) spill(j *job) {
+	if !f.prepare(j) {
 		return
 	}
 	f.m.deferred.WithLabelValues(j.meta.EndpointID).Inc()
@@ -139,11 +148,7 @@ func (f *Forwarder) spill(j *job) {
 
 // attempt makes the next attempt of j (a host worker runs it).
 func (f *Forwarder) attempt(j *job) {
-	if !f.begin(j) {
-		return
-	}
-	if err := j.render(); err != nil {
-		f.record(j, nil, forward.Decision{Outcome: forward.OutcomeFailed}, err.Error(), f.now())
+	if !f.prepare(j) {
 		return
 	}
 	if _, ok := f.cfg.Endpoints.Get(j.meta.EndpointID); !ok {
