@@ -127,7 +127,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if len(operands) == 0 {
 			return fmt.Errorf("campaigns delete: want at least one campaign id")
 		}
-		return deleteCampaigns(ctx, cfg, log, operands)
+		return deleteFrom(ctx, cfg, log, cfg.Kafka.Topics.Campaigns, "campaigns", operands)
 	case "endpoints apply":
 		if len(operands) != 1 {
 			return fmt.Errorf("endpoints apply: want exactly one FILE, got %d", len(operands))
@@ -258,6 +258,19 @@ func producer(cfg servicecfg.Admin) (*kgo.Client, error) {
 	return cl, nil
 }
 
+// publish runs write with a producer of its own, bounded to 30 s: the
+// registry commands write a few records and wait for their acknowledgement.
+func publish(ctx context.Context, cfg servicecfg.Admin, write func(context.Context, *kgo.Client) error) error {
+	cl, err := producer(cfg)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return write(pctx, cl)
+}
+
 func applyCampaigns(ctx context.Context, cfg servicecfg.Admin, log *slog.Logger, file string) error {
 	data, err := os.ReadFile(file)
 	if err != nil {
@@ -267,34 +280,20 @@ func applyCampaigns(ctx context.Context, cfg servicecfg.Admin, log *slog.Logger,
 	if err != nil {
 		return fmt.Errorf("%s: %w", file, err)
 	}
-	cl, err := producer(cfg)
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := campaigntopic.Publish(pctx, cl, cfg.Kafka.Topics.Campaigns, camps); err != nil {
+	if err := publish(ctx, cfg, func(ctx context.Context, cl *kgo.Client) error {
+		return campaigntopic.Publish(ctx, cl, cfg.Kafka.Topics.Campaigns, camps)
+	}); err != nil {
 		return err
 	}
 	log.Info("campaigns published", "file", file, "count", len(camps), "topic", cfg.Kafka.Topics.Campaigns)
 	return nil
 }
 
-func deleteCampaigns(ctx context.Context, cfg servicecfg.Admin, log *slog.Logger, ids []string) error {
-	return deleteFrom(ctx, cfg, log, cfg.Kafka.Topics.Campaigns, "campaigns", ids)
-}
-
 // deleteFrom writes tombstones for ids to a compacted registry topic.
 func deleteFrom(ctx context.Context, cfg servicecfg.Admin, log *slog.Logger, topic, what string, ids []string) error {
-	cl, err := producer(cfg)
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := campaigntopic.Delete(pctx, cl, topic, ids...); err != nil {
+	if err := publish(ctx, cfg, func(ctx context.Context, cl *kgo.Client) error {
+		return campaigntopic.Delete(ctx, cl, topic, ids...)
+	}); err != nil {
 		return err
 	}
 	log.Info(what+" deleted", "ids", ids, "topic", topic)
@@ -326,14 +325,9 @@ func applyEndpoints(ctx context.Context, cfg servicecfg.Admin, log *slog.Logger,
 		}
 		ids[i], values[i] = ep.ID, ep
 	}
-	cl, err := producer(cfg)
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := campaigntopic.PublishJSON(pctx, cl, cfg.Kafka.Topics.Endpoints, "endpoints", ids, values); err != nil {
+	if err := publish(ctx, cfg, func(ctx context.Context, cl *kgo.Client) error {
+		return campaigntopic.PublishJSON(ctx, cl, cfg.Kafka.Topics.Endpoints, "endpoints", ids, values)
+	}); err != nil {
 		return err
 	}
 	log.Info("endpoints published", "file", file, "count", len(eps), "topic", cfg.Kafka.Topics.Endpoints)
