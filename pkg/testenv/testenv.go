@@ -106,6 +106,10 @@ func NamedTopic(t testing.TB, brokers []string, name string, partitions int32, c
 		cl.Close()
 		t.Fatalf("create topic %s: %v", name, err)
 	}
+	if _, err := topics.WaitVisible(ctx, adm, []string{name}); err != nil {
+		cl.Close()
+		t.Fatalf("create topic %s: %v", name, err)
+	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -175,6 +179,10 @@ func Topics(t testing.TB, brokers []string, partitions int) topics.Config {
 		err = resp.Error()
 	}
 	if err != nil {
+		cl.Close()
+		t.Fatalf("create topics: %v", err)
+	}
+	if _, err := topics.WaitVisible(ctx, adm, names); err != nil {
 		cl.Close()
 		t.Fatalf("create topics: %v", err)
 	}

@@ -228,7 +228,9 @@ func Ensure(ctx context.Context, adm *kadm.Client, specs []Spec) (Result, error)
 }
 
 // WaitVisible polls metadata until every topic is listed with its
-// partitions: a just-created topic takes a moment to reach every broker.
+// partitions, each with a leader: a just-created topic takes a moment to
+// reach every broker, and a produce before that fails with
+// UNKNOWN_TOPIC_OR_PARTITION.
 func WaitVisible(ctx context.Context, adm *kadm.Client, names []string) (kadm.TopicDetails, error) {
 	for {
 		td, err := adm.ListTopics(ctx, names...)
@@ -237,7 +239,7 @@ func WaitVisible(ctx context.Context, adm *kadm.Client, names []string) (kadm.To
 		}
 		missing := ""
 		for _, n := range names {
-			if d, ok := td[n]; !ok || d.Err != nil || len(d.Partitions) == 0 {
+			if d, ok := td[n]; !ok || d.Err != nil || len(d.Partitions) == 0 || !led(d) {
 				missing = n
 				break
 			}
@@ -251,6 +253,16 @@ func WaitVisible(ctx context.Context, adm *kadm.Client, names []string) (kadm.To
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// led reports whether every partition of d has a leader.
+func led(d kadm.TopicDetail) bool {
+	for _, p := range d.Partitions {
+		if p.Err != nil || p.Leader < 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func contains(xs []string, x string) bool {
