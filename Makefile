@@ -95,7 +95,7 @@ bench: infra ## benchmarks: ns/op and allocs/op, side-by-side ratios (ingest vs 
 	@echo "The simulator's highest rate with freshness p99 <= 2 s through the three services, and where the CPU goes (30 s per rate, doubling from 100/s; a few minutes):"
 	$(GO) test -tags integration -run '^$$' -bench 'SimulatedRate' -benchtime 1x -timeout 30m ./services/e2e/
 	@echo "Forwarder: callbacks/s to a local receiver beside a plain net/http loop sending the same requests, and p99 from an install committed to its callback received:"
-	$(GO) test -tags integration -run '^$$' -bench 'ForwarderVsPlain' -benchtime 1x -timeout 10m ./pkg/forwarder/
+	$(GO) test -tags integration -run '^$$' -bench 'ForwarderVsPlain|SenderVsPlain' -benchtime 1x -timeout 10m ./pkg/forwarder/
 	@echo "RSS after 1M and $(RSS_CLICKS) clicks stored (about 20 s per million on 2 cores):"
 	BENCH_RSS_CLICKS=$(RSS_CLICKS) $(GO) test -run '^$$' -bench 'RSS' -benchtime 1x -timeout 90m ./pkg/join/
 

@@ -9,7 +9,9 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -303,6 +305,32 @@ func TestSignVerify(t *testing.T) {
 			t.Errorf("%s: %v, want %v", name, err, c.want)
 		}
 	}
+}
+
+// TestSignerMatchesSign checks that the reusing Signer, from many
+// goroutines, gives what Sign gives (a reused HMAC left dirty would not).
+func TestSignerMatchesSign(t *testing.T) {
+	const secret = "0123456789abcdef0123"
+	key := []byte(secret)
+	s := NewSigner(key)
+	key[0] = 'x' // the Signer keeps its own copy
+	key = []byte(secret)
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 200; i++ {
+				body := []byte(strings.Repeat("b", i))
+				target := "/cb?i=" + strconv.Itoa(i*g)
+				if got, want := s.Sign(int64(1_800_000_000+i), "POST", target, body), Sign(key, int64(1_800_000_000+i), "POST", target, body); got != want {
+					t.Errorf("Signer %s, Sign %s", got, want)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 func TestRetryPolicy(t *testing.T) {

@@ -46,9 +46,12 @@ func Render(ep *Endpoint, c Conversion) (Request, error) {
 	if err != nil {
 		return req, fmt.Errorf("endpoint %q: filled URL does not parse: %w", ep.ID, err)
 	}
-	fields := make(map[string]string, len(ep.Fields))
-	for name, tmpl := range ep.Fields {
-		fields[name] = campaign.FillFunc(tmpl, m.value, func(s string) string { return s })
+	var fields map[string]string
+	if len(ep.Fields) > 0 {
+		fields = make(map[string]string, len(ep.Fields))
+		for name, tmpl := range ep.Fields {
+			fields[name] = campaign.FillFunc(tmpl, m.value, func(s string) string { return s })
+		}
 	}
 	if ep.Method == MethodPost && len(ep.Fields) == 0 {
 		fields = m.all()

@@ -1,12 +1,16 @@
 package forward
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"hash"
+	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -28,15 +32,42 @@ const (
 // where timestamp is the X-Postback-Timestamp value (Unix seconds) and the
 // request target is the path and query as sent (RequestURI).
 func Sign(secret []byte, timestamp int64, method, target string, body []byte) string {
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte(strconv.FormatInt(timestamp, 10)))
+	return sign(hmac.New(sha256.New, secret), timestamp, method, target, body)
+}
+
+// Signer is Sign for one secret, reusing HMAC states across calls (Sign
+// makes a new one each time): the forwarder signs every attempt. It is
+// safe for concurrent use.
+type Signer struct{ pool sync.Pool }
+
+// NewSigner returns a Signer for secret.
+func NewSigner(secret []byte) *Signer {
+	key := bytes.Clone(secret)
+	return &Signer{pool: sync.Pool{New: func() any { return hmac.New(sha256.New, key) }}}
+}
+
+// Sign is Sign with the Signer's secret.
+func (s *Signer) Sign(timestamp int64, method, target string, body []byte) string {
+	m := s.pool.Get().(hash.Hash)
+	sig := sign(m, timestamp, method, target, body)
+	m.Reset()
+	s.pool.Put(m)
+	return sig
+}
+
+func sign(m hash.Hash, timestamp int64, method, target string, body []byte) string {
+	var buf [len(signaturePrefix) + 2*sha256.Size]byte
+	m.Write(strconv.AppendInt(buf[:0], timestamp, 10))
 	m.Write([]byte{'\n'})
-	m.Write([]byte(method))
+	io.WriteString(m, method)
 	m.Write([]byte{'\n'})
-	m.Write([]byte(target))
+	io.WriteString(m, target)
 	m.Write([]byte{'\n'})
 	m.Write(body)
-	return signaturePrefix + hex.EncodeToString(m.Sum(nil))
+	var sum [sha256.Size]byte
+	copy(buf[:], signaturePrefix)
+	hex.Encode(buf[len(signaturePrefix):], m.Sum(sum[:0]))
+	return string(buf[:])
 }
 
 // Verification errors.

@@ -26,7 +26,9 @@ import (
 // from an install being committed to Kafka to its callback being received,
 // at a steady 500 installs/s.
 func BenchmarkForwarderVsPlain(b *testing.B) {
-	const n = 20000
+	// Enough for a few seconds of steady sending: with 20,000 the ramp at
+	// the start weighed on the figure.
+	const n = 60000
 	e := newEnv(b, 4)
 	egress := localEgress(b)
 	var mu sync.Mutex

@@ -27,7 +27,6 @@ type sender struct {
 	client   *http.Client
 	keys     *keyring
 	maxBody  int64
-	snippet  int
 	now      func() time.Time
 	redirect int
 }
@@ -53,8 +52,11 @@ func newSender(s Settings, egress *forward.Egress, keys *keyring) *sender {
 		TLSHandshakeTimeout:   s.AttemptTimeout,
 		ResponseHeaderTimeout: s.AttemptTimeout,
 		ForceAttemptHTTP2:     true,
+		// Only a snippet of an answer is kept: asking for gzip would only
+		// add a header to every request and a decoder to every answer.
+		DisableCompression: true,
 	}
-	sd := &sender{keys: keys, maxBody: int64(s.MaxResponseBytes), snippet: 256, now: time.Now, redirect: s.MaxRedirects}
+	sd := &sender{keys: keys, maxBody: int64(s.MaxResponseBytes), now: time.Now, redirect: s.MaxRedirects}
 	sd.client = &http.Client{
 		Transport: tr,
 		Timeout:   s.AttemptTimeout,
@@ -79,7 +81,7 @@ type attemptResult struct {
 func (s *sender) send(ctx context.Context, req *forward.Request, attempt int) attemptResult {
 	start := s.now()
 	res := attemptResult{}
-	secret, err := s.keys.get(req.KeyID)
+	signer, err := s.keys.get(req.KeyID)
 	if err != nil {
 		res.Err = err
 		return res
@@ -98,7 +100,7 @@ func (s *sender) send(ctx context.Context, req *forward.Request, attempt int) at
 	hr.Header.Set(forward.HeaderAttempt, strconv.Itoa(attempt))
 	hr.Header.Set(forward.HeaderTimestamp, strconv.FormatInt(ts, 10))
 	hr.Header.Set(forward.HeaderKeyID, req.KeyID)
-	hr.Header.Set(forward.HeaderSignature, forward.Sign(secret, ts, req.Method, hr.URL.RequestURI(), req.Body))
+	hr.Header.Set(forward.HeaderSignature, signer.Sign(ts, req.Method, hr.URL.RequestURI(), req.Body))
 	resp, err := s.client.Do(hr)
 	res.latency = s.now().Sub(start)
 	if err != nil {
@@ -106,14 +108,28 @@ func (s *sender) send(ctx context.Context, req *forward.Request, attempt int) at
 		return res
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, s.maxBody))
 	res.Status = resp.StatusCode
 	res.RetryAfter = forward.ParseRetryAfter(resp.Header.Get("Retry-After"), s.now())
-	if len(body) > s.snippet {
-		body = body[:s.snippet]
-	}
-	res.response = string(bytes.ToValidUTF8(body, []byte("?")))
+	res.response = s.readSnippet(resp.Body)
 	return res
+}
+
+// snippetBytes is how much of an answer the delivery log keeps.
+const snippetBytes = 256
+
+// readSnippet keeps the start of an answer and reads the rest, up to the
+// cap, so the connection can be reused; a longer answer is cut (and its
+// connection closed).
+func (s *sender) readSnippet(body io.Reader) string {
+	var buf [snippetBytes]byte
+	n, _ := io.ReadFull(io.LimitReader(body, min(s.maxBody, snippetBytes)), buf[:])
+	if s.maxBody > int64(n) {
+		_, _ = io.Copy(io.Discard, io.LimitReader(body, s.maxBody-int64(n)))
+	}
+	if n == 0 {
+		return ""
+	}
+	return string(bytes.ToValidUTF8(buf[:n], []byte("?")))
 }
 
 // unwrapURLError drops the *url.Error wrapper, whose message repeats the
@@ -141,6 +157,7 @@ type keyring struct {
 
 type cachedKey struct {
 	secret []byte
+	signer *forward.Signer
 	read   time.Time
 	err    error
 }
@@ -153,11 +170,13 @@ func newKeyring(dir string) *keyring {
 // operator can add the key.
 var ErrNoKey = errors.New("signing key unavailable")
 
-func (k *keyring) get(id string) ([]byte, error) {
+// get returns the signer of key id.
+func (k *keyring) get(id string) (*forward.Signer, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if c, ok := k.keys[id]; ok && time.Since(c.read) < k.reload {
-		return c.secret, c.err
+	prev, ok := k.keys[id]
+	if ok && time.Since(prev.read) < k.reload {
+		return prev.signer, prev.err
 	}
 	c := cachedKey{read: time.Now()}
 	data, err := os.ReadFile(filepath.Join(k.dir, filepath.Base(id)))
@@ -168,9 +187,11 @@ func (k *keyring) get(id string) ([]byte, error) {
 		c.err = fmt.Errorf("%w: key %q in %s: %v", ErrNoKey, id, k.dir, errors.Unwrap(err))
 	case len(secret) < 16:
 		c.err = fmt.Errorf("%w: key %q in %s is shorter than 16 bytes", ErrNoKey, id, k.dir)
+	case ok && bytes.Equal(secret, prev.secret):
+		c.signer, c.secret = prev.signer, prev.secret // unchanged: keep its warm HMAC states
 	default:
-		c.secret = secret
+		c.signer, c.secret = forward.NewSigner(secret), secret
 	}
 	k.keys[id] = c
-	return c.secret, c.err
+	return c.signer, c.err
 }
