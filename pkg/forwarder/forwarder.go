@@ -29,11 +29,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/segmentio/encoding/json"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/adtrack/postback/pkg/event"
 	"github.com/adtrack/postback/pkg/forward"
 	"github.com/adtrack/postback/pkg/telemetry"
 )
@@ -264,18 +262,7 @@ func (f *Forwarder) poll(ctx context.Context) error {
 
 // decode reads an input record into a conversion.
 func (f *Forwarder) decode(r *kgo.Record) (forward.Conversion, error) {
-	if r.Topic == f.cfg.Topics.InstallsAttributed {
-		var a event.AttributedInstall
-		if err := json.Unmarshal(r.Value, &a); err != nil {
-			return forward.Conversion{}, err
-		}
-		return forward.FromInstall(&a), nil
-	}
-	var a event.AttributedEvent
-	if err := json.Unmarshal(r.Value, &a); err != nil {
-		return forward.Conversion{}, err
-	}
-	return forward.FromEvent(&a), nil
+	return decodeConversion(r.Topic == f.cfg.Topics.InstallsAttributed, r.Value)
 }
 
 // process turns one input record into its due deliveries.
