@@ -53,7 +53,7 @@ func appendTouch(dst []byte, t *event.Touch, withApp bool) []byte {
 
 // decodeTouch is the inverse of appendTouch.
 func decodeTouch(b []byte, t *event.Touch, withApp bool) error {
-	r := wireReader{b: b}
+	r := newWireReader(b)
 	r.touch(t, withApp)
 	r.optionalSubs(&t.PublisherSubs)
 	return r.end()

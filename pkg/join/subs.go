@@ -61,7 +61,7 @@ func appendTouchValue(tag byte, id string, t *event.Touch) []byte {
 
 // decodeTouchValue decodes what appendTouchValue wrote after its tag.
 func decodeTouchValue(b []byte, t *event.Touch) (id string, err error) {
-	r := wireReader{b: b}
+	r := newWireReader(b)
 	id = r.touchRecord(t)
 	r.optionalSubs(&t.PublisherSubs)
 	return id, r.end()

@@ -34,11 +34,22 @@ var errWire = errors.New("malformed binary value")
 // stored touch) in order; the first error sticks and every later read
 // returns a zero value.
 type wireReader struct {
-	b   []byte
+	b []byte
+	// s holds the same bytes as b: the value is copied to a string once
+	// (newWireReader) and every string field is a substring of it, one
+	// allocation per value instead of one per field. Decoded values live
+	// no longer than the record they came with, so holding the whole value
+	// costs nothing.
+	s   string
 	err error
 }
 
-func (r *wireReader) fail() { r.err, r.b = errWire, nil }
+func newWireReader(b []byte) wireReader { return wireReader{b: b, s: string(b)} }
+
+func (r *wireReader) fail() { r.err, r.b, r.s = errWire, nil, "" }
+
+// skip advances past n bytes (n <= len(r.b)).
+func (r *wireReader) skip(n int) { r.b, r.s = r.b[n:], r.s[n:] }
 
 // end reports the first error, or trailing bytes after the last field.
 func (r *wireReader) end() error {
@@ -54,7 +65,7 @@ func (r *wireReader) uvarint() uint64 {
 		r.fail()
 		return 0
 	}
-	r.b = r.b[n:]
+	r.skip(n)
 	return v
 }
 
@@ -64,7 +75,7 @@ func (r *wireReader) varint() int64 {
 		r.fail()
 		return 0
 	}
-	r.b = r.b[n:]
+	r.skip(n)
 	return v
 }
 
@@ -74,8 +85,8 @@ func (r *wireReader) str() string {
 		r.fail()
 		return ""
 	}
-	s := string(r.b[:l])
-	r.b = r.b[l:]
+	s := r.s[:l]
+	r.skip(int(l))
 	return s
 }
 
@@ -85,7 +96,7 @@ func (r *wireReader) byte() byte {
 		return 0
 	}
 	c := r.b[0]
-	r.b = r.b[1:]
+	r.skip(1)
 	return c
 }
 
@@ -212,7 +223,7 @@ const maxWireCandidates = 1 << 12
 // header's fields (install time in InstallTime); p.raw is its JSON, for
 // [pending.decodeInstall].
 func decodePending(b []byte) (*pending, error) {
-	r := wireReader{b: b}
+	r := newWireReader(b)
 	p := new(pending)
 	in := &p.Install
 	for _, f := range [...]*string{&in.EventID, &in.AppID, &in.ClickID, &in.IDFA, &in.GAID, &in.IDFV, &in.AndroidID, &in.IP, &in.UA} {
@@ -330,10 +341,16 @@ const (
 	joinCTIT
 )
 
+// touchCTIT holds a decoded attribution's touch time and CTIT.
+type touchCTIT struct {
+	t time.Time
+	c int64
+}
+
 // decodeJoined decodes the value after its tag into an attributed install
 // holding the fields appendJoined keeps, and returns its install time.
 func decodeJoined(b []byte) (*event.AttributedInstall, time.Time, error) {
-	r := wireReader{b: b}
+	r := newWireReader(b)
 	a := new(event.AttributedInstall)
 	at := &a.Attribution
 	a.AppID = r.str()
@@ -345,13 +362,18 @@ func decodeJoined(b []byte) (*event.AttributedInstall, time.Time, error) {
 	at.MatchType = event.MatchType(match)
 	flags := r.byte()
 	at.Reinstall = flags&joinReinstall != 0
+	// The two pointed-to values share one allocation.
+	var tc *touchCTIT
+	if flags&(joinTouchTime|joinCTIT) != 0 {
+		tc = new(touchCTIT)
+	}
 	if flags&joinTouchTime != 0 {
-		t := r.time()
-		at.TouchTime = &t
+		tc.t = r.time()
+		at.TouchTime = &tc.t
 	}
 	if flags&joinCTIT != 0 {
-		c := r.varint()
-		at.CTITSeconds = &c
+		tc.c = r.varint()
+		at.CTITSeconds = &tc.c
 	}
 	if n := r.uvarint(); n > maxWireCandidates {
 		r.fail()
