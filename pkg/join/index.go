@@ -255,11 +255,17 @@ func (ix gindex) put(b *statestore.Batch, group []byte, t time.Time, id string, 
 // window calls fn for the entries of group with from <= time <= to, oldest
 // first.
 func (ix gindex) window(b *statestore.Batch, group []byte, from, to time.Time, fn func(t time.Time, id string, v []byte) error) error {
+	return scanSeries(b, ix.ranges(group, from, to), 5+len(group), fn)
+}
+
+// ranges are the key ranges of group's entries with from <= time <= to,
+// one per generation, oldest first.
+func (ix gindex) ranges(group []byte, from, to time.Time) [][2][]byte {
 	var ranges [][2][]byte
 	for g := ix.genOf(from); g <= ix.genOf(to); g++ {
 		ranges = append(ranges, [2][]byte{ix.key(g, group, from, ""), ix.key(g, group, to.Add(1), "")})
 	}
-	return scanSeries(b, ranges, 5+len(group), fn)
+	return ranges
 }
 
 // scanSeries calls fn for every entry in ranges of a series index, whose
@@ -309,6 +315,20 @@ func (x series) window(b *statestore.Batch, p int32, group []byte, from, to time
 	return x.cur.window(b, group, from, to, fn)
 }
 
+// count is how many entries window would pass to fn, without parsing or
+// copying any.
+func (x series) count(b *statestore.Batch, p int32, group []byte, from, to time.Time) (int, error) {
+	ranges := x.cur.ranges(group, from, to)
+	if had, err := x.had.mayHold(x.old.p, p, b); err != nil {
+		return 0, err
+	} else if had {
+		ranges = append([][2][]byte{x.old.bounds(group, from, to)}, ranges...)
+	}
+	n := 0
+	err := b.ScanRanges(ranges, func(_, _ []byte) error { n++; return nil })
+	return n, err
+}
+
 func (x series) expire(b *statestore.Batch, before time.Time) (int, error) {
 	n, err := x.cur.expire(b, before)
 	if err != nil {
@@ -337,7 +357,12 @@ func (ix sindex) key(group []byte, t time.Time, id string) []byte {
 // window calls fn for the entries of group with from <= time <= to, oldest
 // first.
 func (ix sindex) window(b *statestore.Batch, group []byte, from, to time.Time, fn func(t time.Time, id string, v []byte) error) error {
-	return scanSeries(b, [][2][]byte{{ix.key(group, from, ""), ix.key(group, to.Add(1), "")}}, 1+len(group), fn)
+	return scanSeries(b, [][2][]byte{ix.bounds(group, from, to)}, 1+len(group), fn)
+}
+
+// bounds is the key range of group's entries with from <= time <= to.
+func (ix sindex) bounds(group []byte, from, to time.Time) [2][]byte {
+	return [2][]byte{ix.key(group, from, ""), ix.key(group, to.Add(1), "")}
 }
 
 var errIndexKey = errors.New("malformed expiry key")
