@@ -40,8 +40,11 @@ type wireReader struct {
 	// allocation per value instead of one per field. Decoded values live
 	// no longer than the record they came with, so holding the whole value
 	// costs nothing.
-	s   string
-	err error
+	s string
+	// skim: check the value's structure only; s is unused and every
+	// string field reads as "".
+	skim bool
+	err  error
 }
 
 func newWireReader(b []byte) wireReader { return wireReader{b: b, s: string(b)} }
@@ -49,7 +52,12 @@ func newWireReader(b []byte) wireReader { return wireReader{b: b, s: string(b)} 
 func (r *wireReader) fail() { r.err, r.b, r.s = errWire, nil, "" }
 
 // skip advances past n bytes (n <= len(r.b)).
-func (r *wireReader) skip(n int) { r.b, r.s = r.b[n:], r.s[n:] }
+func (r *wireReader) skip(n int) {
+	r.b = r.b[n:]
+	if !r.skim {
+		r.s = r.s[n:]
+	}
+}
 
 // end reports the first error, or trailing bytes after the last field.
 func (r *wireReader) end() error {
@@ -80,14 +88,24 @@ func (r *wireReader) varint() int64 {
 }
 
 func (r *wireReader) str() string {
+	_, s := r.field()
+	return s
+}
+
+// field reads a length-prefixed string: its bytes (valid as long as the
+// value) and the string ("" when skimming).
+func (r *wireReader) field() ([]byte, string) {
 	l := r.uvarint()
 	if uint64(len(r.b)) < l {
 		r.fail()
-		return ""
+		return nil, ""
 	}
-	s := r.s[:l]
+	b, s := r.b[:l], ""
+	if !r.skim {
+		s = r.s[:l]
+	}
 	r.skip(int(l))
-	return s
+	return b, s
 }
 
 func (r *wireReader) byte() byte {
@@ -341,20 +359,64 @@ const (
 	joinCTIT
 )
 
-// touchCTIT holds a decoded attribution's touch time and CTIT.
-type touchCTIT struct {
-	t time.Time
-	c int64
+// joinedInstall is a decoded joined install with room for the values its
+// attribution points to: one allocation for all.
+type joinedInstall struct {
+	event.AttributedInstall
+	touchTime time.Time
+	ctit      int64
+}
+
+// joinedTimes are the times of a joined install, read beside it.
+type joinedTimes struct {
+	installed, touch  time.Time
+	ctit              int64
+	hasTouch, hasCTIT bool
 }
 
 // decodeJoined decodes the value after its tag into an attributed install
 // holding the fields appendJoined keeps, and returns its install time.
 func decodeJoined(b []byte) (*event.AttributedInstall, time.Time, error) {
 	r := newWireReader(b)
-	a := new(event.AttributedInstall)
+	j := new(joinedInstall)
+	t := readJoined(&r, &j.AttributedInstall)
+	if err := r.end(); err != nil {
+		return nil, time.Time{}, err
+	}
+	if t.hasTouch {
+		j.touchTime = t.touch
+		j.TouchTime = &j.touchTime
+	}
+	if t.hasCTIT {
+		j.ctit = t.ctit
+		j.CTITSeconds = &j.ctit
+	}
+	j.InstallTime = t.installed
+	return &j.AttributedInstall, t.installed, nil
+}
+
+// joinedHeader returns the app and install time of a joined install (the
+// value after its tag) and checks that decodeJoined would decode the rest,
+// without decoding it: the events stage stores the value as it came and
+// needs the rest only for the events that wait for it.
+func joinedHeader(b []byte) (app string, installed time.Time, err error) {
+	r := wireReader{b: b, skim: true}
+	var a event.AttributedInstall
+	t := readJoined(&r, &a)
+	if err := r.end(); err != nil {
+		return "", time.Time{}, err
+	}
+	h := wireReader{b: b, skim: true}
+	ab, _ := h.field()
+	return string(ab), t.installed, nil
+}
+
+// readJoined reads what appendJoined wrote into a (strings stay empty and
+// fraud flags nil when r skims), and the times beside it.
+func readJoined(r *wireReader, a *event.AttributedInstall) (t joinedTimes) {
 	at := &a.Attribution
 	a.AppID = r.str()
-	installed := r.time()
+	t.installed = r.time()
 	var match string
 	for _, f := range [...]*string{&a.EventID, &match, &at.TouchID, &at.CampaignID, &at.MediaSource, &at.AdsetID, &at.CreativeID, &at.SiteID, &at.SubSiteID} {
 		*f = r.str()
@@ -362,21 +424,18 @@ func decodeJoined(b []byte) (*event.AttributedInstall, time.Time, error) {
 	at.MatchType = event.MatchType(match)
 	flags := r.byte()
 	at.Reinstall = flags&joinReinstall != 0
-	// The two pointed-to values share one allocation.
-	var tc *touchCTIT
-	if flags&(joinTouchTime|joinCTIT) != 0 {
-		tc = new(touchCTIT)
+	if t.hasTouch = flags&joinTouchTime != 0; t.hasTouch {
+		t.touch = r.time()
 	}
-	if flags&joinTouchTime != 0 {
-		tc.t = r.time()
-		at.TouchTime = &tc.t
-	}
-	if flags&joinCTIT != 0 {
-		tc.c = r.varint()
-		at.CTITSeconds = &tc.c
+	if t.hasCTIT = flags&joinCTIT != 0; t.hasCTIT {
+		t.ctit = r.varint()
 	}
 	if n := r.uvarint(); n > maxWireCandidates {
 		r.fail()
+	} else if r.skim {
+		for range n {
+			r.str()
+		}
 	} else {
 		at.FraudFlags = make([]string, n)
 		for i := range at.FraudFlags {
@@ -386,9 +445,5 @@ func decodeJoined(b []byte) (*event.AttributedInstall, time.Time, error) {
 	var subs event.PublisherSubs
 	r.optionalSubs(&subs)
 	at.SetSubs(subs)
-	if err := r.end(); err != nil {
-		return nil, time.Time{}, err
-	}
-	a.InstallTime = installed
-	return a, installed, nil
+	return t
 }
