@@ -138,7 +138,8 @@ func (s *deviceStage) install(rec *kgo.Record, b *statestore.Batch, emit func(*k
 		if ok {
 			bPrior.del(b, pid, prior)
 		}
-		bPrior.put(b, pid, at, statestore.AppendTime(nil, at))
+		var vb [8]byte
+		bPrior.put(b, pid, at, statestore.AppendTime(vb[:0], at))
 	}
 	return s.j.toIPUA(p, rec.Timestamp, emit)
 }

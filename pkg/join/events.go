@@ -128,7 +128,8 @@ func (s *eventsStage) install(rec *kgo.Record, b *statestore.Batch, emit func(*k
 		}
 		eInstalls.del(b, id, ot)
 	}
-	eInstalls.put(b, id, at, append(statestore.AppendTime(nil, at), stored...))
+	var vb [256]byte // the store copies the value: most fit on the stack
+	eInstalls.put(b, id, at, append(statestore.AppendTime(vb[:0], at), stored...))
 	return s.wake(rec, b, emit, key, app)
 }
 

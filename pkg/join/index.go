@@ -20,22 +20,39 @@ import (
 // from, so expiry is one range scan.
 type tindex struct{ p, x byte }
 
+// keyBuf is room for most keys on the stack: the store copies the keys it
+// is given, so building them in a local buffer saves an allocation each.
+type keyBuf [96]byte
+
 func (ix tindex) key(id []byte) []byte {
 	return append([]byte{ix.p}, id...)
 }
 
+// keyIn is key built in buf.
+func (ix tindex) keyIn(buf *keyBuf, id []byte) []byte {
+	return append(append(buf[:0], ix.p), id...)
+}
+
+// timeKeyIn is the expiry entry's key (statestore.TimeKey) built in buf.
+func (ix tindex) timeKeyIn(buf *keyBuf, id []byte, t time.Time) []byte {
+	return append(statestore.AppendTime(append(buf[:0], ix.x), t), id...)
+}
+
 func (ix tindex) put(b *statestore.Batch, id []byte, t time.Time, v []byte) {
-	b.Set(ix.key(id), v)
-	b.Set(statestore.TimeKey([]byte{ix.x}, t, string(id)), nil)
+	var buf keyBuf
+	b.Set(ix.keyIn(&buf, id), v)
+	b.Set(ix.timeKeyIn(&buf, id, t), nil)
 }
 
 func (ix tindex) del(b *statestore.Batch, id []byte, t time.Time) {
-	b.Delete(ix.key(id))
-	b.Delete(statestore.TimeKey([]byte{ix.x}, t, string(id)))
+	var buf keyBuf
+	b.Delete(ix.keyIn(&buf, id))
+	b.Delete(ix.timeKeyIn(&buf, id, t))
 }
 
 func (ix tindex) get(b *statestore.Batch, id []byte) ([]byte, bool, error) {
-	return b.Get(ix.key(id))
+	var buf keyBuf
+	return b.Get(ix.keyIn(&buf, id))
 }
 
 // scan calls fn for every entry whose id starts with prefix.

@@ -300,12 +300,10 @@ func (p *pending) decodeInstall() error {
 	if p.raw == nil {
 		return nil
 	}
-	var in event.Install
-	if err := json.Unmarshal(p.raw, &in); err != nil {
-		return err
-	}
-	p.Install = in
-	return nil
+	// Decoded in place, from zero: no header field may survive into the
+	// whole install. On an error the install is not used.
+	p.Install = event.Install{}
+	return json.Unmarshal(p.raw, &p.Install)
 }
 
 // candidates are the candidates the stages found so far.
