@@ -257,7 +257,10 @@ func (ix gindex) genOf(t time.Time) uint32 {
 }
 
 func (ix gindex) key(gen uint32, group []byte, t time.Time, id string) []byte {
-	k := make([]byte, 0, 5+len(group)+8+len(id))
+	return ix.appendKey(make([]byte, 0, 5+len(group)+8+len(id)), gen, group, t, id)
+}
+
+func (ix gindex) appendKey(k []byte, gen uint32, group []byte, t time.Time, id string) []byte {
 	k = append(k, ix.p)
 	k = binary.BigEndian.AppendUint32(k, gen)
 	k = append(k, group...)
@@ -272,17 +275,29 @@ func (ix gindex) put(b *statestore.Batch, group []byte, t time.Time, id string, 
 // window calls fn for the entries of group with from <= time <= to, oldest
 // first.
 func (ix gindex) window(b *statestore.Batch, group []byte, from, to time.Time, fn func(t time.Time, id string, v []byte) error) error {
-	return scanSeries(b, ix.ranges(group, from, to), 5+len(group), fn)
+	var rs [3][2][]byte
+	return scanSeries(b, ix.ranges(rs[:0], group, from, to), 5+len(group), fn)
 }
 
-// ranges are the key ranges of group's entries with from <= time <= to,
-// one per generation, oldest first.
-func (ix gindex) ranges(group []byte, from, to time.Time) [][2][]byte {
-	var ranges [][2][]byte
-	for g := ix.genOf(from); g <= ix.genOf(to); g++ {
-		ranges = append(ranges, [2][]byte{ix.key(g, group, from, ""), ix.key(g, group, to.Add(1), "")})
+// ranges appends to dst the key ranges of group's entries with from <=
+// time <= to, one per generation, oldest first. Their bounds share one
+// allocation (the store copies them; a lookup spans one or two
+// generations, so dst on the caller's stack usually suffices).
+func (ix gindex) ranges(dst [][2][]byte, group []byte, from, to time.Time) [][2][]byte {
+	lo, hi := ix.genOf(from), ix.genOf(to)
+	if hi < lo {
+		return dst
 	}
-	return ranges
+	n := 5 + len(group) + 8
+	buf := make([]byte, 0, 2*n*int(hi-lo+1))
+	for g := lo; g <= hi; g++ {
+		start := len(buf)
+		buf = ix.appendKey(buf, g, group, from, "")
+		mid := len(buf)
+		buf = ix.appendKey(buf, g, group, to.Add(1), "")
+		dst = append(dst, [2][]byte{buf[start:mid:mid], buf[mid:len(buf):len(buf)]})
+	}
+	return dst
 }
 
 // scanSeries calls fn for every entry in ranges of a series index, whose
@@ -335,12 +350,14 @@ func (x series) window(b *statestore.Batch, p int32, group []byte, from, to time
 // count is how many entries window would pass to fn, without parsing or
 // copying any.
 func (x series) count(b *statestore.Batch, p int32, group []byte, from, to time.Time) (int, error) {
-	ranges := x.cur.ranges(group, from, to)
+	var rs [4][2][]byte
+	ranges := rs[:0]
 	if had, err := x.had.mayHold(x.old.p, p, b); err != nil {
 		return 0, err
 	} else if had {
-		ranges = append([][2][]byte{x.old.bounds(group, from, to)}, ranges...)
+		ranges = append(ranges, x.old.bounds(group, from, to))
 	}
+	ranges = x.cur.ranges(ranges, group, from, to)
 	n := 0
 	err := b.ScanRanges(ranges, func(_, _ []byte) error { n++; return nil })
 	return n, err
