@@ -106,7 +106,8 @@ func (s *clickIDStage) click(rec *kgo.Record, b *statestore.Batch, emit func(*kg
 			return err
 		}
 	}
-	if v := appendTouch(nil, &c.Touch, true); !aClicksV7.put(b, c.ClickID, c.Time, v) {
+	var vb [touchValueCap]byte // the store copies stored values
+	if v := appendTouch(vb[:0], &c.Touch, true); !aClicksV7.put(b, c.ClickID, c.Time, v) {
 		aClicks.put(b, []byte(c.ClickID), c.Time, v)
 	}
 	s.j.routeTouch(tagClickBin, c.ClickID, &c.Touch, rec.Timestamp, emit)

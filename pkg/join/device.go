@@ -38,13 +38,14 @@ func newDeviceStage(j *Joiner) *deviceStage {
 func (s *deviceStage) Process(_ context.Context, rec *kgo.Record, b *statestore.Batch, emit func(*kgo.Record)) error {
 	return s.j.step(s, s.clocks, rec.Partition, rec.Timestamp, b, emit, func(time.Time) error {
 		d, ok := s.j.decodeRepartition(rec, emit)
+		var vb [touchValueCap]byte // the store copies stored values
 		switch {
 		case !ok:
 		case d.click != nil:
-			s.clicks.put(b, joinKey(d.click.AppID, d.click.AdID()), d.click.Time, d.click.ClickID, appendTouch(nil, &d.click.Touch, false))
+			s.clicks.put(b, joinKey(d.click.AppID, d.click.AdID()), d.click.Time, d.click.ClickID, appendTouch(vb[:0], &d.click.Touch, false))
 		case d.impression != nil:
 			m := d.impression
-			s.impressions.put(b, joinKey(m.AppID, m.AdID()), m.Time, m.ImpressionID, appendTouch(nil, &m.Touch, false))
+			s.impressions.put(b, joinKey(m.AppID, m.AdID()), m.Time, m.ImpressionID, appendTouch(vb[:0], &m.Touch, false))
 		default:
 			return s.install(rec, b, emit, d.install)
 		}

@@ -269,7 +269,8 @@ func (ix gindex) appendKey(k []byte, gen uint32, group []byte, t time.Time, id s
 }
 
 func (ix gindex) put(b *statestore.Batch, group []byte, t time.Time, id string, v []byte) {
-	b.Set(ix.key(ix.genOf(t), group, t, id), v)
+	var buf [160]byte // the store copies the key
+	b.Set(ix.appendKey(buf[:0], ix.genOf(t), group, t, id), v)
 }
 
 // window calls fn for the entries of group with from <= time <= to, oldest
