@@ -227,7 +227,7 @@ func (s *eventsStage) publish(rec *kgo.Record, ev *event.InAppEvent, a *event.At
 		joined = "install"
 	}
 	s.j.m.events.WithLabelValues(joined).Inc()
-	o, err := out(s.j.cfg.Topics.EventsAttributed, []byte(ev.EventID), 0, &ae, now)
+	o, err := out(s.j.cfg.Topics.EventsAttributed, []byte(ev.EventID), &ae, now, &s.j.eventSize)
 	if err != nil {
 		return err
 	}

@@ -319,6 +319,16 @@ func (p *pending) candidates() attribution.Candidates {
 // the changelog.
 func appendJoined(dst []byte, a *event.AttributedInstall) []byte {
 	at := &a.Attribution
+	n := joinedFixed + len(a.AppID) + len(a.EventID) + len(at.MatchType) + len(at.TouchID) + len(at.CampaignID) + len(at.MediaSource) +
+		len(at.AdsetID) + len(at.CreativeID) + len(at.SiteID) + len(at.SubSiteID)
+	for _, f := range at.FraudFlags {
+		n += len(f) + 1
+	}
+	subs := at.Subs()
+	for _, f := range subs.Fields() {
+		n += len(*f) + 1
+	}
+	dst = slices.Grow(dst, n)
 	dst = append(dst, tagJoinBin)
 	dst = appendString(dst, a.AppID)
 	dst = appendTime(dst, attribution.InstallTime(&a.Install))
@@ -346,9 +356,13 @@ func appendJoined(dst []byte, a *event.AttributedInstall) []byte {
 	for _, f := range at.FraudFlags {
 		dst = appendString(dst, f)
 	}
-	subs := at.Subs()
 	return appendOptionalSubs(dst, &subs)
 }
+
+// joinedFixed bounds what appendJoined writes besides its strings: tag,
+// three times and a count (varints of at most 10 bytes), flags, and a
+// length byte per string (longer strings cost more; slices.Grow is a hint).
+const joinedFixed = 1 + 3*binary.MaxVarintLen64 + 1 + 1 + 10
 
 // Flags of a joined install.
 const (
