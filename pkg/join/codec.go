@@ -51,9 +51,13 @@ func appendTouch(dst []byte, t *event.Touch, withApp bool) []byte {
 	return appendOptionalSubs(dst, &t.PublisherSubs)
 }
 
+// touchValueCap is room for most values appendTouch writes, for a buffer
+// on the stack.
+const touchValueCap = 160
+
 // decodeTouch is the inverse of appendTouch.
 func decodeTouch(b []byte, t *event.Touch, withApp bool) error {
-	r := wireReader{b: b}
+	r := newWireReader(b)
 	r.touch(t, withApp)
 	r.optionalSubs(&t.PublisherSubs)
 	return r.end()

@@ -1,6 +1,7 @@
 package join
 
 import (
+	"bytes"
 	"strings"
 
 	"github.com/adtrack/postback/pkg/event"
@@ -32,17 +33,16 @@ func appendOptionalSubs(dst []byte, s *event.PublisherSubs) []byte {
 
 // subs reads what appendSubs wrote.
 func (r *wireReader) subs(s *event.PublisherSubs) {
-	v := r.str()
-	if v == "" || r.err != nil {
+	b, v := r.field()
+	if len(b) == 0 || r.err != nil {
 		return
 	}
-	parts := strings.Split(v, subsSep)
-	if len(parts) != 5 {
+	if bytes.Count(b, []byte(subsSep)) != 4 { // five parts
 		r.fail()
 		return
 	}
-	for i, f := range s.Fields() {
-		*f = parts[i]
+	for _, f := range s.Fields() {
+		*f, v, _ = strings.Cut(v, subsSep)
 	}
 }
 
@@ -61,7 +61,7 @@ func appendTouchValue(tag byte, id string, t *event.Touch) []byte {
 
 // decodeTouchValue decodes what appendTouchValue wrote after its tag.
 func decodeTouchValue(b []byte, t *event.Touch) (id string, err error) {
-	r := wireReader{b: b}
+	r := newWireReader(b)
 	id = r.touchRecord(t)
 	r.optionalSubs(&t.PublisherSubs)
 	return id, r.end()
