@@ -24,10 +24,10 @@ import (
 // Kafka cannot tell a client whether such a transaction committed, so the
 // stage does not guess: it names the transaction and the partitions, and
 // the operator resolves it (docs/attribution.md, "Hanging transactions"),
-// except where the outcome of a transaction of this process's stages is
-// known (abandoned without a commit request, or decided by its coordinator
-// in a way that can only concern it): the stage writes that marker itself
-// (markOwn).
+// except where the outcome is known (a transaction of this process's stages
+// abandoned without a commit request or seen committed, or one decided by
+// its coordinator in a way that can only concern it): the stage writes that
+// marker itself (markKnown).
 
 // groupOffsetsBlocked reports whether the group's committed offsets are
 // blocked by an open transaction: OffsetFetch with require_stable answers
@@ -157,8 +157,8 @@ func describeHanging(hs []hanging) string {
 	return "transaction left open by Kafka (hanging; see docs/attribution.md, Hanging transactions): " + strings.Join(found, "; ")
 }
 
-// outcome returns the marker a hanging transaction h of one of this
-// process's stages must get, and whether it is known. ended is how the
+// outcome returns the marker a hanging transaction h must get, and whether
+// it is known. ended is how the
 // stage ended it, if it recorded that (endedTxnID names its transactional
 // id, "" if not recorded):
 //
@@ -194,14 +194,16 @@ func outcome(h hanging, endedTxnID string, ended endedTxn, v2 bool) (commit, kno
 	return false, false
 }
 
-// markOwn writes, on each hanging transaction of this process's stages
-// whose outcome is known (see outcome), the marker Kafka left out: the
+// markKnown writes, on each hanging transaction whose outcome is known (see
+// outcome; the coordinator's verdict holds whichever process wrote it,
+// the other rules need this process's record), the marker Kafka left out: the
 // transaction's coordinator decided it, the partition never heard. It
 // returns the ones it resolved; the others are left to the operator.
-func markOwn(ctx context.Context, p *Prober, hs []hanging) (resolved, left []hanging, err error) {
+func markKnown(ctx context.Context, p *Prober, hs []hanging) (resolved, left []hanging, err error) {
 	for _, h := range hs {
 		txnID, ended, _ := p.endedAs(h.d.ProducerID, h.d.ProducerEpoch)
-		commit, known := outcome(h, txnID, ended, h.txnID != "" && p.isV2(h.txnID))
+		v2 := h.txnID != "" && (p.isV2(h.txnID) || p.clusterRunsV2(ctx))
+		commit, known := outcome(h, txnID, ended, v2)
 		if !known {
 			left = append(left, h)
 			continue

@@ -167,3 +167,24 @@ func TestRecordsCommittedIntegration(t *testing.T) {
 		t.Errorf("%d committed transactions recorded over 5 input batches, want several", len(ended))
 	}
 }
+
+// TestClusterRunsV2Integration: the project's broker (Kafka 4) finalizes
+// transactions v2, and a prober that has seen no stage's transaction
+// knows it from the cluster alone, as one does in a process restarted
+// just before a broker restart.
+func TestClusterRunsV2Integration(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	p, err := NewProber(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if p.isV2("any.clickid.i") {
+		t.Fatal("a fresh prober says v2 from its own records")
+	}
+	if !p.clusterRunsV2(ctx) {
+		t.Fatal("clusterRunsV2 = false on the local Kafka 4 broker, which finalizes transaction.version 2")
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 func TestOutcome(t *testing.T) {
@@ -112,5 +113,26 @@ func TestTxnEpochsAlone(t *testing.T) {
 	e.lost = true
 	if _, alone := e.next(t.Context(), cl); alone {
 		t.Fatal("after an unknown epoch no transaction of the session is alone")
+	}
+}
+
+func TestTransactionsV2(t *testing.T) {
+	f := func(name string, max int16) kmsg.ApiVersionsResponseFinalizedFeature {
+		return kmsg.ApiVersionsResponseFinalizedFeature{Name: name, MaxVersionLevel: max}
+	}
+	for _, c := range []struct {
+		name     string
+		features []kmsg.ApiVersionsResponseFinalizedFeature
+		want     bool
+	}{
+		{"none (Kafka 3, or features not reported)", nil, false},
+		{"transaction.version 1", []kmsg.ApiVersionsResponseFinalizedFeature{f("metadata.version", 25), f("transaction.version", 1)}, false},
+		{"transaction.version 2", []kmsg.ApiVersionsResponseFinalizedFeature{f("metadata.version", 25), f("transaction.version", 2)}, true},
+		{"a later level", []kmsg.ApiVersionsResponseFinalizedFeature{f("transaction.version", 3)}, true},
+		{"another feature at 2", []kmsg.ApiVersionsResponseFinalizedFeature{f("group.version", 2)}, false},
+	} {
+		if got := transactionsV2(c.features); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
 	}
 }

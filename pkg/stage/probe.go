@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Position is where a consumer group stands on one input partition.
@@ -55,6 +56,11 @@ type Prober struct {
 	// v2 holds the transactional ids whose transactions each end with a
 	// new producer epoch (Kafka 4's transactions v2), seen by their stage.
 	v2 map[string]bool
+	// clusterV2 is set once the cluster was found to run transactions v2
+	// (clusterRunsV2): it holds for every transactional id, also those
+	// of a process that restarted before its stages could see an epoch
+	// bump.
+	clusterV2 bool
 	// empty holds (group, partition, committed, stable) found to hold no
 	// committed record between committed and stable.
 	empty map[emptyKey]bool
@@ -230,6 +236,47 @@ func (p *Prober) bumpsEpochs(txnID string) {
 	p.mu.Lock()
 	p.v2[txnID] = true
 	p.mu.Unlock()
+}
+
+// clusterRunsV2 reports whether the cluster's finalized transaction.version
+// feature is 2 or more. franz-go opts in to KIP-890 part 2 on that same
+// feature, so every transaction of every stage then ends with a new
+// producer epoch. A yes is kept (the feature is only raised by an
+// operator's upgrade); a no or a failed request is asked again next time.
+func (p *Prober) clusterRunsV2(ctx context.Context) bool {
+	p.mu.Lock()
+	known := p.clusterV2
+	p.mu.Unlock()
+	if known {
+		return true
+	}
+	vs, err := p.adm.ApiVersions(ctx)
+	if err != nil {
+		return false
+	}
+	v2 := false
+	vs.Each(func(v kadm.BrokerApiVersions) {
+		if v.Err == nil && v.Raw() != nil && transactionsV2(v.Raw().FinalizedFeatures) {
+			v2 = true
+		}
+	})
+	if v2 {
+		p.mu.Lock()
+		p.clusterV2 = true
+		p.mu.Unlock()
+	}
+	return v2
+}
+
+// transactionsV2 reports whether features finalize transaction.version 2
+// or more.
+func transactionsV2(features []kmsg.ApiVersionsResponseFinalizedFeature) bool {
+	for _, f := range features {
+		if f.Name == "transaction.version" && f.MaxVersionLevel >= 2 {
+			return true
+		}
+	}
+	return false
 }
 
 // isV2 reports whether bumpsEpochs was called for txnID.

@@ -165,7 +165,7 @@ func restoreStuck(phase string, elapsed, stall time.Duration) bool {
 
 // explainRestore returns reason, and while a restore is stuck (with probe
 // set) what explain finds behind it: the hanging transaction on the
-// changelog, whose marker it writes when its outcome is known (markOwn).
+// changelog, whose marker it writes when its outcome is known (markKnown).
 func (r *runner) explainRestore(ctx context.Context, probe bool, phase string, elapsed time.Duration, reason string) string {
 	if !probe || !restoreStuck(phase, elapsed, r.cfg.StallTimeout) {
 		return reason
@@ -273,9 +273,9 @@ func (r *runner) explain(ctx context.Context, p *Prober, reason string) string {
 	if err != nil || len(hs) == 0 {
 		return reason
 	}
-	resolved, left, err := markOwn(ctx, p, hs)
+	resolved, left, err := markKnown(ctx, p, hs)
 	for _, h := range resolved {
-		r.cfg.Logger.Warn("wrote the marker Kafka left out: a transaction of this process stayed open after its coordinator decided it",
+		r.cfg.Logger.Warn("wrote the marker Kafka left out: a transaction stayed open after its outcome was decided",
 			"stage", r.cfg.Name, "transaction", h.String())
 		r.cfg.Metrics.hangingResolved.WithLabelValues(r.cfg.Name).Inc()
 	}
