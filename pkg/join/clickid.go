@@ -106,8 +106,7 @@ func (s *clickIDStage) click(rec *kgo.Record, b *statestore.Batch, emit func(*kg
 			return err
 		}
 	}
-	var vb [touchValueCap]byte // the store copies stored values
-	if v := appendTouch(vb[:0], &c.Touch, true); !aClicksV7.put(b, c.ClickID, c.Time, v) {
+	if v := appendTouch(nil, &c.Touch, true); !aClicksV7.put(b, c.ClickID, c.Time, v) {
 		aClicks.put(b, []byte(c.ClickID), c.Time, v)
 	}
 	s.j.routeTouch(tagClickBin, c.ClickID, &c.Touch, rec.Timestamp, emit)
@@ -162,14 +161,13 @@ func (s *clickIDStage) impression(rec *kgo.Record, b *statestore.Batch, emit fun
 }
 
 func (s *clickIDStage) install(rec *kgo.Record, b *statestore.Batch, emit func(*kgo.Record), now time.Time) error {
-	// Decoded in place: an install is a large struct, not copied twice.
-	p := &pending{raw: rec.Value}
-	in := &p.Install
-	if ok, err := s.j.admit(rec, b, emit, aSeen, "install", in, &in.Postback); !ok || err != nil {
+	var in event.Install
+	if ok, err := s.j.admit(rec, b, emit, aSeen, "install", &in, &in.Postback); !ok || err != nil {
 		return err
 	}
 	s.j.m.lookups.WithLabelValues(StageClickID).Inc()
 
+	p := &pending{Install: in, raw: rec.Value}
 	if in.ClickID != "" {
 		v, ok, err := s.storedClick(b, rec.Partition, in.ClickID)
 		if err != nil {
@@ -181,8 +179,8 @@ func (s *clickIDStage) install(rec *kgo.Record, b *statestore.Batch, emit func(*
 				return fmt.Errorf("stored click %s: %w", in.ClickID, err)
 			}
 			p.ByClickID = &c
-		} else if r := s.j.cfg.Rules.For(in.AppID); r.Settle(in, false, now) {
-			deadline := r.GraceDeadline(in)
+		} else if r := s.j.cfg.Rules.For(in.AppID); r.Settle(&in, false, now) {
+			deadline := r.GraceDeadline(&in)
 			v := statestore.AppendTime(nil, deadline)
 			aWaiting.put(b, joinKey(in.ClickID, in.EventID), deadline, append(v, rec.Value...))
 			s.waiting.added(rec.Partition, b)

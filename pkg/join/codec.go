@@ -51,13 +51,9 @@ func appendTouch(dst []byte, t *event.Touch, withApp bool) []byte {
 	return appendOptionalSubs(dst, &t.PublisherSubs)
 }
 
-// touchValueCap is room for most values appendTouch writes, for a buffer
-// on the stack.
-const touchValueCap = 160
-
 // decodeTouch is the inverse of appendTouch.
 func decodeTouch(b []byte, t *event.Touch, withApp bool) error {
-	r := newWireReader(b)
+	r := wireReader{b: b}
 	r.touch(t, withApp)
 	r.optionalSubs(&t.PublisherSubs)
 	return r.end()

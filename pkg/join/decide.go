@@ -23,7 +23,7 @@ func (j *Joiner) decide(r attribution.Rules, in *event.Install, c attribution.Ca
 	if len(a.FraudFlags) > 0 {
 		j.m.flagged.Inc()
 	}
-	o, err := out(j.cfg.Topics.InstallsAttributed, []byte(in.EventID), &a, ts, &j.installSize)
+	o, err := out(j.cfg.Topics.InstallsAttributed, []byte(in.EventID), 0, &a, ts)
 	if err != nil {
 		return err
 	}

@@ -38,14 +38,13 @@ func newDeviceStage(j *Joiner) *deviceStage {
 func (s *deviceStage) Process(_ context.Context, rec *kgo.Record, b *statestore.Batch, emit func(*kgo.Record)) error {
 	return s.j.step(s, s.clocks, rec.Partition, rec.Timestamp, b, emit, func(time.Time) error {
 		d, ok := s.j.decodeRepartition(rec, emit)
-		var vb [touchValueCap]byte // the store copies stored values
 		switch {
 		case !ok:
 		case d.click != nil:
-			s.clicks.put(b, joinKey(d.click.AppID, d.click.AdID()), d.click.Time, d.click.ClickID, appendTouch(vb[:0], &d.click.Touch, false))
+			s.clicks.put(b, joinKey(d.click.AppID, d.click.AdID()), d.click.Time, d.click.ClickID, appendTouch(nil, &d.click.Touch, false))
 		case d.impression != nil:
 			m := d.impression
-			s.impressions.put(b, joinKey(m.AppID, m.AdID()), m.Time, m.ImpressionID, appendTouch(vb[:0], &m.Touch, false))
+			s.impressions.put(b, joinKey(m.AppID, m.AdID()), m.Time, m.ImpressionID, appendTouch(nil, &m.Touch, false))
 		default:
 			return s.install(rec, b, emit, d.install)
 		}
@@ -89,6 +88,7 @@ func (s *deviceStage) install(rec *kgo.Record, b *statestore.Batch, emit func(*k
 	in := &p.Install
 	r := s.j.cfg.Rules.For(in.AppID)
 	at := attribution.InstallTime(in)
+	max := s.j.cfg.MaxCandidates
 	s.j.m.lookups.WithLabelValues(StageDevice).Inc()
 
 	if ad := in.AdID(); ad != "" {
@@ -97,20 +97,22 @@ func (s *deviceStage) install(rec *kgo.Record, b *statestore.Batch, emit func(*k
 		if dev.IDFA == "" {
 			dev.GAID = ad
 		}
-		var err error
-		// When the click id wins, the device's clicks only count (for
-		// click flooding: Decide flags by the larger of its own count and
-		// DeviceClickCount, and every click the window passes is counted
-		// in both), so they are counted, not decoded.
-		if r.ClickWins(in, attribution.Candidates{ByClickID: p.ByClickID}) {
-			p.ByDevice = nil
-			p.DeviceClickCount, err = s.clicks.count(b, rec.Partition, group, at.Add(-r.ClickLookback), at)
-		} else {
-			p.ByDevice, p.DeviceClickCount, err = s.deviceClicks(b, rec.Partition, group, dev, in.AppID, at.Add(-r.ClickLookback), at)
-		}
+		var clicks []event.Click
+		n := 0
+		err := s.clicks.window(b, rec.Partition, group, at.Add(-r.ClickLookback), at, func(t time.Time, id string, v []byte) error {
+			n++
+			c := event.Click{ClickID: id}
+			if err := decodeTouch(v, &c.Touch, false); err != nil {
+				return fmt.Errorf("stored device click %s: %w", id, err)
+			}
+			c.AppID, c.Device = in.AppID, dev
+			clicks = keepLast(clicks, c, max)
+			return nil
+		})
 		if err != nil {
 			return err
 		}
+		p.ByDevice, p.DeviceClickCount = clicks, n
 		// Impressions only count when no click wins (rule 4 is last).
 		if !r.ClickWins(in, p.candidates()) {
 			if p.Impressions, err = s.deviceImpressions(b, rec.Partition, group, dev, in.AppID, at.Add(-r.ViewLookback), at); err != nil {
@@ -130,8 +132,7 @@ func (s *deviceStage) install(rec *kgo.Record, b *statestore.Batch, emit func(*k
 			return fmt.Errorf("stored prior install of %q: %d bytes", pid, len(v))
 		}
 		prior = time.Unix(0, int64(binary.BigEndian.Uint64(v)^(1<<63))).UTC()
-		pt := prior // allocated only when there is one
-		p.PriorInstall = &pt
+		p.PriorInstall = &prior
 	}
 	// The re-attribution window runs from the install that was counted;
 	// of two counted installs (out of order) the later one is kept.
@@ -139,28 +140,9 @@ func (s *deviceStage) install(rec *kgo.Record, b *statestore.Batch, emit func(*k
 		if ok {
 			bPrior.del(b, pid, prior)
 		}
-		var vb [8]byte
-		bPrior.put(b, pid, at, statestore.AppendTime(vb[:0], at))
+		bPrior.put(b, pid, at, statestore.AppendTime(nil, at))
 	}
 	return s.j.toIPUA(p, rec.Timestamp, emit)
-}
-
-// deviceClicks returns the latest MaxCandidates clicks of group (one app's
-// device) in [from, to], oldest first, and how many the window holds.
-func (s *deviceStage) deviceClicks(b *statestore.Batch, p int32, group []byte, dev event.Device, app string, from, to time.Time) ([]event.Click, int, error) {
-	var clicks []event.Click
-	n := 0
-	err := s.clicks.window(b, p, group, from, to, func(t time.Time, id string, v []byte) error {
-		n++
-		c := event.Click{ClickID: id}
-		if err := decodeTouch(v, &c.Touch, false); err != nil {
-			return fmt.Errorf("stored device click %s: %w", id, err)
-		}
-		c.AppID, c.Device = app, dev
-		clicks = keepLast(clicks, c, s.j.cfg.MaxCandidates)
-		return nil
-	})
-	return clicks, n, err
 }
 
 // deviceImpressions returns the latest MaxCandidates impressions of group

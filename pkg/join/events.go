@@ -90,32 +90,30 @@ func (s *eventsStage) expire(b *statestore.Batch, now time.Time) error {
 }
 
 func (s *eventsStage) install(rec *kgo.Record, b *statestore.Batch, emit func(*kgo.Record)) error {
-	var app string
+	var a *event.AttributedInstall
 	var at time.Time
 	var stored []byte // the stored form: time, then a joined install (binary) or JSON
 	switch {
 	case len(rec.Value) > 0 && rec.Value[0] == tagJoinBin:
-		// Stored as it came: only the events waiting for it (wake) need
-		// it decoded.
 		var err error
-		if app, at, err = joinedHeader(rec.Value[1:]); err != nil {
+		if a, at, err = decodeJoined(rec.Value[1:]); err != nil {
 			s.j.reject(rec, "install", "undecodable attributed install: "+err.Error(), emit)
 			return nil
 		}
 		stored = rec.Value
 	case len(rec.Value) > 0 && rec.Value[0] == tagAttributed: // JSON, from an earlier version
-		a := new(event.AttributedInstall)
+		a = new(event.AttributedInstall)
 		if err := json.Unmarshal(rec.Value[1:], a); err != nil {
 			s.j.reject(rec, "install", "undecodable attributed install: "+err.Error(), emit)
 			return nil
 		}
-		app, at, stored = a.AppID, attribution.InstallTime(&a.Install), rec.Value[1:]
+		at, stored = attribution.InstallTime(&a.Install), rec.Value[1:]
 	default:
 		s.j.reject(rec, "install", "repartition record is not an attributed install", emit)
 		return nil
 	}
 	key := string(rec.Key)
-	id := joinKey(key, app)
+	id := joinKey(key, a.AppID)
 	old, ok, err := eInstalls.get(b, id)
 	if err != nil {
 		return err
@@ -124,18 +122,17 @@ func (s *eventsStage) install(rec *kgo.Record, b *statestore.Batch, emit func(*k
 		// Events belong to the device's latest install.
 		ot := decodeTime(old)
 		if ot.After(at) {
-			return s.wake(rec, b, emit, key, app)
+			return s.wake(rec, b, emit, key, a.AppID, nil)
 		}
 		eInstalls.del(b, id, ot)
 	}
-	var vb [256]byte // the store copies the value: most fit on the stack
-	eInstalls.put(b, id, at, append(statestore.AppendTime(vb[:0], at), stored...))
-	return s.wake(rec, b, emit, key, app)
+	eInstalls.put(b, id, at, append(statestore.AppendTime(nil, at), stored...))
+	return s.wake(rec, b, emit, key, a.AppID, a)
 }
 
-// wake publishes the events waiting for the install of (key, app), with
-// the install stored for it (the one just put, or a newer one).
-func (s *eventsStage) wake(rec *kgo.Record, b *statestore.Batch, emit func(*kgo.Record), key, app string) error {
+// wake publishes the events waiting for the install of (key, app). With a
+// nil install (a newer one is stored) it reads the stored one.
+func (s *eventsStage) wake(rec *kgo.Record, b *statestore.Batch, emit func(*kgo.Record), key, app string, a *event.AttributedInstall) error {
 	if any, err := s.waiting.mayHold(eWaiting.p, rec.Partition, b); err != nil || !any {
 		return err
 	}
@@ -146,9 +143,10 @@ func (s *eventsStage) wake(rec *kgo.Record, b *statestore.Batch, emit func(*kgo.
 	if len(waits) == 0 {
 		return nil
 	}
-	a, err := s.lookup(b, key, app)
-	if err != nil || a == nil {
-		return err
+	if a == nil {
+		if a, err = s.lookup(b, key, app); err != nil || a == nil {
+			return err
+		}
 	}
 	for _, w := range waits {
 		ev := new(event.InAppEvent)
@@ -227,7 +225,7 @@ func (s *eventsStage) publish(rec *kgo.Record, ev *event.InAppEvent, a *event.At
 		joined = "install"
 	}
 	s.j.m.events.WithLabelValues(joined).Inc()
-	o, err := out(s.j.cfg.Topics.EventsAttributed, []byte(ev.EventID), &ae, now, &s.j.eventSize)
+	o, err := out(s.j.cfg.Topics.EventsAttributed, []byte(ev.EventID), 0, &ae, now)
 	if err != nil {
 		return err
 	}

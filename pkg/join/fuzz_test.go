@@ -71,26 +71,3 @@ func FuzzDecodeTouch(f *testing.F) {
 		}
 	})
 }
-
-// FuzzJoinedHeader: the events stage checks a joined install with
-// joinedHeader and decodes it (decodeJoined) only when events wait for it:
-// both must accept the same values and agree on app and install time.
-func FuzzJoinedHeader(f *testing.F) {
-	j := wireSamples(f)[3][1:]
-	f.Add(j)
-	var a event.AttributedInstall
-	a.AppID = "app"
-	a.SetSubs(event.PublisherSubs{Sub1: "s1", Sub5: "s5"})
-	f.Add(appendJoined(nil, &a)[1:])
-	f.Add(j[:len(j)-1])
-	f.Fuzz(func(t *testing.T, b []byte) {
-		app, at, herr := joinedHeader(b)
-		d, dt, derr := decodeJoined(b)
-		if (herr == nil) != (derr == nil) {
-			t.Fatalf("joinedHeader: %v, decodeJoined: %v", herr, derr)
-		}
-		if derr == nil && (app != d.AppID || !at.Equal(dt)) {
-			t.Fatalf("joinedHeader: %q %v, decodeJoined: %q %v", app, at, d.AppID, dt)
-		}
-	})
-}

@@ -20,39 +20,22 @@ import (
 // from, so expiry is one range scan.
 type tindex struct{ p, x byte }
 
-// keyBuf is room for most keys on the stack: the store copies the keys it
-// is given, so building them in a local buffer saves an allocation each.
-type keyBuf [96]byte
-
 func (ix tindex) key(id []byte) []byte {
 	return append([]byte{ix.p}, id...)
 }
 
-// keyIn is key built in buf.
-func (ix tindex) keyIn(buf *keyBuf, id []byte) []byte {
-	return append(append(buf[:0], ix.p), id...)
-}
-
-// timeKeyIn is the expiry entry's key (statestore.TimeKey) built in buf.
-func (ix tindex) timeKeyIn(buf *keyBuf, id []byte, t time.Time) []byte {
-	return append(statestore.AppendTime(append(buf[:0], ix.x), t), id...)
-}
-
 func (ix tindex) put(b *statestore.Batch, id []byte, t time.Time, v []byte) {
-	var buf keyBuf
-	b.Set(ix.keyIn(&buf, id), v)
-	b.Set(ix.timeKeyIn(&buf, id, t), nil)
+	b.Set(ix.key(id), v)
+	b.Set(statestore.TimeKey([]byte{ix.x}, t, string(id)), nil)
 }
 
 func (ix tindex) del(b *statestore.Batch, id []byte, t time.Time) {
-	var buf keyBuf
-	b.Delete(ix.keyIn(&buf, id))
-	b.Delete(ix.timeKeyIn(&buf, id, t))
+	b.Delete(ix.key(id))
+	b.Delete(statestore.TimeKey([]byte{ix.x}, t, string(id)))
 }
 
 func (ix tindex) get(b *statestore.Batch, id []byte) ([]byte, bool, error) {
-	var buf keyBuf
-	return b.Get(ix.keyIn(&buf, id))
+	return b.Get(ix.key(id))
 }
 
 // scan calls fn for every entry whose id starts with prefix.
@@ -257,10 +240,7 @@ func (ix gindex) genOf(t time.Time) uint32 {
 }
 
 func (ix gindex) key(gen uint32, group []byte, t time.Time, id string) []byte {
-	return ix.appendKey(make([]byte, 0, 5+len(group)+8+len(id)), gen, group, t, id)
-}
-
-func (ix gindex) appendKey(k []byte, gen uint32, group []byte, t time.Time, id string) []byte {
+	k := make([]byte, 0, 5+len(group)+8+len(id))
 	k = append(k, ix.p)
 	k = binary.BigEndian.AppendUint32(k, gen)
 	k = append(k, group...)
@@ -269,36 +249,17 @@ func (ix gindex) appendKey(k []byte, gen uint32, group []byte, t time.Time, id s
 }
 
 func (ix gindex) put(b *statestore.Batch, group []byte, t time.Time, id string, v []byte) {
-	var buf [160]byte // the store copies the key
-	b.Set(ix.appendKey(buf[:0], ix.genOf(t), group, t, id), v)
+	b.Set(ix.key(ix.genOf(t), group, t, id), v)
 }
 
 // window calls fn for the entries of group with from <= time <= to, oldest
 // first.
 func (ix gindex) window(b *statestore.Batch, group []byte, from, to time.Time, fn func(t time.Time, id string, v []byte) error) error {
-	var rs [3][2][]byte
-	return scanSeries(b, ix.ranges(rs[:0], group, from, to), 5+len(group), fn)
-}
-
-// ranges appends to dst the key ranges of group's entries with from <=
-// time <= to, one per generation, oldest first. Their bounds share one
-// allocation (the store copies them; a lookup spans one or two
-// generations, so dst on the caller's stack usually suffices).
-func (ix gindex) ranges(dst [][2][]byte, group []byte, from, to time.Time) [][2][]byte {
-	lo, hi := ix.genOf(from), ix.genOf(to)
-	if hi < lo {
-		return dst
+	var ranges [][2][]byte
+	for g := ix.genOf(from); g <= ix.genOf(to); g++ {
+		ranges = append(ranges, [2][]byte{ix.key(g, group, from, ""), ix.key(g, group, to.Add(1), "")})
 	}
-	n := 5 + len(group) + 8
-	buf := make([]byte, 0, 2*n*int(hi-lo+1))
-	for g := lo; g <= hi; g++ {
-		start := len(buf)
-		buf = ix.appendKey(buf, g, group, from, "")
-		mid := len(buf)
-		buf = ix.appendKey(buf, g, group, to.Add(1), "")
-		dst = append(dst, [2][]byte{buf[start:mid:mid], buf[mid:len(buf):len(buf)]})
-	}
-	return dst
+	return scanSeries(b, ranges, 5+len(group), fn)
 }
 
 // scanSeries calls fn for every entry in ranges of a series index, whose
@@ -348,22 +309,6 @@ func (x series) window(b *statestore.Batch, p int32, group []byte, from, to time
 	return x.cur.window(b, group, from, to, fn)
 }
 
-// count is how many entries window would pass to fn, without parsing or
-// copying any.
-func (x series) count(b *statestore.Batch, p int32, group []byte, from, to time.Time) (int, error) {
-	var rs [4][2][]byte
-	ranges := rs[:0]
-	if had, err := x.had.mayHold(x.old.p, p, b); err != nil {
-		return 0, err
-	} else if had {
-		ranges = append(ranges, x.old.bounds(group, from, to))
-	}
-	ranges = x.cur.ranges(ranges, group, from, to)
-	n := 0
-	err := b.ScanRanges(ranges, func(_, _ []byte) error { n++; return nil })
-	return n, err
-}
-
 func (x series) expire(b *statestore.Batch, before time.Time) (int, error) {
 	n, err := x.cur.expire(b, before)
 	if err != nil {
@@ -392,12 +337,7 @@ func (ix sindex) key(group []byte, t time.Time, id string) []byte {
 // window calls fn for the entries of group with from <= time <= to, oldest
 // first.
 func (ix sindex) window(b *statestore.Batch, group []byte, from, to time.Time, fn func(t time.Time, id string, v []byte) error) error {
-	return scanSeries(b, [][2][]byte{ix.bounds(group, from, to)}, 1+len(group), fn)
-}
-
-// bounds is the key range of group's entries with from <= time <= to.
-func (ix sindex) bounds(group []byte, from, to time.Time) [2][]byte {
-	return [2][]byte{ix.key(group, from, ""), ix.key(group, to.Add(1), "")}
+	return scanSeries(b, [][2][]byte{{ix.key(group, from, ""), ix.key(group, to.Add(1), "")}}, 1+len(group), fn)
 }
 
 var errIndexKey = errors.New("malformed expiry key")

@@ -2,8 +2,8 @@ package join
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
+	"hash/fnv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -35,33 +35,19 @@ func newIPUAStage(j *Joiner) *ipuaStage {
 // one. A hash collision between two UAs on one IP and app within the
 // window is the only way this errs (1 in 2^64 per pair).
 func ipuaGroup(app, ip, ua string) []byte {
-	var sum [8]byte
-	binary.BigEndian.PutUint64(sum[:], fnv64a(ua))
-	return joinKey(app, ip, string(sum[:]))
-}
-
-// fnv64a is hash/fnv's New64a over s, without its allocations (the
-// hasher, the copy of s and the sum): every click and install hashes its
-// user agent.
-func fnv64a(s string) uint64 {
-	const offset, prime = 14695981039346656037, 1099511628211
-	h := uint64(offset)
-	for i := 0; i < len(s); i++ {
-		h ^= uint64(s[i])
-		h *= prime
-	}
-	return h
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(ua))
+	return joinKey(app, ip, string(h.Sum(nil)))
 }
 
 func (s *ipuaStage) Process(_ context.Context, rec *kgo.Record, b *statestore.Batch, emit func(*kgo.Record)) error {
 	return s.j.step(s, s.clocks, rec.Partition, rec.Timestamp, b, emit, func(time.Time) error {
 		d, ok := s.j.decodeRepartition(rec, emit)
-		var vb [touchValueCap]byte // the store copies stored values
 		switch {
 		case !ok:
 		case d.click != nil:
 			c := d.click
-			s.clicks.put(b, ipuaGroup(c.AppID, c.IP, c.UA), c.Time, c.ClickID, appendTouch(vb[:0], &c.Touch, false))
+			s.clicks.put(b, ipuaGroup(c.AppID, c.IP, c.UA), c.Time, c.ClickID, appendTouch(nil, &c.Touch, false))
 		case d.impression != nil:
 			s.j.reject(rec, "impression", "impression on the IP + UA repartition topic", emit)
 		default:

@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -124,8 +123,6 @@ type Joiner struct {
 	byDevice, byIPUA, byJoinKey, ticks string
 	health                             map[string]*stage.Health
 	topicsHealth                       *stage.Health // creating the internal topics
-	// Sizes of the last attributed install and event published (out).
-	installSize, eventSize sizeHint
 }
 
 // New validates cfg and returns a Joiner.
@@ -319,26 +316,15 @@ func (j *Joiner) reject(rec *kgo.Record, kind, reason string, emit func(*kgo.Rec
 }
 
 // out builds an output record carrying the input's timestamp, so that the
-// stages downstream see the stream time of the original input. Its value
-// starts with room for the last one of its kind (hint): encoding into an
-// empty buffer regrew it a dozen times.
-func out(topic string, key []byte, v any, ts time.Time, hint *sizeHint) (*kgo.Record, error) {
-	b, err := json.Append(hint.buf(), v, 0)
+// stages downstream see the stream time of the original input.
+func out(topic string, key []byte, tag byte, v any, ts time.Time) (*kgo.Record, error) {
+	b := []byte{}
+	if tag != 0 {
+		b = append(b, tag)
+	}
+	b, err := json.Append(b, v, 0)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s record: %w", topic, err)
 	}
-	hint.observe(len(b))
 	return &kgo.Record{Topic: topic, Key: key, Value: b, Timestamp: ts}, nil
 }
-
-// sizeHint is the size of the last value of one kind of output (stages run
-// concurrently: atomic).
-type sizeHint struct{ n atomic.Int64 }
-
-// buf returns an empty buffer with room for the last value and some.
-func (h *sizeHint) buf() []byte {
-	n := h.n.Load()
-	return make([]byte, 0, n+n/4+64)
-}
-
-func (h *sizeHint) observe(n int) { h.n.Store(int64(n)) }

@@ -172,25 +172,6 @@ func TestClickFlooding(t *testing.T) {
 	}
 }
 
-// TestClickFloodingByClickID: when the click id wins, the device stage
-// counts the device's clicks without decoding them; the count still flags
-// flooding, and only clicks within the lookback count.
-func TestClickFloodingByClickID(t *testing.T) {
-	for _, c := range []struct {
-		clicks int
-		flags  []string
-	}{{4, []string{event.FraudClickFlooding}}, {3, nil}} {
-		e := newEngine(t, floodConfig(t, 3))
-		// Beyond the 7 d lookback of the install: never counted.
-		e.feed(click("old", 0, withIDFA(idfa1)))
-		for i := range c.clicks {
-			e.feed(click("k"+string(rune('0'+i)), 8*day+time.Duration(i)*min_, withIDFA(idfa1)))
-		}
-		e.feed(install("i", 8*day+hour, iClick("k0"), iIDFA(idfa1)))
-		checkInstall(t, e.installs(), "i", wantInstall{match: event.MatchClickID, touch: "k0", flags: c.flags})
-	}
-}
-
 func TestReinstall(t *testing.T) {
 	e := newEngine(t, testConfig(t))
 	e.feed(click("k1", 0, withIDFA(idfa1)), install("first", hour, iIDFA(idfa1)))

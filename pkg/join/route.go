@@ -29,8 +29,7 @@ func (j *Joiner) admit(rec *kgo.Record, b *statestore.Batch, emit func(*kgo.Reco
 		j.reject(rec, kind, kind+" lacks event_id or app_id", emit)
 		return false, nil
 	}
-	var buf keyBuf
-	id := append(buf[:0], pb.EventID...)
+	id := []byte(pb.EventID)
 	if _, dup, err := seen.get(b, id); err != nil || dup {
 		if dup {
 			j.m.duplicates.WithLabelValues(kind).Inc()

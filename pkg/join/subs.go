@@ -1,7 +1,6 @@
 package join
 
 import (
-	"bytes"
 	"strings"
 
 	"github.com/adtrack/postback/pkg/event"
@@ -33,16 +32,17 @@ func appendOptionalSubs(dst []byte, s *event.PublisherSubs) []byte {
 
 // subs reads what appendSubs wrote.
 func (r *wireReader) subs(s *event.PublisherSubs) {
-	b, v := r.field()
-	if len(b) == 0 || r.err != nil {
+	v := r.str()
+	if v == "" || r.err != nil {
 		return
 	}
-	if bytes.Count(b, []byte(subsSep)) != 4 { // five parts
+	parts := strings.Split(v, subsSep)
+	if len(parts) != 5 {
 		r.fail()
 		return
 	}
-	for _, f := range s.Fields() {
-		*f, v, _ = strings.Cut(v, subsSep)
+	for i, f := range s.Fields() {
+		*f = parts[i]
 	}
 }
 
@@ -61,7 +61,7 @@ func appendTouchValue(tag byte, id string, t *event.Touch) []byte {
 
 // decodeTouchValue decodes what appendTouchValue wrote after its tag.
 func decodeTouchValue(b []byte, t *event.Touch) (id string, err error) {
-	r := newWireReader(b)
+	r := wireReader{b: b}
 	id = r.touchRecord(t)
 	r.optionalSubs(&t.PublisherSubs)
 	return id, r.end()

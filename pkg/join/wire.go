@@ -34,30 +34,11 @@ var errWire = errors.New("malformed binary value")
 // stored touch) in order; the first error sticks and every later read
 // returns a zero value.
 type wireReader struct {
-	b []byte
-	// s holds the same bytes as b: the value is copied to a string once
-	// (newWireReader) and every string field is a substring of it, one
-	// allocation per value instead of one per field. Decoded values live
-	// no longer than the record they came with, so holding the whole value
-	// costs nothing.
-	s string
-	// skim: check the value's structure only; s is unused and every
-	// string field reads as "".
-	skim bool
-	err  error
+	b   []byte
+	err error
 }
 
-func newWireReader(b []byte) wireReader { return wireReader{b: b, s: string(b)} }
-
-func (r *wireReader) fail() { r.err, r.b, r.s = errWire, nil, "" }
-
-// skip advances past n bytes (n <= len(r.b)).
-func (r *wireReader) skip(n int) {
-	r.b = r.b[n:]
-	if !r.skim {
-		r.s = r.s[n:]
-	}
-}
+func (r *wireReader) fail() { r.err, r.b = errWire, nil }
 
 // end reports the first error, or trailing bytes after the last field.
 func (r *wireReader) end() error {
@@ -73,7 +54,7 @@ func (r *wireReader) uvarint() uint64 {
 		r.fail()
 		return 0
 	}
-	r.skip(n)
+	r.b = r.b[n:]
 	return v
 }
 
@@ -83,29 +64,19 @@ func (r *wireReader) varint() int64 {
 		r.fail()
 		return 0
 	}
-	r.skip(n)
+	r.b = r.b[n:]
 	return v
 }
 
 func (r *wireReader) str() string {
-	_, s := r.field()
-	return s
-}
-
-// field reads a length-prefixed string: its bytes (valid as long as the
-// value) and the string ("" when skimming).
-func (r *wireReader) field() ([]byte, string) {
 	l := r.uvarint()
 	if uint64(len(r.b)) < l {
 		r.fail()
-		return nil, ""
+		return ""
 	}
-	b, s := r.b[:l], ""
-	if !r.skim {
-		s = r.s[:l]
-	}
-	r.skip(int(l))
-	return b, s
+	s := string(r.b[:l])
+	r.b = r.b[l:]
+	return s
 }
 
 func (r *wireReader) byte() byte {
@@ -114,7 +85,7 @@ func (r *wireReader) byte() byte {
 		return 0
 	}
 	c := r.b[0]
-	r.skip(1)
+	r.b = r.b[1:]
 	return c
 }
 
@@ -241,7 +212,7 @@ const maxWireCandidates = 1 << 12
 // header's fields (install time in InstallTime); p.raw is its JSON, for
 // [pending.decodeInstall].
 func decodePending(b []byte) (*pending, error) {
-	r := newWireReader(b)
+	r := wireReader{b: b}
 	p := new(pending)
 	in := &p.Install
 	for _, f := range [...]*string{&in.EventID, &in.AppID, &in.ClickID, &in.IDFA, &in.GAID, &in.IDFV, &in.AndroidID, &in.IP, &in.UA} {
@@ -300,10 +271,12 @@ func (p *pending) decodeInstall() error {
 	if p.raw == nil {
 		return nil
 	}
-	// Decoded in place, from zero: no header field may survive into the
-	// whole install. On an error the install is not used.
-	p.Install = event.Install{}
-	return json.Unmarshal(p.raw, &p.Install)
+	var in event.Install
+	if err := json.Unmarshal(p.raw, &in); err != nil {
+		return err
+	}
+	p.Install = in
+	return nil
 }
 
 // candidates are the candidates the stages found so far.
@@ -319,16 +292,6 @@ func (p *pending) candidates() attribution.Candidates {
 // the changelog.
 func appendJoined(dst []byte, a *event.AttributedInstall) []byte {
 	at := &a.Attribution
-	n := joinedFixed + len(a.AppID) + len(a.EventID) + len(at.MatchType) + len(at.TouchID) + len(at.CampaignID) + len(at.MediaSource) +
-		len(at.AdsetID) + len(at.CreativeID) + len(at.SiteID) + len(at.SubSiteID)
-	for _, f := range at.FraudFlags {
-		n += len(f) + 1
-	}
-	subs := at.Subs()
-	for _, f := range subs.Fields() {
-		n += len(*f) + 1
-	}
-	dst = slices.Grow(dst, n)
 	dst = append(dst, tagJoinBin)
 	dst = appendString(dst, a.AppID)
 	dst = appendTime(dst, attribution.InstallTime(&a.Install))
@@ -356,13 +319,9 @@ func appendJoined(dst []byte, a *event.AttributedInstall) []byte {
 	for _, f := range at.FraudFlags {
 		dst = appendString(dst, f)
 	}
+	subs := at.Subs()
 	return appendOptionalSubs(dst, &subs)
 }
-
-// joinedFixed bounds what appendJoined writes besides its strings: tag,
-// three times and a count (varints of at most 10 bytes), flags, and a
-// length byte per string (longer strings cost more; slices.Grow is a hint).
-const joinedFixed = 1 + 3*binary.MaxVarintLen64 + 1 + 1 + 10
 
 // Flags of a joined install.
 const (
@@ -371,64 +330,14 @@ const (
 	joinCTIT
 )
 
-// joinedInstall is a decoded joined install with room for the values its
-// attribution points to: one allocation for all.
-type joinedInstall struct {
-	event.AttributedInstall
-	touchTime time.Time
-	ctit      int64
-}
-
-// joinedTimes are the times of a joined install, read beside it.
-type joinedTimes struct {
-	installed, touch  time.Time
-	ctit              int64
-	hasTouch, hasCTIT bool
-}
-
 // decodeJoined decodes the value after its tag into an attributed install
 // holding the fields appendJoined keeps, and returns its install time.
 func decodeJoined(b []byte) (*event.AttributedInstall, time.Time, error) {
-	r := newWireReader(b)
-	j := new(joinedInstall)
-	t := readJoined(&r, &j.AttributedInstall)
-	if err := r.end(); err != nil {
-		return nil, time.Time{}, err
-	}
-	if t.hasTouch {
-		j.touchTime = t.touch
-		j.TouchTime = &j.touchTime
-	}
-	if t.hasCTIT {
-		j.ctit = t.ctit
-		j.CTITSeconds = &j.ctit
-	}
-	j.InstallTime = t.installed
-	return &j.AttributedInstall, t.installed, nil
-}
-
-// joinedHeader returns the app and install time of a joined install (the
-// value after its tag) and checks that decodeJoined would decode the rest,
-// without decoding it: the events stage stores the value as it came and
-// needs the rest only for the events that wait for it.
-func joinedHeader(b []byte) (app string, installed time.Time, err error) {
-	r := wireReader{b: b, skim: true}
-	var a event.AttributedInstall
-	t := readJoined(&r, &a)
-	if err := r.end(); err != nil {
-		return "", time.Time{}, err
-	}
-	h := wireReader{b: b, skim: true}
-	ab, _ := h.field()
-	return string(ab), t.installed, nil
-}
-
-// readJoined reads what appendJoined wrote into a (strings stay empty and
-// fraud flags nil when r skims), and the times beside it.
-func readJoined(r *wireReader, a *event.AttributedInstall) (t joinedTimes) {
+	r := wireReader{b: b}
+	a := new(event.AttributedInstall)
 	at := &a.Attribution
 	a.AppID = r.str()
-	t.installed = r.time()
+	installed := r.time()
 	var match string
 	for _, f := range [...]*string{&a.EventID, &match, &at.TouchID, &at.CampaignID, &at.MediaSource, &at.AdsetID, &at.CreativeID, &at.SiteID, &at.SubSiteID} {
 		*f = r.str()
@@ -436,18 +345,16 @@ func readJoined(r *wireReader, a *event.AttributedInstall) (t joinedTimes) {
 	at.MatchType = event.MatchType(match)
 	flags := r.byte()
 	at.Reinstall = flags&joinReinstall != 0
-	if t.hasTouch = flags&joinTouchTime != 0; t.hasTouch {
-		t.touch = r.time()
+	if flags&joinTouchTime != 0 {
+		t := r.time()
+		at.TouchTime = &t
 	}
-	if t.hasCTIT = flags&joinCTIT != 0; t.hasCTIT {
-		t.ctit = r.varint()
+	if flags&joinCTIT != 0 {
+		c := r.varint()
+		at.CTITSeconds = &c
 	}
 	if n := r.uvarint(); n > maxWireCandidates {
 		r.fail()
-	} else if r.skim {
-		for range n {
-			r.str()
-		}
 	} else {
 		at.FraudFlags = make([]string, n)
 		for i := range at.FraudFlags {
@@ -457,5 +364,9 @@ func readJoined(r *wireReader, a *event.AttributedInstall) (t joinedTimes) {
 	var subs event.PublisherSubs
 	r.optionalSubs(&subs)
 	at.SetSubs(subs)
-	return t
+	if err := r.end(); err != nil {
+		return nil, time.Time{}, err
+	}
+	a.InstallTime = installed
+	return a, installed, nil
 }

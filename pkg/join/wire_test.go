@@ -3,7 +3,6 @@ package join
 import (
 	"bytes"
 	"encoding/hex"
-	"hash/fnv"
 	"reflect"
 	"testing"
 	"time"
@@ -240,17 +239,5 @@ func TestWireBeforeSubs(t *testing.T) {
 	}
 	if !bytes.Equal(appendTouch(nil, &k.Touch, false), b("stored")) {
 		t.Error("a stored touch without sub ids encodes differently than before")
-	}
-}
-
-// TestFNV64a: the IP + UA keys hash user agents exactly as hash/fnv does
-// (the keys of stored clicks depend on it).
-func TestFNV64a(t *testing.T) {
-	for _, s := range []string{"", "a", ua, "Mozilla/5.0 (Linux; Android 14) \x00\xff"} {
-		h := fnv.New64a()
-		_, _ = h.Write([]byte(s))
-		if got, want := fnv64a(s), h.Sum64(); got != want {
-			t.Errorf("fnv64a(%q) = %x, want %x", s, got, want)
-		}
 	}
 }

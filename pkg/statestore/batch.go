@@ -61,13 +61,8 @@ func (b *Batch) Set(key, value []byte) {
 		b.fail(ErrBatchDone)
 		return
 	}
-	// One allocation holds the tagged key and the value; each slice is
-	// capped so that an append to one cannot write into the other.
-	buf := make([]byte, 1+len(key)+len(value))
-	buf[0] = tagUser
-	copy(buf[1:], key)
-	copy(buf[1+len(key):], value)
-	uk, v := buf[:1+len(key):1+len(key)], buf[1+len(key):]
+	uk := userKey(key)
+	v := append([]byte{}, value...)
 	b.fail(b.pb.Set(uk, v, nil))
 	b.record(uk[1:], v)
 }
