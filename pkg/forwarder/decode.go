@@ -1,6 +1,8 @@
 package forwarder
 
 import (
+	"fmt"
+
 	"github.com/segmentio/encoding/json"
 
 	"github.com/adtrack/postback/pkg/event"
@@ -31,16 +33,33 @@ type (
 // decodeConversion reads an attributed install (install) or in-app event
 // record into a conversion, without its raw request.
 func decodeConversion(install bool, value []byte) (forward.Conversion, error) {
+	var flags json.ParseFlags
+	if from, to, ok := rawSpan(value); ok {
+		// A copy of its own: decoded strings can point into it (one
+		// allocation, not one a field) without holding the fetch's buffer.
+		rest := make([]byte, 0, len(value)-(to-from))
+		value, flags = append(append(rest, value[:from]...), value[to:]...), json.DontCopyString
+	}
 	if install {
 		var r installRecord
-		if err := json.Unmarshal(value, &r); err != nil {
+		if err := parse(value, &r, flags); err != nil {
 			return forward.Conversion{}, err
 		}
 		return forward.FromInstall(&r.AttributedInstall), nil
 	}
 	var r eventRecord
-	if err := json.Unmarshal(value, &r); err != nil {
+	if err := parse(value, &r, flags); err != nil {
 		return forward.Conversion{}, err
 	}
 	return forward.FromEvent(&r.AttributedEvent), nil
+}
+
+// parse is json.Unmarshal with flags: what follows the value, unless
+// whitespace, is an error.
+func parse(value []byte, v any, flags json.ParseFlags) error {
+	rest, err := json.Parse(value, v, flags)
+	if _, syntax := err.(*json.SyntaxError); len(rest) > 0 && !syntax {
+		return fmt.Errorf("invalid character %q after top-level value", rest[0])
+	}
+	return err
 }

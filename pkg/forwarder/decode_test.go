@@ -80,8 +80,19 @@ func FuzzDecodeConversion(f *testing.F) {
 	f.Add([]byte(`{"event_id":"e1","raw":{"query":"a=1"},"attributed_campaign_id":"c1"}`))
 	f.Add([]byte(`{"raw":null}`))
 	f.Add([]byte(`{"raw":"x","event_id":7}`))
+	f.Add(realisticInstall(f))
+	f.Add([]byte(`{"event_id":"e1" , "raw" : {"q":["a\u0026b",null,true,{}]} }`))
+	f.Add([]byte(`{"raw":{"q":"\ud800"},"event_id":"e1"}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		got, err := decodeConversion(true, b)
+		// Cutting the raw member out changes nothing: the record decodes
+		// (or fails) as it does with the member skipped in place.
+		var r installRecord
+		if uncutErr := json.Unmarshal(b, &r); (err == nil) != (uncutErr == nil) {
+			t.Fatalf("%q: with the raw member cut: %v; skipped in place: %v", b, err, uncutErr)
+		} else if err == nil && !reflect.DeepEqual(got, forward.FromInstall(&r.AttributedInstall)) {
+			t.Fatalf("%q: with the raw member cut: %+v; skipped in place: %+v", b, got.Install, r.AttributedInstall)
+		}
 		var a event.AttributedInstall
 		if json.Unmarshal(b, &a) != nil {
 			return
@@ -94,5 +105,28 @@ func FuzzDecodeConversion(f *testing.F) {
 			t.Fatalf("%q: decoded %+v, want %+v", b, got.Install, a)
 		}
 		_, _ = decodeConversion(false, b)
+	})
+}
+
+// BenchmarkDecodeConversion decodes an attributed install as attribution
+// publishes it, with its raw AppsFlyer postback, beside the full type.
+func BenchmarkDecodeConversion(b *testing.B) {
+	v := realisticInstall(b)
+	b.Run("forwarder", func(b *testing.B) {
+		b.SetBytes(int64(len(v)))
+		for i := 0; i < b.N; i++ {
+			if _, err := decodeConversion(true, v); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("full_type", func(b *testing.B) {
+		b.SetBytes(int64(len(v)))
+		for i := 0; i < b.N; i++ {
+			var a event.AttributedInstall
+			if err := json.Unmarshal(v, &a); err != nil {
+				b.Fatal(err)
+			}
+		}
 	})
 }

@@ -1,0 +1,4 @@
+package forwarder
+
+// AFQuery is afQuery for the integration tests (package forwarder_test).
+const AFQuery = afQuery
