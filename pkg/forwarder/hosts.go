@@ -16,6 +16,7 @@ type hosts struct {
 	rate     float64 // attempts per second per host; 0: unlimited
 	burst    float64
 	maxQueue int
+	refill   int // free slots that wake a consumer waiting on a full queue
 	run      func(*job)
 
 	mu sync.Mutex
@@ -28,16 +29,16 @@ type host struct {
 	active int
 	tokens float64
 	last   time.Time
-	// room is signalled when a job leaves the queue; spilling is set when
-	// the queue stayed full for a whole wait (a slow host): new jobs then
-	// spill at once until the queue is half empty.
+	// room is signalled when a full queue has refill free slots again;
+	// spilling is set when it did not within a whole wait (a slow host):
+	// new jobs then spill at once until the queue is half empty.
 	room     chan struct{}
 	spilling bool
 }
 
 func newHosts(ctx context.Context, s Settings, run func(*job)) *hosts {
 	return &hosts{ctx: ctx, conc: s.HostConcurrency, rate: float64(s.HostRate), burst: float64(max(1, s.HostRate)), maxQueue: s.HostQueue,
-		run: run, m: map[string]*host{}}
+		refill: max(1, min(s.HostConcurrency, s.HostQueue/2)), run: run, m: map[string]*host{}}
 }
 
 // enqueue adds j to its host's queue; false when the queue is full.
@@ -46,9 +47,12 @@ func (h *hosts) enqueue(j *job) bool {
 }
 
 // enqueueWait is enqueue waiting up to wait for room in a full queue, so
-// a fast host's queue that is merely full is not spilled; a host whose
-// queue stays full for the whole wait is slow, and spills without waiting
-// until its queue is half empty again.
+// a fast host's queue that is merely full is not spilled; a host that does
+// not free refill slots (a round of its workers) within the wait is slow,
+// and spills without waiting until its queue is half empty again. Waiting
+// for a round rather than a slot wakes the caller once per round when it
+// outpaces the host (a backlog), and lets no host slower than that set
+// the caller's pace for every other host.
 func (h *hosts) enqueueWait(j *job, wait time.Duration) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -107,9 +111,11 @@ func (h *hosts) work(hq *host) {
 		if hq.spilling && len(hq.queue) <= h.maxQueue/2 {
 			hq.spilling = false
 		}
-		select {
-		case hq.room <- struct{}{}:
-		default:
+		if len(hq.queue) <= h.maxQueue-h.refill {
+			select {
+			case hq.room <- struct{}{}:
+			default:
+			}
 		}
 		wait := h.reserve(hq)
 		h.mu.Unlock()
