@@ -177,6 +177,7 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	stopSending()
 	<-retryDone
 	f.hosts.wait()
+	f.send.client.CloseIdle()
 	close(f.outcomes) // no attempt starts any more
 	<-recorded
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
