@@ -135,6 +135,9 @@ func (e timeoutError) Unwrap() error { return e.err }
 
 // urlOp is the Op of a *url.Error for method, as net/http words it.
 func urlOp(method string) string {
+	if method == "" {
+		return "Get" // what an empty method sends
+	}
 	return method[:1] + toLower(method[1:])
 }
 

@@ -392,3 +392,25 @@ func TestRefusedURLs(t *testing.T) {
 		}
 	}
 }
+
+// TestEmptyMethod: a request built by hand without a method is a GET, as
+// net/http sends it, and its error names it so.
+func TestEmptyMethod(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.Method) }))
+	defer srv.Close()
+	u, _ := url.Parse(srv.URL)
+	resp, err := (&Client{}).Do(&http.Request{URL: u, Header: http.Header{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "GET" {
+		t.Errorf("server saw method %q", b)
+	}
+	u.Scheme = "gopher"
+	var ue *url.Error
+	if _, err := (&Client{}).Do(&http.Request{URL: u, Header: http.Header{}}); !errors.As(err, &ue) || ue.Op != "Get" {
+		t.Errorf("error %v, want a *url.Error of Op Get", err)
+	}
+}
