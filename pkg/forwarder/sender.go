@@ -55,6 +55,7 @@ func newSender(s Settings, egress *forward.Egress, keys *keyring) *sender {
 		Timeout:        s.AttemptTimeout,
 		MaxIdlePerHost: s.HostConcurrency,
 		IdleTimeout:    90 * time.Second,
+		MaxBodyRead:    int64(s.MaxResponseBytes), // the rest of a longer answer closes its connection
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			if len(via) > sd.redirect {
 				return fmt.Errorf("%w: more than %d redirects", forward.ErrRefused, sd.redirect)
@@ -112,15 +113,12 @@ func (s *sender) send(ctx context.Context, req *forward.Request, attempt int) at
 // snippetBytes is how much of an answer the delivery log keeps.
 const snippetBytes = 256
 
-// readSnippet keeps the start of an answer and reads the rest, up to the
-// cap, so the connection can be reused; a longer answer is cut (and its
-// connection closed).
+// readSnippet keeps the start of an answer; closing the body reads the
+// rest up to the cap (h1client's MaxBodyRead), so the connection can be
+// reused.
 func (s *sender) readSnippet(body io.Reader) string {
 	var buf [snippetBytes]byte
 	n, _ := io.ReadFull(io.LimitReader(body, min(s.maxBody, snippetBytes)), buf[:])
-	if s.maxBody > int64(n) {
-		_, _ = io.Copy(io.Discard, io.LimitReader(body, s.maxBody-int64(n)))
-	}
 	if n == 0 {
 		return ""
 	}

@@ -50,6 +50,11 @@ type Client struct {
 	MaxIdlePerHost int
 	// IdleTimeout closes a connection idle this long; 0: 90s.
 	IdleTimeout time.Duration
+	// MaxBodyRead is the most of an answer's body read in all, what the
+	// caller read included: closing a body reads an unread rest within it
+	// so the connection can be reused, and closes the connection when the
+	// rest is longer. 0: 4 KB.
+	MaxBodyRead int64
 	// CheckRedirect decides whether to follow a redirect to req (via: the
 	// requests so far, oldest first); an error ends the exchange with it.
 	// nil: up to 10 redirects. A redirect is followed as net/http does:

@@ -236,6 +236,28 @@ func TestBodies(t *testing.T) {
 	if n := conns.Load(); n != 2 {
 		t.Errorf("%d connections, want 2: a 64 KB answer left unread closes its connection", n)
 	}
+
+	// MaxBodyRead counts what the caller read: 3 read and 7 left fit in
+	// 11, not in 9.
+	for _, c := range []struct {
+		max   int64
+		conns int32
+	}{{11, 0}, {9, 1}} {
+		cl := &Client{MaxBodyRead: c.max}
+		get(t, cl, srv.URL+"/chunked") // one idle connection
+		before := conns.Load()
+		req, _ = http.NewRequest(http.MethodGet, srv.URL+"/small", nil)
+		if resp, err = cl.Do(req); err != nil {
+			t.Fatal(err)
+		}
+		io.ReadFull(resp.Body, make([]byte, 3))
+		resp.Body.Close()
+		get(t, cl, srv.URL+"/chunked")
+		if n := conns.Load() - before; n != c.conns {
+			t.Errorf("MaxBodyRead %d: %d new connections after 3 of 10 bytes read, want %d", c.max, n, c.conns)
+		}
+		cl.CloseIdle()
+	}
 }
 
 // TestTimeout: Timeout cuts an exchange the server does not answer, with

@@ -16,6 +16,7 @@ type body struct {
 	ctx      context.Context
 	cancel   context.CancelFunc // the exchange's timeout; nil until Do returns
 	reusable bool
+	read     int64 // bytes read so far
 	eof      bool
 	closed   bool
 }
@@ -25,27 +26,25 @@ func (b *body) Read(p []byte) (int, error) {
 		return 0, io.ErrClosedPipe
 	}
 	n, err := b.rc.Read(p)
+	b.read += int64(n)
 	if err == io.EOF {
 		b.eof = true
 	}
 	return n, err
 }
 
-// drainOnClose is how much of an unread rest Close reads to keep the
-// connection: more costs more than a new connection.
-const drainOnClose = 4 << 10
-
-// Close ends the exchange. A short unread rest is read so the connection
-// can be reused.
+// Close ends the exchange. An unread rest within Client.MaxBodyRead is
+// read so the connection can be reused.
 func (b *body) Close() error {
 	if b.closed {
 		return nil
 	}
-	b.closed = true
-	if !b.eof && b.reusable && b.ctx.Err() == nil {
-		n, err := io.Copy(io.Discard, io.LimitReader(b.rc, drainOnClose+1))
-		b.eof = err == nil && n <= drainOnClose
+	if left := b.c.maxBodyRead() - b.read; !b.eof && b.reusable && left > 0 && b.ctx.Err() == nil {
+		// Through Read, which marks the end: a rest of exactly left bytes
+		// is not known to end there, and closes the connection.
+		_, _ = io.Copy(io.Discard, io.LimitReader(b, left))
 	}
+	b.closed = true
 	_ = b.rc.Close()
 	if b.cancel != nil {
 		b.cancel()
@@ -63,6 +62,15 @@ func (c *Client) maxIdle() int {
 		return c.MaxIdlePerHost
 	}
 	return 2
+}
+
+// maxBodyRead is MaxBodyRead or its default: more costs more than a new
+// connection.
+func (c *Client) maxBodyRead() int64 {
+	if c.MaxBodyRead > 0 {
+		return c.MaxBodyRead
+	}
+	return 4 << 10
 }
 
 func (c *Client) idleTimeout() time.Duration {
