@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -200,9 +201,12 @@ func outcome(h hanging, endedTxnID string, ended endedTxn, v2 bool) (commit, kno
 // transaction's coordinator decided it, the partition never heard. It
 // returns the ones it resolved; the others are left to the operator.
 func markKnown(ctx context.Context, p *Prober, hs []hanging) (resolved, left []hanging, err error) {
+	// The cluster is asked at most once a call, not once a transaction (a
+	// Kafka 3 cluster's no is not kept).
+	clusterV2 := sync.OnceValue(func() bool { return p.clusterRunsV2(ctx) })
 	for _, h := range hs {
 		txnID, ended, _ := p.endedAs(h.d.ProducerID, h.d.ProducerEpoch)
-		v2 := h.txnID != "" && (p.isV2(h.txnID) || p.clusterRunsV2(ctx))
+		v2 := h.txnID != "" && (p.isV2(h.txnID) || clusterV2())
 		commit, known := outcome(h, txnID, ended, v2)
 		if !known {
 			left = append(left, h)
