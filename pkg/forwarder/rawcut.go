@@ -27,22 +27,13 @@ func rawSpan(value []byte) (from, to int, ok bool) {
 	i++
 	prevSep := -1 // the comma before the current member; -1 for the first
 	for {
-		i = skipSpace(value, i)
-		if i >= len(value) || value[i] != '"' {
+		keyStart := skipSpace(value, i)
+		keyEnd, valStart, keyOK := skipKey(value, keyStart, false)
+		if !keyOK {
 			return 0, 0, false // "}" of an empty object, or not JSON
 		}
-		keyStart := i
-		end, strOK := skipString(value, i, false)
-		if !strOK {
-			return 0, 0, false
-		}
-		isRaw := string(value[keyStart:end]) == `"raw"`
-		i = skipSpace(value, end)
-		if i >= len(value) || value[i] != ':' {
-			return 0, 0, false
-		}
-		i = skipSpace(value, i+1)
-		valEnd, valOK := skipValue(value, i, isRaw, 0)
+		isRaw := string(value[keyStart:keyEnd]) == `"raw"`
+		valEnd, valOK := skipValue(value, valStart, isRaw, 0)
 		if !valOK {
 			return 0, 0, false
 		}
@@ -79,7 +70,7 @@ func rawSpan(value []byte) (from, to int, ok bool) {
 const maxCutDepth = 16
 
 // skipValue returns the index after the JSON value starting at i. strict
-// (the value to cut) accepts only the conservative subset cutRaw
+// (the value to cut) accepts only the conservative subset rawSpan
 // documents; otherwise numbers and literals are scanned loosely, the
 // decoder checking them later.
 func skipValue(b []byte, i int, strict bool, depth int) (int, bool) {
@@ -100,18 +91,10 @@ func skipValue(b []byte, i int, strict bool, depth int) (int, bool) {
 		}
 		for {
 			if c == '{' {
-				if i >= len(b) || b[i] != '"' {
+				var ok bool
+				if _, i, ok = skipKey(b, i, strict); !ok {
 					return 0, false
 				}
-				end, ok := skipString(b, i, strict)
-				if !ok {
-					return 0, false
-				}
-				i = skipSpace(b, end)
-				if i >= len(b) || b[i] != ':' {
-					return 0, false
-				}
-				i = skipSpace(b, i+1)
 			}
 			end, ok := skipValue(b, i, strict, depth+1)
 			if !ok {
@@ -143,6 +126,22 @@ func skipValue(b []byte, i int, strict bool, depth int) (int, bool) {
 		i++
 	}
 	return i, i > start
+}
+
+// skipKey returns, for the object member whose key starts at i, the index
+// after its key and the index of its value (past the colon and spaces).
+func skipKey(b []byte, i int, strict bool) (keyEnd, valStart int, ok bool) {
+	if i >= len(b) || b[i] != '"' {
+		return 0, 0, false
+	}
+	if keyEnd, ok = skipString(b, i, strict); !ok {
+		return 0, 0, false
+	}
+	i = skipSpace(b, keyEnd)
+	if i >= len(b) || b[i] != ':' {
+		return 0, 0, false
+	}
+	return keyEnd, skipSpace(b, i+1), true
 }
 
 // isScalarByte reports whether c can be part of a number or a literal.
