@@ -3,7 +3,6 @@
 package forwarder_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -17,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/adtrack/postback/pkg/forward"
+	"github.com/adtrack/postback/pkg/forwarder"
 )
 
 // BenchmarkForwarderVsPlain measures, in one run against one local
@@ -63,7 +63,7 @@ func BenchmarkForwarderVsPlain(b *testing.B) {
 			// a plain client with the same concurrency, nothing else.
 			reqs := make([]forward.Request, n)
 			for k := range reqs {
-				a := install(next + k)
+				a := forwarder.AttributedInstall(next + k)
 				reqs[k], _ = forward.Render(stored, forward.FromInstall(&a))
 			}
 			plainBefore := plainAfter
@@ -106,7 +106,7 @@ func BenchmarkForwarderVsPlain(b *testing.B) {
 		for s := 0; s < rate*seconds/50; s++ {
 			recs := make([]*kgo.Record, 0, 50)
 			for k := 0; k < 50; k++ {
-				a := install(next)
+				a := forwarder.AttributedInstall(next)
 				next++
 				v, _ := json.Marshal(a)
 				recs = append(recs, &kgo.Record{Topic: e.topics.InstallsAttributed, Key: []byte(a.EventID), Value: v})
@@ -186,17 +186,9 @@ func plainLoop(b *testing.B, reqs []forward.Request, concurrency int) float64 {
 		go func() {
 			defer wg.Done()
 			for r := range work {
-				hr, _ := http.NewRequest(r.Method, r.URL, bytes.NewReader(r.Body))
-				hr.Header.Set(forward.HeaderIdempotencyKey, r.DeliveryID)
-				ts := time.Now().Unix()
-				hr.Header.Set(forward.HeaderTimestamp, fmt.Sprint(ts))
-				hr.Header.Set(forward.HeaderSignature, forward.Sign([]byte(secret), ts, r.Method, hr.URL.RequestURI(), r.Body))
-				resp, err := client.Do(hr)
-				if err != nil {
+				if err := forwarder.PlainSend(client, r, []byte(secret)); err != nil {
 					b.Error(err)
-					continue
 				}
-				resp.Body.Close()
 			}
 		}()
 	}

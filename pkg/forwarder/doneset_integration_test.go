@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/adtrack/postback/pkg/forward"
+	"github.com/adtrack/postback/pkg/forwarder"
 	"github.com/adtrack/postback/pkg/testenv"
 )
 
@@ -30,7 +31,9 @@ func TestDoneSetsRestored(t *testing.T) {
 	cfg := e.config(reg, egress)
 	cfg.Retry.Initial = 50 * time.Millisecond
 	e.produceInstalls(0, 10) // offsets 0..9 of the one partition
-	id := func(i int) string { return forward.DeliveryID(forward.KindInstall, install(i).EventID, "p") }
+	id := func(i int) string {
+		return forward.DeliveryID(forward.KindInstall, forwarder.AttributedInstall(i).EventID, "p")
+	}
 	src := func(i int) forward.Source {
 		return forward.Source{Topic: e.topics.InstallsAttributed, Partition: 0, Offset: int64(i)}
 	}

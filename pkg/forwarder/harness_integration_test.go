@@ -18,7 +18,6 @@ import (
 	"github.com/segmentio/encoding/json"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/adtrack/postback/pkg/event"
 	"github.com/adtrack/postback/pkg/forward"
 	"github.com/adtrack/postback/pkg/forwarder"
 	"github.com/adtrack/postback/pkg/kafkaconn"
@@ -90,29 +89,11 @@ func (e *env) run(cfg forwarder.Config) (stop func()) {
 	}
 }
 
-var t0 = time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
-
-// install returns attributed install i (campaign c1 of media source pub_int)
-// with its raw postback, as attribution publishes it.
-func install(i int) event.AttributedInstall {
-	ctit := int64(42)
-	touch := t0.Add(-42 * time.Second)
-	return event.AttributedInstall{
-		Install: event.Install{Postback: event.Postback{EventID: fmt.Sprintf("inst-%06d", i), MMP: "appsflyer", ReceivedAt: t0,
-			AppID: "com.example.game", Platform: event.PlatformAndroid,
-			Device: event.Device{GAID: "38400000-8cf0-11bd-b23e-10b96e40000d", IP: "203.0.113.7", UA: "Mozilla/5.0"}, Country: "DE",
-			Raw: event.Raw{Method: "GET", Path: "/v1/postbacks/appsflyer", Query: forwarder.AFQuery, RemoteIP: "198.51.100.7"}},
-			InstallTime: t0},
-		Attribution: event.Attribution{MatchType: event.MatchClickID, TouchID: fmt.Sprintf("click-%06d", i), TouchTime: &touch,
-			CTITSeconds: &ctit, CampaignID: "c1", MediaSource: "pub_int", SiteID: "site7", SubSiteID: "sub9", AttributedAt: t0},
-	}
-}
-
 func (e *env) produceInstalls(from, n int) {
 	e.t.Helper()
 	recs := make([]*kgo.Record, 0, n)
 	for i := from; i < from+n; i++ {
-		a := install(i)
+		a := forwarder.AttributedInstall(i)
 		v, _ := json.Marshal(a)
 		recs = append(recs, &kgo.Record{Topic: e.topics.InstallsAttributed, Key: []byte(a.EventID), Value: v})
 	}

@@ -1,6 +1,7 @@
 package forwarder
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -22,21 +23,27 @@ const afQuery = "app_id=com.example.game&platform=android&event_name=install&app
 	"&user_agent=Dalvik%2F2.1.0%20%28Linux%3B%20U%3B%20Android%2014%3B%20SM-G998B%20Build%2FUP1A%29" +
 	"&is_retargeting=false&is_primary_attribution=true&match_type=id_matching&cost_model=CPI&cost_value=1.50&cost_currency=USD"
 
-// realisticInstall is an attributed install record as attribution
-// publishes it: JSON, with its raw AppsFlyer postback.
-func realisticInstall(tb testing.TB) []byte {
+// attributedInstall returns attributed install i (campaign c1 of media
+// source pub_int) with its raw AppsFlyer postback, as attribution
+// publishes it.
+func attributedInstall(i int) event.AttributedInstall {
 	at := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
 	touch, ctit := at.Add(-42*time.Second), int64(42)
-	a := event.AttributedInstall{
-		Install: event.Install{Postback: event.Postback{EventID: "inst-000001", MMP: "appsflyer", ReceivedAt: at,
+	return event.AttributedInstall{
+		Install: event.Install{Postback: event.Postback{EventID: fmt.Sprintf("inst-%06d", i), MMP: "appsflyer", ReceivedAt: at,
 			AppID: "com.example.game", Platform: event.PlatformAndroid,
 			Device: event.Device{GAID: "38400000-8cf0-11bd-b23e-10b96e40000d", IP: "203.0.113.7", UA: "Mozilla/5.0"}, Country: "DE",
 			Raw: event.Raw{Method: "GET", Path: "/v1/postbacks/appsflyer", Query: afQuery, RemoteIP: "198.51.100.7"}},
 			InstallTime: at},
-		Attribution: event.Attribution{MatchType: event.MatchClickID, TouchID: "click-000001", TouchTime: &touch,
+		Attribution: event.Attribution{MatchType: event.MatchClickID, TouchID: fmt.Sprintf("click-%06d", i), TouchTime: &touch,
 			CTITSeconds: &ctit, CampaignID: "c1", MediaSource: "pub_int", SiteID: "site7", SubSiteID: "sub9", AttributedAt: at},
 	}
-	v, err := json.Marshal(a)
+}
+
+// realisticInstall is attributed install 1's record: JSON, as attribution
+// publishes it.
+func realisticInstall(tb testing.TB) []byte {
+	v, err := json.Marshal(attributedInstall(1))
 	if err != nil {
 		tb.Fatal(err)
 	}
