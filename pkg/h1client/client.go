@@ -27,6 +27,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -143,17 +144,7 @@ func urlOp(method string) string {
 	if method == "" {
 		return "Get" // what an empty method sends
 	}
-	return method[:1] + toLower(method[1:])
-}
-
-func toLower(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if c >= 'A' && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
+	return method[:1] + strings.ToLower(method[1:])
 }
 
 // exchange sends req once and reads its answer's headers. A reused
