@@ -87,7 +87,7 @@ func TestDoneSetsRestored(t *testing.T) {
 	// last value of each key is a tombstone.
 	waitFor(t, 10*time.Second, "the state tombstoned", func() bool {
 		live := map[string]bool{}
-		for _, r := range testenv.ReadAll(t, e.brokers, e.topics.ForwarderState, time.Second) {
+		for _, r := range testenv.ReadAll(t, e.brokers, e.topics.ForwarderState) {
 			live[string(r.Key)] = len(r.Value) > 0
 		}
 		for k, v := range live {

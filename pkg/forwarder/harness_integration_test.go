@@ -108,7 +108,7 @@ func (e *env) produceInstalls(from, n int) {
 func (e *env) deliveries() []forward.Attempt {
 	e.t.Helper()
 	var out []forward.Attempt
-	for _, r := range testenv.ReadAll(e.t, e.brokers, e.topics.Deliveries, 2*time.Second) {
+	for _, r := range testenv.ReadAll(e.t, e.brokers, e.topics.Deliveries) {
 		var a forward.Attempt
 		if err := json.Unmarshal(r.Value, &a); err != nil {
 			e.t.Fatalf("delivery log record: %v", err)

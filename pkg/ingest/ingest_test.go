@@ -149,7 +149,7 @@ func (h *harness) get(path string) answer { return h.do("GET", path, "", "", nil
 // it is called (a quiet period alone was flaky under a loaded machine).
 func (h *harness) records(topic string) []*kgo.Record {
 	h.t.Helper()
-	return testenv.ReadAll(h.t, h.brokers, topic, 300*time.Millisecond)
+	return testenv.ReadAll(h.t, h.brokers, topic)
 }
 
 func installQuery(extra string) string {
@@ -570,7 +570,7 @@ func TestHostilePostbacksRejected(t *testing.T) {
 	}
 	// Keyed by source: two partitions, so a longer quiet than h.records'
 	// (which may stop after the first partition on a loaded machine).
-	recs := testenv.ReadAll(t, h.brokers, h.cfg.Topics.Rejected, 3*time.Second)
+	recs := testenv.ReadAll(t, h.brokers, h.cfg.Topics.Rejected)
 	if len(recs) != 7 {
 		t.Fatalf("%d rejected records, want 7", len(recs))
 	}
@@ -713,7 +713,7 @@ func TestIdempotencyKey(t *testing.T) {
 		}
 	}
 	clicks := map[string]int{}
-	for _, r := range testenv.ReadAll(t, h.brokers, h.cfg.Topics.Clicks, 3*time.Second) { // several partitions
+	for _, r := range testenv.ReadAll(t, h.brokers, h.cfg.Topics.Clicks) { // several partitions
 		clicks[string(r.Key)]++
 	}
 	if clicks[want] != 3 || len(clicks) != 4 {

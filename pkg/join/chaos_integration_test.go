@@ -341,8 +341,8 @@ join: {transaction_timeout: 10s, session_timeout: 6s, stall_timeout: 10s}`, addr
 	e.feed(p.records()...)
 	wantI := installOutcomes(t, e.out[cfg.Topics.InstallsAttributed])
 	checkMix(t, wantI, 1500)
-	compareOutcomes(t, "install", installOutcomes(t, testenv.ReadAll(t, brokers, cfg.Topics.InstallsAttributed, 2*time.Second)), wantI)
-	compareOutcomes(t, "event", eventOutcomes(t, testenv.ReadAll(t, brokers, cfg.Topics.EventsAttributed, 2*time.Second)), eventOutcomes(t, e.out[cfg.Topics.EventsAttributed]))
+	compareOutcomes(t, "install", installOutcomes(t, testenv.ReadAll(t, brokers, cfg.Topics.InstallsAttributed)), wantI)
+	compareOutcomes(t, "event", eventOutcomes(t, testenv.ReadAll(t, brokers, cfg.Topics.EventsAttributed)), eventOutcomes(t, e.out[cfg.Topics.EventsAttributed]))
 	for _, want := range []string{"stage session failed; starting a new one", "restored"} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("service log lacks %q", want)

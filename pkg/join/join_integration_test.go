@@ -74,8 +74,8 @@ func integrationConfigOn(t *testing.T, brokers []string) (Config, string) {
 func checkAgainstOracle(t *testing.T, cfg Config, ws ...workload) {
 	t.Helper()
 	wantI, wantE := expected(t, cfg, ws...)
-	compareOutcomes(t, "install", installOutcomes(t, testenv.ReadAll(t, cfg.Kafka.Brokers(), cfg.Topics.InstallsAttributed, 2*time.Second)), wantI)
-	compareOutcomes(t, "event", eventOutcomes(t, testenv.ReadAll(t, cfg.Kafka.Brokers(), cfg.Topics.EventsAttributed, 2*time.Second)), wantE)
+	compareOutcomes(t, "install", installOutcomes(t, testenv.ReadAll(t, cfg.Kafka.Brokers(), cfg.Topics.InstallsAttributed)), wantI)
+	compareOutcomes(t, "event", eventOutcomes(t, testenv.ReadAll(t, cfg.Kafka.Brokers(), cfg.Topics.EventsAttributed)), wantE)
 }
 
 // TestWipedStateIntegration: clicks are stored, the instance stops, its
@@ -106,7 +106,7 @@ func TestWipedStateIntegration(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	checkMix(t, installOutcomes(t, testenv.ReadAll(t, cfg.Kafka.Brokers(), cfg.Topics.InstallsAttributed, 2*time.Second)), 500)
+	checkMix(t, installOutcomes(t, testenv.ReadAll(t, cfg.Kafka.Brokers(), cfg.Topics.InstallsAttributed)), 500)
 	checkAgainstOracle(t, cfg, w)
 }
 
@@ -252,7 +252,7 @@ telemetry: {addr: "", log_format: text, log_level: info}`)
 	waitCount(t, cfg.Kafka.Brokers(), tc.EventsAttributed, w.uniqueEvents, 3*time.Minute)
 	checkAgainstOracle(t, cfg, w)
 
-	committed := len(testenv.ReadAll(t, cfg.Kafka.Brokers(), tc.InstallsAttributed, 2*time.Second))
+	committed := len(testenv.ReadAll(t, cfg.Kafka.Brokers(), tc.InstallsAttributed))
 	uncommitted := readUncommitted(t, cfg.Kafka.Brokers(), tc.InstallsAttributed)
 	t.Logf("installs.attributed: %d committed records, %d in the log including aborted transactions", committed, uncommitted)
 	if uncommitted <= committed {

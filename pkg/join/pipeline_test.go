@@ -45,8 +45,8 @@ func pipelineScenario(t *testing.T, cfg Config, users int) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	gotI := testenv.ReadAll(t, brokers, tp.InstallsAttributed, 2*time.Second)
-	gotE := testenv.ReadAll(t, brokers, tp.EventsAttributed, 2*time.Second)
+	gotI := testenv.ReadAll(t, brokers, tp.InstallsAttributed)
+	gotE := testenv.ReadAll(t, brokers, tp.EventsAttributed)
 	validateRecords(t, "installs.attributed.v1", gotI)
 	validateRecords(t, "events.attributed.v1", gotE)
 	compareOutcomes(t, "install", installOutcomes(t, gotI), wantI)
@@ -140,8 +140,8 @@ func backlogScenario(t *testing.T, cfg Config) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	compareOutcomes(t, "install", installOutcomes(t, testenv.ReadAll(t, cfg.Kafka.Brokers(), cfg.Topics.InstallsAttributed, 2*time.Second)), wantI)
-	compareOutcomes(t, "event", eventOutcomes(t, testenv.ReadAll(t, cfg.Kafka.Brokers(), cfg.Topics.EventsAttributed, 2*time.Second)), wantE)
+	compareOutcomes(t, "install", installOutcomes(t, testenv.ReadAll(t, cfg.Kafka.Brokers(), cfg.Topics.InstallsAttributed)), wantI)
+	compareOutcomes(t, "event", eventOutcomes(t, testenv.ReadAll(t, cfg.Kafka.Brokers(), cfg.Topics.EventsAttributed)), wantE)
 }
 
 func TestBacklogKfake(t *testing.T) {

@@ -51,7 +51,7 @@ func TestIdlePartitionsSettleKfake(t *testing.T) {
 		t.Fatal(err)
 	}
 	var a event.AttributedInstall
-	recs := testenv.ReadAll(t, cfg.Kafka.Brokers(), cfg.Topics.InstallsAttributed, time.Second)
+	recs := testenv.ReadAll(t, cfg.Kafka.Brokers(), cfg.Topics.InstallsAttributed)
 	if err := json.Unmarshal(recs[0].Value, &a); err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func TestIdlePartitionsWithoutTicksKfake(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(testenv.ReadAll(t, cfg.Kafka.Brokers(), cfg.Topics.InstallsAttributed, time.Second)) + len(testenv.ReadAll(t, cfg.Kafka.Brokers(), cfg.Topics.EventsAttributed, time.Second)); n != 0 {
+	if n := len(testenv.ReadAll(t, cfg.Kafka.Brokers(), cfg.Topics.InstallsAttributed)) + len(testenv.ReadAll(t, cfg.Kafka.Brokers(), cfg.Topics.EventsAttributed)); n != 0 {
 		t.Fatalf("%d records published without ticks; the control is broken", n)
 	}
 }

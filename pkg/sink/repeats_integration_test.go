@@ -69,7 +69,7 @@ func (e *env) beyondProgress(table, topic string) int {
 		last[int32(p)] = int64(o)
 	}
 	n := 0
-	for _, r := range testenv.ReadAll(e.t, e.brokers, topic, time.Second) {
+	for _, r := range testenv.ReadAll(e.t, e.brokers, topic) {
 		if o, ok := last[r.Partition]; !ok || r.Offset > o {
 			n++
 		}
@@ -169,7 +169,7 @@ func TestKeyedRepeatsLoadedOnce(t *testing.T) {
 	}
 	// The first record of an id wins: the row loaded is its first copy.
 	first := map[string]int64{}
-	for _, r := range testenv.ReadAll(t, e.brokers, e.cfg.Kafka.Topics.Clicks, time.Second) {
+	for _, r := range testenv.ReadAll(t, e.brokers, e.cfg.Kafka.Topics.Clicks) {
 		if o, ok := first[string(r.Key)]; !ok || r.Offset < o {
 			first[string(r.Key)] = r.Offset
 		}
@@ -269,7 +269,7 @@ func TestKeyedClickRetriedAfter503CountsOnce(t *testing.T) {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		sites := map[string]int{}
-		for _, r := range testenv.ReadAll(t, brokers, topics.Clicks, time.Second) {
+		for _, r := range testenv.ReadAll(t, brokers, topics.Clicks) {
 			var c event.Click
 			_ = json.Unmarshal(r.Value, &c)
 			sites[c.SiteID]++

@@ -168,7 +168,7 @@ func faultScenario(t *testing.T, fc faultCase) {
 	if hits() == 0 {
 		t.Fatal("the fault was never hit: the case tests nothing")
 	}
-	checkCounts(t, testenv.ReadAll(t, cfg.Kafka.Brokers(), out, 2*time.Second), counts)
+	checkCounts(t, testenv.ReadAll(t, cfg.Kafka.Brokers(), out), counts)
 	checkStateMatchesChangelog(t, cfg, 3)
 	if fc.outcome != "" {
 		n := 0.0

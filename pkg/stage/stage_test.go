@@ -46,7 +46,7 @@ func countsScenario(t *testing.T, cfg Config, out string) {
 	if err := stop(); err != nil {
 		t.Fatalf("first run: %v", err)
 	}
-	checkCounts(t, testenv.ReadAll(t, brokers, out, 2*time.Second), counts)
+	checkCounts(t, testenv.ReadAll(t, brokers, out), counts)
 
 	if err := os.RemoveAll(filepath.Join(cfg.StateDir, cfg.Name)); err != nil {
 		t.Fatal(err)
@@ -57,7 +57,7 @@ func countsScenario(t *testing.T, cfg Config, out string) {
 	if err := stop(); err != nil {
 		t.Fatalf("second run: %v", err)
 	}
-	checkCounts(t, testenv.ReadAll(t, brokers, out, 2*time.Second), counts)
+	checkCounts(t, testenv.ReadAll(t, brokers, out), counts)
 	if _, err := os.Stat(filepath.Join(cfg.StateDir, cfg.Name, "0")); err != nil {
 		t.Errorf("state dir of partition 0: %v", err)
 	}
@@ -123,7 +123,7 @@ func twoInstancesScenario(t *testing.T, cfg Config, out string) {
 	if err := stopB(); err != nil {
 		t.Fatalf("instance B: %v", err)
 	}
-	checkCounts(t, testenv.ReadAll(t, brokers, out, 2*time.Second), counts)
+	checkCounts(t, testenv.ReadAll(t, brokers, out), counts)
 	if _, err := os.Stat(filepath.Join(cfgB.StateDir, cfg.Name)); err != nil {
 		t.Errorf("instance B kept no state: %v", err)
 	}
@@ -173,7 +173,7 @@ func TestProcessErrorAbortsKfake(t *testing.T) {
 	if err := Run(ctx, cfg, failing); !errors.Is(err, boom) {
 		t.Fatalf("Run returned %v, want the processor's error", err)
 	}
-	partial := testenv.ReadAll(t, cfg.Kafka.Brokers(), out, time.Second)
+	partial := testenv.ReadAll(t, cfg.Kafka.Brokers(), out)
 	if len(partial) >= 150 {
 		t.Fatalf("%d outputs committed, want fewer than 150 (the failing transaction's must be aborted)", len(partial))
 	}
@@ -182,7 +182,7 @@ func TestProcessErrorAbortsKfake(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	checkCounts(t, testenv.ReadAll(t, cfg.Kafka.Brokers(), out, 2*time.Second), counts)
+	checkCounts(t, testenv.ReadAll(t, cfg.Kafka.Brokers(), out), counts)
 }
 
 // TestMergeByTime: records of several partitions come out in timestamp

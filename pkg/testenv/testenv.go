@@ -195,26 +195,32 @@ func Topics(t testing.TB, brokers []string, partitions int) topics.Config {
 	return tc
 }
 
-// ReadAll returns every committed record of topic: it lists the end
-// offsets first and consumes until it has reached them, so a slow broker
-// cannot make it return early. quiet bounds the wait for records that are
-// missing below the end offsets (aborted transactions leave such gaps).
-func ReadAll(t testing.TB, brokers []string, topic string, quiet time.Duration) []*kgo.Record {
+// ReadAll returns every committed record of topic, in each partition's
+// offset order. It lists the last stable offsets (read_committed) first and
+// consumes until every partition has reached its own, counting transaction
+// markers as progress, so neither a slow broker nor a partition that answers
+// late can make it return early, and a finished read waits for nothing.
+//
+// One case cannot be seen to end: aborted records just below a stable offset
+// that an open transaction holds back (their marker lies above it). A
+// partition stuck like that for readAllStuck is taken as read.
+func ReadAll(t testing.TB, brokers []string, topic string) []*kgo.Record {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	ends, err := kadm.NewClient(cl).ListCommittedOffsets(ctx, topic)
 	if err == nil {
 		err = ends.Error()
 	}
 	if err != nil {
-		t.Fatalf("list end offsets of %s: %v", topic, err)
+		t.Fatalf("list stable offsets of %s: %v", topic, err)
 	}
 	pending := map[int32]int64{}
 	ends.Each(func(o kadm.ListedOffset) {
@@ -224,26 +230,29 @@ func ReadAll(t testing.TB, brokers []string, topic string, quiet time.Duration) 
 	})
 	var out []*kgo.Record
 	last := time.Now()
-	for len(pending) > 0 && ctx.Err() == nil {
+	for len(pending) > 0 && time.Since(last) < readAllStuck {
 		pctx, pcancel := context.WithTimeout(ctx, time.Second)
 		fs := cl.PollFetches(pctx)
 		pcancel()
-		fs.EachPartition(func(p kgo.FetchTopicPartition) {
-			for _, r := range p.Records {
-				out = append(out, r)
-				last = time.Now()
+		if ctx.Err() != nil {
+			t.Fatalf("read %s: %d partitions short of their stable offsets after a minute: %v", topic, len(pending), pending)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			last = time.Now()
+			if end, ok := pending[r.Partition]; ok && r.Offset+1 >= end {
+				delete(pending, r.Partition)
 			}
-			// The high watermark also covers transaction markers.
-			if end, ok := pending[p.Partition]; ok && (len(p.Records) > 0 && p.Records[len(p.Records)-1].Offset+1 >= end) {
-				delete(pending, p.Partition)
+			if r.Offset < ends[topic][r.Partition].Offset && !r.Attrs.IsControl() {
+				out = append(out, r)
 			}
 		})
-		if len(out) > 0 && time.Since(last) > quiet {
-			break // the rest below the end offsets are markers or aborted records
-		}
 	}
 	return out
 }
+
+// readAllStuck is how long ReadAll waits on partitions that make no
+// progress before it takes them as read (see ReadAll).
+const readAllStuck = 15 * time.Second
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago, for
 // dedicated servers a test starts (a second broker, a second ClickHouse).

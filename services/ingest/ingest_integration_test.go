@@ -145,7 +145,7 @@ func TestEndpointsLandOnTheRightPartition(t *testing.T) {
 	}
 
 	clickPart := map[string]int32{}
-	for _, r := range testenv.ReadAll(t, brokers, topics.Clicks, 2*time.Second) {
+	for _, r := range testenv.ReadAll(t, brokers, topics.Clicks) {
 		var c event.Click
 		if err := json.Unmarshal(r.Value, &c); err != nil {
 			t.Fatal(err)
@@ -159,7 +159,7 @@ func TestEndpointsLandOnTheRightPartition(t *testing.T) {
 		t.Fatalf("%d clicks on %s, want 12", len(clickPart), topics.Clicks)
 	}
 	partitions := map[int32]bool{}
-	installs := testenv.ReadAll(t, brokers, topics.InstallsRaw, 2*time.Second)
+	installs := testenv.ReadAll(t, brokers, topics.InstallsRaw)
 	if len(installs) != 12 {
 		t.Fatalf("%d installs, want 12", len(installs))
 	}
@@ -180,13 +180,13 @@ func TestEndpointsLandOnTheRightPartition(t *testing.T) {
 	if len(partitions) < 2 {
 		t.Errorf("12 click ids all hashed to one partition of 6: keys are not spread")
 	}
-	if n := len(testenv.ReadAll(t, brokers, topics.Impressions, time.Second)); n != 1 {
+	if n := len(testenv.ReadAll(t, brokers, topics.Impressions)); n != 1 {
 		t.Errorf("%d impressions, want 1", n)
 	}
-	if n := len(testenv.ReadAll(t, brokers, topics.EventsRaw, time.Second)); n != 1 {
+	if n := len(testenv.ReadAll(t, brokers, topics.EventsRaw)); n != 1 {
 		t.Errorf("%d events, want 1", n)
 	}
-	rej := testenv.ReadAll(t, brokers, topics.Rejected, time.Second)
+	rej := testenv.ReadAll(t, brokers, topics.Rejected)
 	if len(rej) != 1 || !strings.Contains(string(rej[0].Value), `"field":"event_time"`) {
 		t.Errorf("rejected topic: %d records", len(rej))
 	}
@@ -335,7 +335,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 		t.Fatalf("only %d postbacks acknowledged before SIGTERM; the load did not run", len(acked))
 	}
 	onKafka := map[string]bool{}
-	for _, r := range testenv.ReadAll(t, brokers, topics.InstallsRaw, 2*time.Second) {
+	for _, r := range testenv.ReadAll(t, brokers, topics.InstallsRaw) {
 		var in event.Install
 		if err := json.Unmarshal(r.Value, &in); err != nil {
 			t.Fatal(err)
