@@ -14,14 +14,20 @@ import (
 )
 
 // Stage A state (docs/attribution-design.md): clicks by id, seen install
-// event ids, and installs waiting for their click.
+// event ids, and installs waiting for their click. The seen ids are keyed
+// indexes (clickIDStage.seen, .impSeen): event_id -> received_at, and keyed
+// impression id (event.IsKeyedTouchID) -> impression time.
 var (
 	aClicksV7 = v7index{'v'}     // UUIDv7 click id (16 bytes) -> touch (with app); expires by the id's time
 	aClicks   = tindex{'c', 'C'} // any other click_id -> touch (with app); time = click time
-	aSeen     = tindex{'s', 'S'} // event_id -> ""; time = received_at
 	aWaiting  = tindex{'w', 'W'} // (click_id, event_id) -> deadline + install JSON; time = deadline
-	aImpSeen  = tindex{'i', 'I'} // keyed impression id (event.IsKeyedTouchID) -> ""; time = impression time
 )
+
+func newClickIDStage(j *Joiner) *clickIDStage {
+	return &clickIDStage{j: j, clocks: clocks{}, waiting: occupancy{}, byText: occupancy{},
+		seen:    newKeyed('n', tindex{'s', 'S'}, false),
+		impSeen: newKeyed('o', tindex{'i', 'I'}, false)}
+}
 
 // clickIDStage is stage A. It consumes clicks, impressions and raw installs
 // (co-partitioned: an install with a click id is keyed by it, like its
@@ -34,6 +40,8 @@ type clickIDStage struct {
 	clocks  clocks
 	waiting occupancy // of aWaiting
 	byText  occupancy // of aClicks, read for UUIDv7 ids while it holds clicks
+	// seen install event ids and keyed impression ids (dedup window)
+	seen, impSeen keyed
 }
 
 func (s *clickIDStage) Process(_ context.Context, rec *kgo.Record, b *statestore.Batch, emit func(*kgo.Record)) error {
@@ -43,7 +51,7 @@ func (s *clickIDStage) Process(_ context.Context, rec *kgo.Record, b *statestore
 		case t.Clicks:
 			return s.click(rec, b, emit)
 		case t.Impressions:
-			return s.impression(rec, b, emit)
+			return s.impression(rec, b, emit, now)
 		case t.InstallsRaw:
 			return s.install(rec, b, emit, now)
 		}
@@ -63,7 +71,7 @@ func (s *clickIDStage) InspectState(stores map[int32]*statestore.Store) error {
 
 // expire drops clicks past the longest window and seen ids past the dedup
 // window.
-func (s *clickIDStage) expire(b *statestore.Batch, now time.Time) error {
+func (s *clickIDStage) expire(p int32, b *statestore.Batch, now time.Time) error {
 	ret := s.j.cfg.Rules.Retention()
 	n, err := aClicks.expire(b, now.Add(-ret.Clicks-s.j.cfg.LateAllowance), nil)
 	if err != nil {
@@ -74,11 +82,11 @@ func (s *clickIDStage) expire(b *statestore.Batch, now time.Time) error {
 		return err
 	}
 	s.j.m.expired.WithLabelValues(StageClickID, "clicks").Add(float64(n + m))
-	if n, err = aSeen.expire(b, now.Add(-s.j.cfg.DedupWindow), nil); err != nil {
+	if n, err = s.seen.expire(b, p, now.Add(-s.j.cfg.DedupWindow)); err != nil {
 		return err
 	}
 	s.j.m.expired.WithLabelValues(StageClickID, "seen").Add(float64(n))
-	if n, err = aImpSeen.expire(b, now.Add(-s.j.cfg.DedupWindow), nil); err != nil {
+	if n, err = s.impSeen.expire(b, p, now.Add(-s.j.cfg.DedupWindow)); err != nil {
 		return err
 	}
 	s.j.m.expired.WithLabelValues(StageClickID, "impressions_seen").Add(float64(n))
@@ -134,7 +142,7 @@ func (s *clickIDStage) click(rec *kgo.Record, b *statestore.Batch, emit func(*kg
 	return nil
 }
 
-func (s *clickIDStage) impression(rec *kgo.Record, b *statestore.Batch, emit func(*kgo.Record)) error {
+func (s *clickIDStage) impression(rec *kgo.Record, b *statestore.Batch, emit func(*kgo.Record), now time.Time) error {
 	var m event.Impression
 	if err := json.Unmarshal(rec.Value, &m); err != nil {
 		s.j.reject(rec, "impression", "undecodable impression: "+err.Error(), emit)
@@ -148,13 +156,13 @@ func (s *clickIDStage) impression(rec *kgo.Record, b *statestore.Batch, emit fun
 	// the dedup window, so a client's retry is not a second impression.
 	if event.IsKeyedTouchID(m.ImpressionID) {
 		id := []byte(m.ImpressionID)
-		if _, dup, err := aImpSeen.get(b, id); err != nil || dup {
+		if _, _, dup, err := s.impSeen.get(b, rec.Partition, id, now.Add(-s.j.cfg.DedupWindow)); err != nil || dup {
 			if dup {
 				s.j.m.duplicates.WithLabelValues("impression").Inc()
 			}
 			return err
 		}
-		aImpSeen.put(b, id, m.Time, nil)
+		s.impSeen.put(b, rec.Partition, id, m.Time, nil)
 	}
 	s.j.routeTouch(tagImpBin, m.ImpressionID, &m.Touch, rec.Timestamp, emit)
 	return nil
@@ -162,7 +170,7 @@ func (s *clickIDStage) impression(rec *kgo.Record, b *statestore.Batch, emit fun
 
 func (s *clickIDStage) install(rec *kgo.Record, b *statestore.Batch, emit func(*kgo.Record), now time.Time) error {
 	var in event.Install
-	if ok, err := s.j.admit(rec, b, emit, aSeen, "install", &in, &in.Postback); !ok || err != nil {
+	if ok, err := s.j.admit(rec, b, emit, s.seen, now, "install", &in, &in.Postback); !ok || err != nil {
 		return err
 	}
 	s.j.m.lookups.WithLabelValues(StageClickID).Inc()

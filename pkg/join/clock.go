@@ -43,7 +43,7 @@ func (c clocks) advance(p int32, ts time.Time, interval time.Duration) (cl *cloc
 // what waited past its grace deadline, expire drops state past its window.
 type timed interface {
 	settle(p int32, b *statestore.Batch, emit func(*kgo.Record), now time.Time) error
-	expire(b *statestore.Batch, now time.Time) error
+	expire(p int32, b *statestore.Batch, now time.Time) error
 }
 
 // step advances partition p's stream time to ts, runs handle (nil for a
@@ -61,7 +61,7 @@ func (j *Joiner) step(t timed, c clocks, p int32, ts time.Time, b *statestore.Ba
 		}
 	}
 	if expiry {
-		return t.expire(b, cl.now)
+		return t.expire(p, b, cl.now)
 	}
 	return nil
 }

@@ -2,7 +2,6 @@ package join
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -12,10 +11,6 @@ import (
 	"github.com/adtrack/postback/pkg/event"
 	"github.com/adtrack/postback/pkg/statestore"
 )
-
-// Stage B state: touches by (app, advertising id) as time series, and the
-// last counted install per (app, device).
-var bPrior = tindex{'p', 'P'} // (app, device key) -> install time (8 bytes); time = install time
 
 // deviceStage is stage B: it stores clicks and impressions by advertising
 // id, and gives each install the device's clicks (rule 2, click flooding),
@@ -27,16 +22,20 @@ type deviceStage struct {
 	// generations longer than the default windows (7 d and 24 h), so a
 	// lookup reads at most two.
 	clicks, impressions series
+	// (app, device key) -> the last counted install's time (re-attribution
+	// window)
+	prior keyed
 }
 
 func newDeviceStage(j *Joiner) *deviceStage {
 	return &deviceStage{j: j, clocks: clocks{},
 		clicks:      newSeries(gindex{'g', 8 * 24 * time.Hour}, sindex{'k', 'K'}),
-		impressions: newSeries(gindex{'h', 24 * time.Hour}, sindex{'m', 'M'})}
+		impressions: newSeries(gindex{'h', 24 * time.Hour}, sindex{'m', 'M'}),
+		prior:       newKeyed('q', tindex{'p', 'P'}, true)}
 }
 
 func (s *deviceStage) Process(_ context.Context, rec *kgo.Record, b *statestore.Batch, emit func(*kgo.Record)) error {
-	return s.j.step(s, s.clocks, rec.Partition, rec.Timestamp, b, emit, func(time.Time) error {
+	return s.j.step(s, s.clocks, rec.Partition, rec.Timestamp, b, emit, func(now time.Time) error {
 		d, ok := s.j.decodeRepartition(rec, emit)
 		switch {
 		case !ok:
@@ -46,7 +45,7 @@ func (s *deviceStage) Process(_ context.Context, rec *kgo.Record, b *statestore.
 			m := d.impression
 			s.impressions.put(b, joinKey(m.AppID, m.AdID()), m.Time, m.ImpressionID, appendTouch(nil, &m.Touch, false))
 		default:
-			return s.install(rec, b, emit, d.install)
+			return s.install(rec, b, emit, d.install, now)
 		}
 		return nil
 	})
@@ -64,7 +63,7 @@ func (s *deviceStage) settle(int32, *statestore.Batch, func(*kgo.Record), time.T
 
 // expire drops touches past their windows and counted installs past the
 // re-attribution window.
-func (s *deviceStage) expire(b *statestore.Batch, now time.Time) error {
+func (s *deviceStage) expire(p int32, b *statestore.Batch, now time.Time) error {
 	ret := s.j.cfg.Rules.Retention()
 	late := s.j.cfg.LateAllowance
 	for _, e := range []struct {
@@ -73,7 +72,7 @@ func (s *deviceStage) expire(b *statestore.Batch, now time.Time) error {
 	}{
 		{"clicks", func() (int, error) { return s.clicks.expire(b, now.Add(-ret.Clicks-late)) }},
 		{"impressions", func() (int, error) { return s.impressions.expire(b, now.Add(-ret.Impressions-late)) }},
-		{"installs", func() (int, error) { return bPrior.expire(b, now.Add(-ret.Installs-late), nil) }},
+		{"installs", func() (int, error) { return s.prior.expire(b, p, now.Add(-ret.Installs-late)) }},
 	} {
 		n, err := e.run()
 		if err != nil {
@@ -84,7 +83,7 @@ func (s *deviceStage) expire(b *statestore.Batch, now time.Time) error {
 	return nil
 }
 
-func (s *deviceStage) install(rec *kgo.Record, b *statestore.Batch, emit func(*kgo.Record), p *pending) error {
+func (s *deviceStage) install(rec *kgo.Record, b *statestore.Batch, emit func(*kgo.Record), p *pending, now time.Time) error {
 	in := &p.Install
 	r := s.j.cfg.Rules.For(in.AppID)
 	at := attribution.InstallTime(in)
@@ -122,25 +121,19 @@ func (s *deviceStage) install(rec *kgo.Record, b *statestore.Batch, emit func(*k
 	}
 
 	pid := joinKey(in.AppID, deviceKey(in))
-	v, ok, err := bPrior.get(b, pid)
+	// Installs before the re-attribution window (and its late allowance)
+	// are forgotten, as expiry forgets them.
+	prior, _, ok, err := s.prior.get(b, rec.Partition, pid, now.Add(-s.j.cfg.Rules.Retention().Installs-s.j.cfg.LateAllowance))
 	if err != nil {
 		return err
 	}
-	var prior time.Time
 	if ok {
-		if len(v) != 8 {
-			return fmt.Errorf("stored prior install of %q: %d bytes", pid, len(v))
-		}
-		prior = time.Unix(0, int64(binary.BigEndian.Uint64(v)^(1<<63))).UTC()
 		p.PriorInstall = &prior
 	}
 	// The re-attribution window runs from the install that was counted;
 	// of two counted installs (out of order) the later one is kept.
 	if !r.Reinstall(in, p.PriorInstall) && (!ok || at.After(prior)) {
-		if ok {
-			bPrior.del(b, pid, prior)
-		}
-		bPrior.put(b, pid, at, statestore.AppendTime(nil, at))
+		s.prior.put(b, rec.Partition, pid, at, nil)
 	}
 	return s.j.toIPUA(p, rec.Timestamp, emit)
 }

@@ -14,15 +14,11 @@ import (
 	"github.com/adtrack/postback/pkg/statestore"
 )
 
-// Stage E state: attributed installs by (join id, app), seen event ids, and
-// events waiting for their install. Values of the installs and waiting
-// indexes start with their index time (8 bytes), so an overwrite or a
+// Stage E state: attributed installs by (join id, app) and seen event ids
+// (keyed indexes: eventsStage.installs, .seen), and events waiting for
+// their install. Waiting values start with their deadline (8 bytes), so a
 // delete can find the expiry entry to remove with them.
-var (
-	eInstalls = tindex{'j', 'J'} // (join id, app) -> time + install JSON; time = install time
-	eSeen     = tindex{'s', 'S'} // event_id -> ""; time = received_at
-	eWaiting  = tindex{'w', 'W'} // (join id, app, event_id) -> deadline + event JSON; time = deadline
-)
+var eWaiting = tindex{'w', 'W'} // (join id, app, event_id) -> deadline + event JSON; time = deadline
 
 // eventsStage is stage E: it consumes raw in-app events (keyed by their
 // join id) and attributed installs re-keyed the same way, drops events
@@ -33,6 +29,15 @@ type eventsStage struct {
 	j       *Joiner
 	clocks  clocks
 	waiting occupancy // of eWaiting
+	// (join id, app) -> the install's time and its joined install (or
+	// JSON, when an earlier version stored it); event_id -> received_at
+	installs, seen keyed
+}
+
+func newEventsStage(j *Joiner) *eventsStage {
+	return &eventsStage{j: j, clocks: clocks{}, waiting: occupancy{},
+		installs: newKeyed('l', tindex{'j', 'J'}, true),
+		seen:     newKeyed('n', tindex{'s', 'S'}, false)}
 }
 
 func (s *eventsStage) Process(_ context.Context, rec *kgo.Record, b *statestore.Batch, emit func(*kgo.Record)) error {
@@ -41,7 +46,7 @@ func (s *eventsStage) Process(_ context.Context, rec *kgo.Record, b *statestore.
 		case s.j.cfg.Topics.EventsRaw:
 			return s.event(rec, b, emit, now)
 		case s.j.byJoinKey:
-			return s.install(rec, b, emit)
+			return s.install(rec, b, emit, now)
 		}
 		return fmt.Errorf("unexpected input topic %s", rec.Topic)
 	})
@@ -76,23 +81,23 @@ func (s *eventsStage) InspectState(stores map[int32]*statestore.Store) error {
 
 // expire drops installs past the event join window and seen ids past the
 // dedup window.
-func (s *eventsStage) expire(b *statestore.Batch, now time.Time) error {
-	n, err := eInstalls.expire(b, now.Add(-s.j.cfg.EventJoinWindow), nil)
+func (s *eventsStage) expire(p int32, b *statestore.Batch, now time.Time) error {
+	n, err := s.installs.expire(b, p, now.Add(-s.j.cfg.EventJoinWindow))
 	if err != nil {
 		return err
 	}
 	s.j.m.expired.WithLabelValues(StageEvents, "installs").Add(float64(n))
-	if n, err = eSeen.expire(b, now.Add(-s.j.cfg.DedupWindow), nil); err != nil {
+	if n, err = s.seen.expire(b, p, now.Add(-s.j.cfg.DedupWindow)); err != nil {
 		return err
 	}
 	s.j.m.expired.WithLabelValues(StageEvents, "seen").Add(float64(n))
 	return nil
 }
 
-func (s *eventsStage) install(rec *kgo.Record, b *statestore.Batch, emit func(*kgo.Record)) error {
+func (s *eventsStage) install(rec *kgo.Record, b *statestore.Batch, emit func(*kgo.Record), now time.Time) error {
 	var a *event.AttributedInstall
 	var at time.Time
-	var stored []byte // the stored form: time, then a joined install (binary) or JSON
+	var stored []byte // the stored form: a joined install (binary) or JSON
 	switch {
 	case len(rec.Value) > 0 && rec.Value[0] == tagJoinBin:
 		var err error
@@ -114,25 +119,21 @@ func (s *eventsStage) install(rec *kgo.Record, b *statestore.Batch, emit func(*k
 	}
 	key := string(rec.Key)
 	id := joinKey(key, a.AppID)
-	old, ok, err := eInstalls.get(b, id)
+	ot, _, ok, err := s.installs.get(b, rec.Partition, id, now.Add(-s.j.cfg.EventJoinWindow))
 	if err != nil {
 		return err
 	}
-	if ok {
-		// Events belong to the device's latest install.
-		ot := decodeTime(old)
-		if ot.After(at) {
-			return s.wake(rec, b, emit, key, a.AppID, nil)
-		}
-		eInstalls.del(b, id, ot)
+	// Events belong to the device's latest install.
+	if ok && ot.After(at) {
+		return s.wake(rec, b, emit, key, a.AppID, nil, now)
 	}
-	eInstalls.put(b, id, at, append(statestore.AppendTime(nil, at), stored...))
-	return s.wake(rec, b, emit, key, a.AppID, a)
+	s.installs.put(b, rec.Partition, id, at, stored)
+	return s.wake(rec, b, emit, key, a.AppID, a, now)
 }
 
 // wake publishes the events waiting for the install of (key, app). With a
 // nil install (a newer one is stored) it reads the stored one.
-func (s *eventsStage) wake(rec *kgo.Record, b *statestore.Batch, emit func(*kgo.Record), key, app string, a *event.AttributedInstall) error {
+func (s *eventsStage) wake(rec *kgo.Record, b *statestore.Batch, emit func(*kgo.Record), key, app string, a *event.AttributedInstall, now time.Time) error {
 	if any, err := s.waiting.mayHold(eWaiting.p, rec.Partition, b); err != nil || !any {
 		return err
 	}
@@ -144,7 +145,7 @@ func (s *eventsStage) wake(rec *kgo.Record, b *statestore.Batch, emit func(*kgo.
 		return nil
 	}
 	if a == nil {
-		if a, err = s.lookup(b, key, app); err != nil || a == nil {
+		if a, err = s.lookup(b, rec.Partition, key, app, now); err != nil || a == nil {
 			return err
 		}
 	}
@@ -165,20 +166,20 @@ func (s *eventsStage) wake(rec *kgo.Record, b *statestore.Batch, emit func(*kgo.
 // lookup reads the stored install of (key, app), nil when there is none.
 // Stored installs are a joined install (binary), or JSON when an earlier
 // version stored them.
-func (s *eventsStage) lookup(b *statestore.Batch, key, app string) (*event.AttributedInstall, error) {
-	v, ok, err := eInstalls.get(b, joinKey(key, app))
+func (s *eventsStage) lookup(b *statestore.Batch, p int32, key, app string, now time.Time) (*event.AttributedInstall, error) {
+	_, v, ok, err := s.installs.get(b, p, joinKey(key, app), now.Add(-s.j.cfg.EventJoinWindow))
 	if err != nil || !ok {
 		return nil, err
 	}
-	if len(v) > 8 && v[8] == tagJoinBin {
-		a, _, err := decodeJoined(v[9:])
+	if len(v) > 0 && v[0] == tagJoinBin {
+		a, _, err := decodeJoined(v[1:])
 		if err != nil {
 			return nil, fmt.Errorf("stored install of %q: %w", key, err)
 		}
 		return a, nil
 	}
 	a := new(event.AttributedInstall)
-	if err := unmarshalTimed(v, a); err != nil {
+	if err := json.Unmarshal(v, a); err != nil {
 		return nil, fmt.Errorf("stored install of %q: %w", key, err)
 	}
 	return a, nil
@@ -186,7 +187,7 @@ func (s *eventsStage) lookup(b *statestore.Batch, key, app string) (*event.Attri
 
 func (s *eventsStage) event(rec *kgo.Record, b *statestore.Batch, emit func(*kgo.Record), now time.Time) error {
 	ev := new(event.InAppEvent)
-	if ok, err := s.j.admit(rec, b, emit, eSeen, "event", ev, &ev.Postback); !ok || err != nil {
+	if ok, err := s.j.admit(rec, b, emit, s.seen, now, "event", ev, &ev.Postback); !ok || err != nil {
 		return err
 	}
 
@@ -194,7 +195,7 @@ func (s *eventsStage) event(rec *kgo.Record, b *statestore.Batch, emit func(*kgo
 	if key == "" {
 		return s.publish(rec, ev, nil, rec.Timestamp, emit)
 	}
-	a, err := s.lookup(b, key, ev.AppID)
+	a, err := s.lookup(b, rec.Partition, key, ev.AppID, now)
 	if err != nil {
 		return err
 	}

@@ -66,7 +66,7 @@ func (s *ipuaStage) Tick(_ context.Context, p int32, now time.Time, b *statestor
 func (s *ipuaStage) settle(int32, *statestore.Batch, func(*kgo.Record), time.Time) error { return nil }
 
 // expire drops clicks past the longest probabilistic window.
-func (s *ipuaStage) expire(b *statestore.Batch, now time.Time) error {
+func (s *ipuaStage) expire(_ int32, b *statestore.Batch, now time.Time) error {
 	// Only rule 3 reads these clicks: they expire with its window.
 	n, err := s.clicks.expire(b, now.Add(-s.j.cfg.Rules.Retention().Probabilistic-s.j.cfg.LateAllowance))
 	if err != nil {

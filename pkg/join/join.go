@@ -215,13 +215,13 @@ func (j *Joiner) conn(name string) []kgo.Opt {
 func (j *Joiner) Processor(name string) stage.Processor {
 	switch name {
 	case StageClickID:
-		return &clickIDStage{j: j, clocks: clocks{}, waiting: occupancy{}, byText: occupancy{}}
+		return newClickIDStage(j)
 	case StageDevice:
 		return newDeviceStage(j)
 	case StageIPUA:
 		return newIPUAStage(j)
 	case StageEvents:
-		return &eventsStage{j: j, clocks: clocks{}, waiting: occupancy{}}
+		return newEventsStage(j)
 	}
 	return nil
 }

@@ -363,9 +363,9 @@ func TestExpiry(t *testing.T) {
 		t.Errorf("stage C keys after expiry %d, want 1 (the new click)", after[StageIPUA])
 	}
 	// Stage B keeps the new click and the counted install (90 d
-	// re-attribution window).
-	if after[StageDevice] != 3 {
-		t.Errorf("stage B keys after expiry %d, want 3", after[StageDevice])
+	// re-attribution window): one key each.
+	if after[StageDevice] != 2 {
+		t.Errorf("stage B keys after expiry %d, want 2", after[StageDevice])
 	}
 	e.feed(install("late", 16*day+3*min_, iIDFA(idfa1)))
 	checkInstall(t, e.installs(), "late", wantInstall{match: event.MatchOrganic, re: true})

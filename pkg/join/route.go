@@ -20,7 +20,7 @@ import (
 // an event id or app id go to the rejected topic, and an event id already
 // seen within the dedup window (an MMP retry) is dropped and counted. An
 // admitted record's event id is marked seen.
-func (j *Joiner) admit(rec *kgo.Record, b *statestore.Batch, emit func(*kgo.Record), seen tindex, kind string, v any, pb *event.Postback) (bool, error) {
+func (j *Joiner) admit(rec *kgo.Record, b *statestore.Batch, emit func(*kgo.Record), seen keyed, now time.Time, kind string, v any, pb *event.Postback) (bool, error) {
 	if err := json.Unmarshal(rec.Value, v); err != nil {
 		j.reject(rec, kind, "undecodable "+kind+": "+err.Error(), emit)
 		return false, nil
@@ -30,13 +30,13 @@ func (j *Joiner) admit(rec *kgo.Record, b *statestore.Batch, emit func(*kgo.Reco
 		return false, nil
 	}
 	id := []byte(pb.EventID)
-	if _, dup, err := seen.get(b, id); err != nil || dup {
+	if _, _, dup, err := seen.get(b, rec.Partition, id, now.Add(-j.cfg.DedupWindow)); err != nil || dup {
 		if dup {
 			j.m.duplicates.WithLabelValues(kind).Inc()
 		}
 		return false, err
 	}
-	seen.put(b, id, pb.ReceivedAt, nil)
+	seen.put(b, rec.Partition, id, pb.ReceivedAt, nil)
 	return true, nil
 }
 
