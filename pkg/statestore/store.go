@@ -221,6 +221,10 @@ func scanRanges(r reader, ranges [][2][]byte, fn func(key, value []byte) error) 
 				return err
 			}
 		}
+		// An iterator that fails (a corrupt or unreadable table) just stops.
+		if err := it.Error(); err != nil {
+			return fmt.Errorf("statestore: iterate: %w", err)
+		}
 	}
 	return nil
 }
