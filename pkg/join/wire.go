@@ -36,6 +36,10 @@ var errWire = errors.New("malformed binary value")
 type wireReader struct {
 	b   []byte
 	err error
+	// s is the rest of the value as one string, copied at the first
+	// non-empty str: the strings read are substrings of it, one allocation
+	// per value instead of one per field (a value holds dozens).
+	s string
 }
 
 func (r *wireReader) fail() { r.err, r.b = errWire, nil }
@@ -74,7 +78,14 @@ func (r *wireReader) str() string {
 		r.fail()
 		return ""
 	}
-	s := string(r.b[:l])
+	if l == 0 {
+		return ""
+	}
+	if len(r.s) < len(r.b) {
+		r.s = string(r.b)
+	}
+	at := len(r.s) - len(r.b) // r.b is ever a suffix of what s copied
+	s := r.s[at : at+int(l)]
 	r.b = r.b[l:]
 	return s
 }
