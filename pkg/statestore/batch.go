@@ -25,6 +25,10 @@ type Batch struct {
 	hasOff bool
 	err    error
 	done   bool
+	// stored reads the store for keys the batch has not written (Get):
+	// one iterator for the batch, whose point seeks cost less than a
+	// pebble Get each (that builds an iterator per table per call).
+	stored *pebble.Iterator
 }
 
 // op is one changelog write: value nil is a tombstone. Only the latest op
@@ -118,9 +122,35 @@ func (b *Batch) Get(key []byte) ([]byte, bool, error) {
 		return nil, false, ErrBatchDone
 	}
 	if _, written := b.last[string(key)]; !written {
-		return get(b.s.db, userKey(key))
+		return b.getStored(userKey(key))
 	}
 	return get(b.pb, userKey(key))
+}
+
+// getStored reads an internal key from the store with the batch's
+// iterator. The iterator sees the store as of the batch's first such read:
+// a store has one open batch at a time (package documentation, Concurrency).
+// The seek is a point lookup (the comparer's prefix is the whole key), so
+// the tables' bloom filters answer for keys they do not hold.
+func (b *Batch) getStored(key []byte) ([]byte, bool, error) {
+	if b.stored == nil {
+		it, err := b.s.db.NewIter(nil)
+		if err != nil {
+			return nil, false, fmt.Errorf("statestore: get: %w", err)
+		}
+		b.stored = it
+	}
+	if !b.stored.SeekPrefixGE(key) {
+		if err := b.stored.Error(); err != nil {
+			return nil, false, fmt.Errorf("statestore: get: %w", err)
+		}
+		return nil, false, nil
+	}
+	v, err := b.stored.ValueAndErr()
+	if err != nil {
+		return nil, false, fmt.Errorf("statestore: get: %w", err)
+	}
+	return append([]byte{}, v...), true, nil
 }
 
 // Scan is [Store.Scan] through the batch.
@@ -216,6 +246,9 @@ func (b *Batch) Close() {
 	}
 	b.done = true
 	b.s.sizeHint.Store(int64(len(b.ops)))
+	if b.stored != nil {
+		_ = b.stored.Close()
+	}
 	_ = b.pb.Close()
 }
 

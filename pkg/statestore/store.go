@@ -93,6 +93,12 @@ func Open(dir string, opts Options) (*Store, error) {
 		// stored click.
 		DisableWAL: true,
 	}
+	// Pebble's bytewise comparer with its prefix made explicit as the whole
+	// key (what the bloom filters hold either way, so tables written before
+	// are read alike): point seeks (Batch.Get) need one.
+	cmp := *pebble.DefaultComparer
+	cmp.Split = func(k []byte) int { return len(k) }
+	po.Comparer = &cmp
 	// Most lookups miss (a new event id, a click of another partition):
 	// bloom filters answer those without reading data blocks.
 	po.Levels = make([]pebble.LevelOptions, 7)

@@ -377,6 +377,52 @@ func TestBatchReadsSeeOwnWrites(t *testing.T) {
 	}
 }
 
+// TestBatchGetOfStoredKeys: a batch reads the keys it has not written from
+// the store as committed before it (point and range deletes included),
+// through one iterator that Commit and Close release (Pebble refuses to
+// close a database with an iterator open).
+func TestBatchGetOfStoredKeys(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{CacheSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := s.NewBatch()
+	for _, k := range []string{"k", "k1", "k2", "r/1", "r/2", "z"} {
+		b.Set([]byte(k), []byte("v-"+k))
+	}
+	commit(t, b)
+	if err := s.db.Flush(); err != nil { // some in a table, the deletes in the memtable
+		t.Fatal(err)
+	}
+	b = s.NewBatch()
+	b.Delete([]byte("k1"))
+	b.DeleteRange([]byte("r/"), []byte("r0"))
+	commit(t, b)
+
+	for i, want := range []map[string]string{
+		{"k": "v-k", "k1": "", "k2": "v-k2", "r/1": "", "r/2": "", "z": "v-z", "k0": "", "": "", "zz": ""},
+		{"z": "v-z", "k": "v-k"}, // a second batch, after one was committed
+	} {
+		b := s.NewBatch()
+		for k, v := range want {
+			if got, ok := mustGet(t, b, k); got != v || ok != (v != "") {
+				t.Errorf("batch %d: get %q = %q, %v; want %q", i, k, got, ok, v)
+			}
+		}
+		b.Set([]byte("k3"), []byte("new"))
+		commit(t, b)
+	}
+	b = s.NewBatch()
+	if got, _ := mustGet(t, b, "k3"); got != "new" {
+		t.Errorf("get k3 = %q, want new", got)
+	}
+	b.Close()
+	if err := s.Close(); err != nil {
+		t.Fatalf("close after batches that read: %v", err)
+	}
+}
+
 func TestCountAndUsage(t *testing.T) {
 	s, _ := openTemp(t)
 	before := s.Usage()
