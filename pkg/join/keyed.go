@@ -112,31 +112,25 @@ func (k keyed) expire(b *statestore.Batch, p int32, before time.Time) (int, erro
 		lo = []byte{k.p}
 	}
 	var dead [][]byte
+	var next []byte // nil: the end was reached, start over next time
 	visited := 0
-	var last []byte
 	err = b.ScanRange(lo, hi, func(key, v []byte) error {
-		if visited == budget {
-			return errStop
-		}
-		visited++
 		if len(v) < 8 {
 			return fmt.Errorf("entry %q: %w", key, errShort)
 		}
 		if decodeTime(v).Before(before) {
 			dead = append(dead, append([]byte{}, key...))
 		}
-		if visited == budget {
-			last = append([]byte{}, key...)
+		if visited++; visited == budget {
+			next = append(append([]byte{}, key...), 0) // the key right after this one
+			return errStop
 		}
 		return nil
 	})
 	if err != nil && !errors.Is(err, errStop) {
 		return 0, err
 	}
-	kp.next = nil // the end was reached: start over next time
-	if visited == budget {
-		kp.next = append(last, 0) // the key right after the last visited
-	}
+	kp.next = next
 	for _, key := range dead {
 		b.Delete(key)
 	}
