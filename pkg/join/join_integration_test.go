@@ -90,7 +90,7 @@ func TestWipedStateIntegration(t *testing.T) {
 	produce(t, cfg.Kafka.Brokers(), w.touches)
 	waitRouted(t, cfg.Kafka.Brokers(), j, w)
 	// Stage B and C store what A routed; give them their transactions.
-	waitStored(t, cfg, j)
+	waitCaughtUp(t, cfg, j, StageDevice, StageIPUA)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -101,6 +101,7 @@ func TestWipedStateIntegration(t *testing.T) {
 	stop = runJoiner(t, cfg)
 	produce(t, cfg.Kafka.Brokers(), w.installs)
 	waitCount(t, cfg.Kafka.Brokers(), cfg.Topics.InstallsAttributed, w.uniqueInstalls, 2*time.Minute)
+	waitCaughtUp(t, cfg, j, StageEvents) // see waitCaughtUp
 	produce(t, cfg.Kafka.Brokers(), w.events)
 	waitCount(t, cfg.Kafka.Brokers(), cfg.Topics.EventsAttributed, w.uniqueEvents, 2*time.Minute)
 	if err := stop(); err != nil {
@@ -108,27 +109,6 @@ func TestWipedStateIntegration(t *testing.T) {
 	}
 	checkMix(t, installOutcomes(t, testenv.ReadAll(t, cfg.Kafka.Brokers(), cfg.Topics.InstallsAttributed)), 500)
 	checkAgainstOracle(t, cfg, w)
-}
-
-// waitStored waits until the device and IP + UA stages have committed
-// their inputs (only the last transaction marker of each partition is
-// beyond the group's offsets).
-func waitStored(t *testing.T, cfg Config, j *Joiner) {
-	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for _, st := range []string{StageDevice, StageIPUA} {
-		for {
-			sc := j.StageConfig(st, "")
-			lag, err := groupLag(t, cfg.Kafka.Brokers(), sc.GroupID(), dataInputs(sc))
-			if err == nil && lag == 0 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("stage %s: lag %d, err %v after 2m", st, lag, err)
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-	}
 }
 
 // TestTwoInstancesIntegration: a second instance joins while installs
@@ -145,7 +125,7 @@ func TestTwoInstancesIntegration(t *testing.T) {
 	stopA := runJoiner(t, cfgA)
 	produce(t, cfg.Kafka.Brokers(), w.touches)
 	waitRouted(t, cfg.Kafka.Brokers(), j, w)
-	waitStored(t, cfg, j)
+	waitCaughtUp(t, cfg, j, StageDevice, StageIPUA)
 
 	third := len(w.installs) / 3
 	produce(t, cfg.Kafka.Brokers(), w.installs[:third])
@@ -162,6 +142,7 @@ func TestTwoInstancesIntegration(t *testing.T) {
 	}
 	produce(t, cfg.Kafka.Brokers(), w.installs[2*third:])
 	waitCount(t, cfg.Kafka.Brokers(), cfg.Topics.InstallsAttributed, w.uniqueInstalls, 3*time.Minute)
+	waitCaughtUp(t, cfg, j, StageEvents) // see waitCaughtUp
 	produce(t, cfg.Kafka.Brokers(), w.events)
 	waitCount(t, cfg.Kafka.Brokers(), cfg.Topics.EventsAttributed, w.uniqueEvents, 2*time.Minute)
 	if err := stopB(); err != nil {
@@ -200,7 +181,7 @@ telemetry: {addr: "", log_format: text, log_level: info}`)
 	cmd := startBin()
 	produce(t, cfg.Kafka.Brokers(), w.touches)
 	waitRouted(t, cfg.Kafka.Brokers(), j, w)
-	waitStored(t, cfg, j)
+	waitCaughtUp(t, cfg, j, StageDevice, StageIPUA)
 
 	// A read_uncommitted consumer sees outputs as soon as they are
 	// produced, before their transaction commits: killing right then lands

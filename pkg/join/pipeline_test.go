@@ -40,6 +40,7 @@ func pipelineScenario(t *testing.T, cfg Config, users int) {
 	waitRouted(t, brokers, j, w)
 	produce(t, brokers, w.installs)
 	waitCount(t, brokers, tp.InstallsAttributed, w.uniqueInstalls, 2*time.Minute)
+	waitCaughtUp(t, cfg, j, StageEvents) // see waitCaughtUp
 	produce(t, brokers, w.events)
 	waitCount(t, brokers, tp.EventsAttributed, w.uniqueEvents, 2*time.Minute)
 	if err := stop(); err != nil {

@@ -261,6 +261,32 @@ func runJoiner(t testing.TB, cfg Config) (stop func() error) {
 	return stop
 }
 
+// waitCaughtUp waits until the given stages have committed all their data
+// inputs (only the last transaction marker of each partition is beyond the
+// group's offsets). Before producing a workload's events, the events stage
+// must have caught up: an install is on installs.attributed.v1 when its
+// copies for the events stage are committed, not yet read. The workload's
+// times are hours old and ticks move stream time to the wall clock, so an
+// event whose install is still on its way is past its grace at once and
+// published organic (live events are never that old).
+func waitCaughtUp(t testing.TB, cfg Config, j *Joiner, stages ...string) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for _, st := range stages {
+		for {
+			sc := j.StageConfig(st, "")
+			lag, err := groupLag(t, cfg.Kafka.Brokers(), sc.GroupID(), dataInputs(sc))
+			if err == nil && lag == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("stage %s: lag %d, err %v after 2m", st, lag, err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+}
+
 // groupLag is the number of partitions of topics where group has
 // committed records left to process (transaction markers and aborted
 // records do not count).
