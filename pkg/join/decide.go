@@ -12,7 +12,9 @@ import (
 // decide attributes an install with the candidates found for it and
 // publishes the result: to installs.attributed.v1, and to the events stage
 // once under every id an event may be keyed by (event.Postback.JoinKey),
-// with what an event inherits of the install. The IP + UA stage calls it.
+// with what an event inherits of the install. The device stage calls it
+// when a click wins by click id or advertising id, the IP + UA stage
+// otherwise.
 // ts is the install's stream time, recorded as the attribution time.
 func (j *Joiner) decide(r attribution.Rules, in *event.Install, c attribution.Candidates, ts time.Time, emit func(*kgo.Record)) error {
 	a := r.Decide(in, c, j.cfg.Campaigns, ts)

@@ -14,7 +14,9 @@ import (
 
 // deviceStage is stage B: it stores clicks and impressions by advertising
 // id, and gives each install the device's clicks (rule 2, click flooding),
-// impressions (rule 4) and previous install (reinstall).
+// impressions (rule 4) and previous install (reinstall). It decides the
+// installs a click wins by id or device, and sends the rest on to the
+// IP + UA stage.
 type deviceStage struct {
 	j      *Joiner
 	clocks clocks
@@ -83,47 +85,78 @@ func (s *deviceStage) expire(p int32, b *statestore.Batch, now time.Time) error 
 	return nil
 }
 
+// install adds the device's candidates and prior install. When a click
+// wins by id or device, the IP + UA stage could not change the decision
+// (rules 3 and 4 come later): the install is decided here, sparing it a
+// hop (a repartition record and a transaction); else it goes on there.
 func (s *deviceStage) install(rec *kgo.Record, b *statestore.Batch, emit func(*kgo.Record), p *pending, now time.Time) error {
 	in := &p.Install
 	r := s.j.cfg.Rules.For(in.AppID)
 	at := attribution.InstallTime(in)
-	max := s.j.cfg.MaxCandidates
 	s.j.m.lookups.WithLabelValues(StageDevice).Inc()
 
-	if ad := in.AdID(); ad != "" {
-		group := joinKey(in.AppID, ad)
-		dev := event.Device{IDFA: in.IDFA}
-		if dev.IDFA == "" {
-			dev.GAID = ad
-		}
-		var clicks []event.Click
-		n := 0
-		err := s.clicks.window(b, rec.Partition, group, at.Add(-r.ClickLookback), at, func(t time.Time, id string, v []byte) error {
-			n++
-			c := event.Click{ClickID: id}
-			if err := decodeTouch(v, &c.Touch, false); err != nil {
-				return fmt.Errorf("stored device click %s: %w", id, err)
-			}
-			c.AppID, c.Device = in.AppID, dev
-			clicks = keepLast(clicks, c, max)
-			return nil
-		})
-		if err != nil {
+	ad := in.AdID()
+	group := joinKey(in.AppID, ad)
+	dev := event.Device{IDFA: in.IDFA}
+	if dev.IDFA == "" {
+		dev.GAID = ad
+	}
+	if ad != "" {
+		if err := s.deviceClicks(b, rec.Partition, group, dev, p, at.Add(-r.ClickLookback), at); err != nil {
 			return err
 		}
-		p.ByDevice, p.DeviceClickCount = clicks, n
-		// Impressions only count when no click wins (rule 4 is last).
-		if !r.ClickWins(in, p.candidates()) {
-			if p.Impressions, err = s.deviceImpressions(b, rec.Partition, group, dev, in.AppID, at.Add(-r.ViewLookback), at); err != nil {
-				return err
-			}
+	}
+	wins := (p.ByClickID != nil || len(p.ByDevice) > 0) && r.ClickWins(in, p.candidates())
+	// Impressions only count when no click wins (rule 4 is last).
+	if ad != "" && !wins {
+		var err error
+		if p.Impressions, err = s.deviceImpressions(b, rec.Partition, group, dev, in.AppID, at.Add(-r.ViewLookback), at); err != nil {
+			return err
 		}
 	}
+	if err := s.reinstall(b, rec.Partition, r, p, at, now); err != nil {
+		return err
+	}
+	if !wins {
+		return s.j.toIPUA(p, rec.Timestamp, emit)
+	}
+	if err := p.decodeInstall(); err != nil {
+		s.j.reject(rec, "install", "undecodable install JSON: "+err.Error(), emit)
+		return nil
+	}
+	s.j.m.decided.WithLabelValues(StageDevice).Inc()
+	return s.j.decide(r, &p.Install, p.candidates(), rec.Timestamp, emit)
+}
 
+// deviceClicks sets p's device candidates: the latest MaxCandidates clicks
+// of group in [from, to] (oldest first), and how many there were (rule 2's
+// click flooding counts them all).
+func (s *deviceStage) deviceClicks(b *statestore.Batch, part int32, group []byte, dev event.Device, p *pending, from, to time.Time) error {
+	var clicks []event.Click
+	n := 0
+	err := s.clicks.window(b, part, group, from, to, func(t time.Time, id string, v []byte) error {
+		n++
+		c := event.Click{ClickID: id}
+		if err := decodeTouch(v, &c.Touch, false); err != nil {
+			return fmt.Errorf("stored device click %s: %w", id, err)
+		}
+		c.AppID, c.Device = p.Install.AppID, dev
+		clicks = keepLast(clicks, c, s.j.cfg.MaxCandidates)
+		return nil
+	})
+	p.ByDevice, p.DeviceClickCount = clicks, n
+	return err
+}
+
+// reinstall sets p's prior install (the device's last counted install
+// within the re-attribution window) and records this install as the
+// device's last counted one unless it is a reinstall.
+func (s *deviceStage) reinstall(b *statestore.Batch, part int32, r attribution.Rules, p *pending, at, now time.Time) error {
+	in := &p.Install
 	pid := joinKey(in.AppID, deviceKey(in))
 	// Installs before the re-attribution window (and its late allowance)
 	// are forgotten, as expiry forgets them.
-	prior, _, ok, err := s.prior.get(b, rec.Partition, pid, now.Add(-s.j.cfg.Rules.Retention().Installs-s.j.cfg.LateAllowance))
+	prior, _, ok, err := s.prior.get(b, part, pid, now.Add(-s.j.cfg.Rules.Retention().Installs-s.j.cfg.LateAllowance))
 	if err != nil {
 		return err
 	}
@@ -133,9 +166,9 @@ func (s *deviceStage) install(rec *kgo.Record, b *statestore.Batch, emit func(*k
 	// The re-attribution window runs from the install that was counted;
 	// of two counted installs (out of order) the later one is kept.
 	if !r.Reinstall(in, p.PriorInstall) && (!ok || at.After(prior)) {
-		s.prior.put(b, rec.Partition, pid, at, nil)
+		s.prior.put(b, part, pid, at, nil)
 	}
-	return s.j.toIPUA(p, rec.Timestamp, emit)
+	return nil
 }
 
 // deviceImpressions returns the latest MaxCandidates impressions of group

@@ -14,9 +14,10 @@ import (
 )
 
 // ipuaStage is stage C: it stores clicks by IP + user agent, adds the
-// probabilistic candidates (rule 3) to each install, decides, and publishes
-// the attributed install to installs.attributed.v1 and, once per id it can
-// be joined by, to the events stage.
+// probabilistic candidates (rule 3) to the installs no click won by id or
+// device (the device stage decides those), decides, and publishes the
+// attributed install to installs.attributed.v1 and, once per id it can be
+// joined by, to the events stage.
 type ipuaStage struct {
 	j      *Joiner
 	clocks clocks
@@ -102,5 +103,6 @@ func (s *ipuaStage) install(rec *kgo.Record, b *statestore.Batch, emit func(*kgo
 			return err
 		}
 	}
+	s.j.m.decided.WithLabelValues(StageIPUA).Inc()
 	return s.j.decide(r, in, c, rec.Timestamp, emit)
 }

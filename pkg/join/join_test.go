@@ -172,6 +172,36 @@ func TestClickFlooding(t *testing.T) {
 	}
 }
 
+// TestDecidedWhereTheRulesAllow: an install a click wins by id or device
+// is decided by the device stage, with the same result as the IP + UA
+// stage would give it (an IP + UA click of the same device is there and
+// must not count); the others still go on to the IP + UA stage.
+func TestDecidedWhereTheRulesAllow(t *testing.T) {
+	e := newEngine(t, testConfig(t))
+	e.feed(click("by-id", 0), click("by-device", 0, withIDFA(idfa1)),
+		click("ipua-1", 30*min_, withIPUA("10.0.0.1")), click("ipua-2", 30*min_, withIPUA("10.0.0.2")),
+		impression("imp", 0, idfa2))
+	e.feed(install("i-id", hour, iClick("by-id"), iIDFA("6d9a1f0c-7b1e-4f2a-9a59-0c8f3b2a1e03"), iIPUA("10.0.0.1")),
+		install("i-device", hour, iIDFA(idfa1), iIPUA("10.0.0.1")),
+		install("i-ipua", hour, iIPUA("10.0.0.2")),
+		install("i-view", hour, iIDFA(idfa2)),
+		install("i-organic", hour, iIDFA("6d9a1f0c-7b1e-4f2a-9a59-0c8f3b2a1eff")))
+	got := e.installs()
+	checkInstall(t, got, "i-id", wantInstall{match: event.MatchClickID, touch: "by-id", cost: "1.5"})
+	checkInstall(t, got, "i-device", wantInstall{match: event.MatchDeviceID, touch: "by-device", cost: "1.5"})
+	checkInstall(t, got, "i-ipua", wantInstall{match: event.MatchProbabilistic, touch: "ipua-2", cost: "1.5"})
+	checkInstall(t, got, "i-view", wantInstall{match: event.MatchViewThrough, touch: "imp", cost: "1.5"})
+	checkInstall(t, got, "i-organic", wantInstall{match: event.MatchOrganic})
+	for stage, want := range map[string]float64{StageDevice: 2, StageIPUA: 3} {
+		if n := counter(t, e.j.m.decided.WithLabelValues(stage)); n != want {
+			t.Errorf("installs decided by stage %s: %v, want %v", stage, n, want)
+		}
+	}
+	if n := counter(t, e.j.m.lookups.WithLabelValues(StageIPUA)); n != 3 {
+		t.Errorf("installs that reached the IP + UA stage: %v, want 3", n)
+	}
+}
+
 func TestReinstall(t *testing.T) {
 	e := newEngine(t, testConfig(t))
 	e.feed(click("k1", 0, withIDFA(idfa1)), install("first", hour, iIDFA(idfa1)))

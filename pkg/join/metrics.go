@@ -14,6 +14,7 @@ type metrics struct {
 	rejected   *prometheus.CounterVec // topic
 	expired    *prometheus.CounterVec // stage, index
 	lookups    *prometheus.CounterVec // stage
+	decided    *prometheus.CounterVec // stage: device, ipua
 	waiting    *prometheus.GaugeVec   // stage, kind: entries in a grace buffer, as committed
 	flags      *prometheus.CounterVec // flag
 	flagged    prometheus.Counter     // installs with at least one fraud flag
@@ -42,6 +43,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "attribution_lookups_total", Help: "Installs looked up, by stage.",
 		}, []string{"stage"}),
+		decided: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "attribution_decided_total", Help: "Installs decided, by the stage that decided them: device when a click won by click id or advertising id (the IP + UA stage could not change that, so the install skips it), ipua otherwise.",
+		}, []string{"stage"}),
 		waiting: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "attribution_grace_waiting", Help: "Entries in a grace buffer of the partitions this process owns, as committed: installs waiting for their click (stage clickid), events waiting for their install (stage events). Collected every 15 s.",
 		}, []string{"stage", "kind"}),
@@ -53,7 +57,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.installs, m.events, m.duplicates, m.waited, m.rejected, m.expired, m.lookups, m.waiting, m.flags, m.flagged)
+		reg.MustRegister(m.installs, m.events, m.duplicates, m.waited, m.rejected, m.expired, m.lookups, m.decided, m.waiting, m.flags, m.flagged)
 	}
 	return m
 }
