@@ -96,12 +96,13 @@ func (s *deviceStage) install(rec *kgo.Record, b *statestore.Batch, emit func(*k
 	s.j.m.lookups.WithLabelValues(StageDevice).Inc()
 
 	ad := in.AdID()
-	group := joinKey(in.AppID, ad)
+	var group []byte // (app, ad id): the device's touches, when it has an ad id
 	dev := event.Device{IDFA: in.IDFA}
 	if dev.IDFA == "" {
 		dev.GAID = ad
 	}
 	if ad != "" {
+		group = joinKey(in.AppID, ad)
 		if err := s.deviceClicks(b, rec.Partition, group, dev, p, at.Add(-r.ClickLookback), at); err != nil {
 			return err
 		}
