@@ -47,13 +47,14 @@ func StartClickHouseCluster(t testing.TB) *ClickHouseCluster {
 	}
 	nodes := ClusterShards * ClusterReplicas
 	base := freePortBlock(t, nodes)
+	zk := base + zkOffset
 	c := &ClickHouseCluster{t: t, script: filepath.Join(root, "deploy", "local", "clickhouse-cluster.sh"), name: "postback_test",
 		env: append(os.Environ(), "POSTBACK_LOCAL_STATE_DIR="+t.TempDir(),
 			"POSTBACK_CHCLUSTER_NAME=postback_test",
 			fmt.Sprintf("POSTBACK_CHCLUSTER_SHARDS=%d", ClusterShards),
 			fmt.Sprintf("POSTBACK_CHCLUSTER_REPLICAS=%d", ClusterReplicas),
 			fmt.Sprintf("POSTBACK_CHCLUSTER_BASE_PORT=%d", base),
-			fmt.Sprintf("POSTBACK_ZOOKEEPER_PORT=%d", FreePort(t)))}
+			fmt.Sprintf("POSTBACK_ZOOKEEPER_PORT=%d", zk))}
 	for n := 1; n <= nodes; n++ {
 		c.addrs = append(c.addrs, fmt.Sprintf("127.0.0.1:%d", base+n))
 	}
@@ -62,22 +63,32 @@ func StartClickHouseCluster(t testing.TB) *ClickHouseCluster {
 	return c
 }
 
+// zkOffset places ZooKeeper's client port in the cluster's block: a port
+// picked on its own could be one of the nodes' ports, free until they bind
+// it.
+const zkOffset = 300
+
 // freePortBlock finds a base port whose node ports (base+n, base+100+n and
-// base+200+n for n in 1..nodes) were all free a moment ago.
+// base+200+n for n in 1..nodes) and ZooKeeper's (base+zkOffset) were all
+// free a moment ago. The block stays below 32768, where Linux's ephemeral
+// range starts: a node restarted by a test would otherwise find its port
+// taken by some client connection's local end.
 func freePortBlock(t testing.TB, nodes int) int {
 	t.Helper()
 	for range 50 {
-		base := 20000 + rand.IntN(30000)
+		base := 20000 + rand.IntN(12000-zkOffset)
+		ports := []int{base + zkOffset}
+		for n := 1; n <= nodes; n++ {
+			ports = append(ports, base+n, base+100+n, base+200+n)
+		}
 		free := true
-		for n := 1; n <= nodes && free; n++ {
-			for _, p := range []int{base + n, base + 100 + n, base + 200 + n} {
-				ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-				if err != nil {
-					free = false
-					break
-				}
-				ln.Close()
+		for _, p := range ports {
+			ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+			if err != nil {
+				free = false
+				break
 			}
+			ln.Close()
 		}
 		if free {
 			return base
