@@ -107,7 +107,7 @@ func (s *deviceStage) install(rec *kgo.Record, b *statestore.Batch, emit func(*k
 			return err
 		}
 	}
-	wins := (p.ByClickID != nil || len(p.ByDevice) > 0) && r.ClickWins(in, p.candidates())
+	wins := r.ClickWins(in, p.candidates())
 	// Impressions only count when no click wins (rule 4 is last).
 	if ad != "" && !wins {
 		var err error
