@@ -2,7 +2,6 @@ package join
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -233,11 +232,10 @@ func decodeWaiting(v []byte) (time.Time, *event.Install, []byte, error) {
 	if len(v) < 8 {
 		return time.Time{}, nil, nil, errShort
 	}
-	ns := int64(binary.BigEndian.Uint64(v) ^ (1 << 63))
 	raw := append([]byte(nil), v[8:]...)
 	in := new(event.Install)
 	if err := json.Unmarshal(raw, in); err != nil {
 		return time.Time{}, nil, nil, err
 	}
-	return time.Unix(0, ns).UTC(), in, raw, nil
+	return decodeTime(v), in, raw, nil
 }

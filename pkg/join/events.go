@@ -2,7 +2,6 @@ package join
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -234,11 +233,13 @@ func (s *eventsStage) publish(rec *kgo.Record, ev *event.InAppEvent, a *event.At
 	return nil
 }
 
+// decodeTime is the time a state value starts with; zero when the value is
+// too short to hold one.
 func decodeTime(v []byte) time.Time {
 	if len(v) < 8 {
 		return time.Time{}
 	}
-	return time.Unix(0, int64(binary.BigEndian.Uint64(v)^(1<<63))).UTC()
+	return statestore.DecodeTime(v)
 }
 
 // unmarshalTimed decodes a state value made of an 8-byte time and JSON.

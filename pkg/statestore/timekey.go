@@ -16,6 +16,12 @@ func AppendTime(dst []byte, t time.Time) []byte {
 	return binary.BigEndian.AppendUint64(dst, uint64(t.UnixNano())^(1<<63))
 }
 
+// DecodeTime reads a time written by [AppendTime] from the first 8 bytes of
+// b, which must hold them.
+func DecodeTime(b []byte) time.Time {
+	return time.Unix(0, int64(binary.BigEndian.Uint64(b)^(1<<63))).UTC()
+}
+
 // TimeKey returns prefix + time + id, for indexes expired by time: keys of
 // one prefix sort by time, then id, so everything older than a time is one
 // key range ([ExpireBefore]). The prefix must not be a prefix of another
@@ -33,8 +39,7 @@ func ParseTimeKey(key []byte, prefixLen int) (t time.Time, id string, err error)
 	if len(key) < prefixLen+timeLen {
 		return time.Time{}, "", fmt.Errorf("statestore: time key of %d bytes, want at least %d", len(key), prefixLen+timeLen)
 	}
-	ns := int64(binary.BigEndian.Uint64(key[prefixLen:]) ^ (1 << 63))
-	return time.Unix(0, ns).UTC(), string(key[prefixLen+timeLen:]), nil
+	return DecodeTime(key[prefixLen:]), string(key[prefixLen+timeLen:]), nil
 }
 
 // ExpireBefore deletes, in b, every key prefix+time+id with time strictly
